@@ -1,0 +1,1 @@
+"""RISE Annotate: the application layer (services, UI, CLI, exporters, training worker)."""

@@ -1,0 +1,1 @@
+"""CLI sub-commands; importing this package registers all of them on `app.cli.cli` (one import per module)."""

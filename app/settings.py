@@ -1,0 +1,81 @@
+"""Application settings, read once from the environment and validated at start-up."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+class SettingsError(ValueError):
+    """A setting in the environment is missing, malformed or unsafe."""
+
+
+def _int_env(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw.replace("_", ""))
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not an integer. Example: {name}={default}") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the app reads from the environment.
+
+    > Storage
+
+    data_dir: `RISE_DATA_DIR`, default `./data`. Holds the SQLite database, the media folder and model outputs.
+    database_url: `RISE_DATABASE_URL`, default `sqlite:///<data_dir>/rise.db`; use
+        `postgresql+psycopg://user:password@host/db` for a team server.
+    media_dir: `RISE_MEDIA_DIR`, default `<data_dir>/media`. Imported images, stored by content hash.
+
+    > Import limits
+
+    max_image_pixels: `RISE_MAX_IMAGE_PIXELS`, default 50,000,000. Larger images are refused at import
+        (decompression-bomb guard).
+
+    > Server
+
+    host / port: `RISE_HOST` (default `127.0.0.1`) and `RISE_PORT` (default 7860).
+    """
+
+    data_dir: Path
+    database_url: str
+    media_dir: Path
+    max_image_pixels: int = 50_000_000
+    host: str = "127.0.0.1"
+    port: int = 7860
+    secret_key: str = field(default="", repr=False)
+
+    def __post_init__(self) -> None:
+        if self.max_image_pixels <= 0:
+            raise SettingsError("RISE_MAX_IMAGE_PIXELS must be positive, e.g. RISE_MAX_IMAGE_PIXELS=50000000")
+        if not (0 < self.port < 65536):
+            raise SettingsError(f"RISE_PORT={self.port} is out of range; pick a port in 1..65535, e.g. 7860")
+
+    @property
+    def is_loopback(self) -> bool:
+        """True when the server only listens on this machine, the one case where the demo may skip login."""
+        return self.host in LOOPBACK_HOSTS
+
+
+def load_settings(env: dict[str, str] | None = None) -> Settings:
+    """Build `Settings` from `env` (default: the process environment)."""
+    env = dict(os.environ) if env is None else env
+    data_dir = Path(env.get("RISE_DATA_DIR") or "data").expanduser().resolve()
+    database_url = env.get("RISE_DATABASE_URL") or f"sqlite:///{data_dir / 'rise.db'}"
+    media_dir = Path(env.get("RISE_MEDIA_DIR") or data_dir / "media").expanduser().resolve()
+    return Settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        media_dir=media_dir,
+        max_image_pixels=_int_env(env, "RISE_MAX_IMAGE_PIXELS", 50_000_000),
+        host=env.get("RISE_HOST") or "127.0.0.1",
+        port=_int_env(env, "RISE_PORT", 7860),
+        secret_key=env.get("RISE_SECRET_KEY", ""),
+    )

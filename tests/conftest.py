@@ -1,0 +1,31 @@
+"""Shared fixtures. Nothing here reaches the network: the Hub is switched off before transformers is imported."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+from sqlalchemy.orm import Session, sessionmaker  # noqa: E402
+
+from app.runtime import Runtime, open_runtime  # noqa: E402
+from app.settings import load_settings  # noqa: E402
+
+
+@pytest.fixture
+def runtime(tmp_path) -> Runtime:
+    """A fresh, migrated SQLite database and media folder under `tmp_path`."""
+    settings = load_settings({"RISE_DATA_DIR": str(tmp_path / "data")})
+    rt = open_runtime(settings, upgrade=True)
+    yield rt
+    rt.close()
+
+
+@pytest.fixture
+def sessions(runtime: Runtime) -> sessionmaker[Session]:
+    return runtime.sessions
