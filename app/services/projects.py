@@ -1,0 +1,110 @@
+"""Project use cases: create a project with its task rules checked, list projects with their item counts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from app.runtime import Runtime
+from db.crud import projects as crud
+from db.crud.projects import ProjectError
+from db.models import Project, Split
+from rise.tasks import TaskSpec, TaskType
+
+__all__ = ["ProjectError", "ProjectOverview", "create_project", "list_projects", "task_spec_for"]
+
+
+@dataclass(frozen=True)
+class ProjectOverview:
+    id: int
+    name: str
+    task_type: TaskType
+    labels: list[str]
+    eval_fraction: float
+    train_items: int
+    eval_items: int
+    annotated_items: int
+    created_at: datetime
+
+    @property
+    def items(self) -> int:
+        return self.train_items + self.eval_items
+
+
+def task_spec_for(project: Project) -> TaskSpec:
+    """The `rise` view of a project: plain values only, so `rise` never sees an ORM object."""
+    return TaskSpec(
+        task_type=TaskType(project.task_type.value),
+        labels=tuple(project.labels),
+        synonyms=dict(project.label_synonyms),
+        distribution=project.distribution,
+        prompt_overrides=dict(project.prompt_overrides),
+    )
+
+
+def _check_task_rules(task_type: TaskType, labels: Sequence[str], distribution: bool) -> None:
+    # The two most common mistakes get messages in the command line's own terms; TaskSpec checks the rest.
+    if task_type is TaskType.classification and len(labels) < 2:
+        raise ProjectError(
+            f"A classification project needs at least two labels, got {list(labels)}. Example: --labels cat,dog"
+        )
+    if task_type is TaskType.detection and not labels:
+        raise ProjectError("A detection project needs at least one box label. Example: --labels circle,square")
+    try:
+        TaskSpec(task_type=task_type, labels=tuple(labels), distribution=distribution)
+    except ValueError as error:
+        raise ProjectError(str(error)) from None
+
+
+def create_project(
+    runtime: Runtime,
+    name: str,
+    task_type: TaskType | str,
+    labels: Sequence[str] = (),
+    *,
+    description: str = "",
+    eval_fraction: float = 0.1,
+    distribution: bool = False,
+) -> ProjectOverview:
+    """Create a project; `ProjectError` says the fix when the name is taken or the labels do not fit the task."""
+    try:
+        task_type = TaskType(task_type)
+    except ValueError:
+        choices = ", ".join(t.value for t in TaskType)
+        raise ProjectError(f"Unknown task {task_type!r}; choose one of {choices}.") from None
+    labels = [label.strip() for label in labels]
+    _check_task_rules(task_type, labels, distribution)
+    with runtime.sessions.begin() as session:
+        project = crud.create_project(
+            session=session,
+            name=name,
+            task_type=task_type.value,
+            labels=labels,
+            description=description,
+            eval_fraction=eval_fraction,
+            distribution=distribution,
+        )
+        return _overview(session, project)
+
+
+def _overview(session: Session, project: Project) -> ProjectOverview:
+    counts = crud.count_items_by_split(session=session, project_id=project.id)
+    return ProjectOverview(
+        id=project.id,
+        name=project.name,
+        task_type=TaskType(project.task_type.value),
+        labels=list(project.labels),
+        eval_fraction=project.eval_fraction,
+        train_items=counts[Split.train],
+        eval_items=counts[Split.eval],
+        annotated_items=crud.count_annotated_items(session=session, project_id=project.id),
+        created_at=project.created_at,
+    )
+
+
+def list_projects(runtime: Runtime) -> list[ProjectOverview]:
+    with runtime.sessions.begin() as session:
+        return [_overview(session, project) for project in crud.list_projects(session=session)]

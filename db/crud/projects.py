@@ -1,0 +1,179 @@
+"""Projects, their items and the imported (ground-truth) annotations of those items."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from db.models import Annotation, AnnotationSource, Item, Project, Split, TaskType
+
+# SQLite allows 32,766 bound parameters per statement; stay far below it for `IN (...)` lists.
+_IN_CHUNK = 500
+
+
+class ProjectError(ValueError):
+    """A project cannot be created or found as asked; the message says what to do instead."""
+
+
+@dataclass(frozen=True)
+class NewItem:
+    """One validated, stored image ready to become an `Item` row."""
+
+    sha256: str
+    media_path: str
+    original_name: str
+    width: int
+    height: int
+    split: Split
+    query: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def _chunks(values: Sequence[Any], size: int = _IN_CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def get_project_by_name(*, session: Session, name: str) -> Project | None:
+    return session.scalars(select(Project).where(Project.name == name)).one_or_none()
+
+
+def require_project(*, session: Session, name: str) -> Project:
+    """The project called `name`, or a `ProjectError` listing the names that do exist."""
+    project = get_project_by_name(session=session, name=name)
+    if project is None:
+        names = [p.name for p in list_projects(session=session)]
+        known = ", ".join(names) if names else "none yet"
+        raise ProjectError(
+            f"No project named {name!r} (existing: {known}). Create it first, e.g. "
+            f"`rise project create {name} --task classification --labels cat,dog`."
+        )
+    return project
+
+
+def list_projects(*, session: Session) -> list[Project]:
+    return list(session.scalars(select(Project).order_by(Project.name)))
+
+
+def create_project(
+    *,
+    session: Session,
+    name: str,
+    task_type: TaskType | str,
+    labels: Sequence[str] = (),
+    description: str = "",
+    eval_fraction: float = 0.1,
+    distribution: bool = False,
+    label_synonyms: dict[str, str] | None = None,
+) -> Project:
+    """Add a project. Checks what the database itself must guarantee (a unique name, a sane label list); the
+    task-specific rules (e.g. classification needs two labels) belong to `rise.tasks.TaskSpec`, checked by the
+    calling service."""
+    name = name.strip()
+    if not name:
+        raise ProjectError("A project needs a name, e.g. `rise project create shapes ...`.")
+    if len(name) > 255:
+        raise ProjectError(f"Project names are limited to 255 characters; this one has {len(name)}.")
+    if get_project_by_name(session=session, name=name) is not None:
+        raise ProjectError(f"A project named {name!r} already exists. Pick another name or import into that one.")
+    if not 0.0 <= eval_fraction < 1.0:
+        raise ProjectError(f"eval_fraction must be in [0, 1), got {eval_fraction}. Example: --eval-fraction 0.1")
+    clean_labels = [label.strip() for label in labels]
+    if any(not label for label in clean_labels):
+        raise ProjectError(f"Labels must not be empty, got {list(labels)}. Example: --labels circle,square")
+    duplicates = sorted({label for label in clean_labels if clean_labels.count(label) > 1})
+    if duplicates:
+        raise ProjectError(f"Labels must be unique; repeated: {duplicates}.")
+    project = Project(
+        name=name,
+        task_type=TaskType(task_type),
+        labels=clean_labels,
+        label_synonyms=dict(label_synonyms or {}),
+        description=description,
+        eval_fraction=eval_fraction,
+        distribution=distribution,
+    )
+    session.add(project)
+    session.flush()
+    return project
+
+
+def item_shas(*, session: Session, project_id: int) -> set[str]:
+    """Content hashes already in the project: the import's duplicate check, one query for the whole run."""
+    return set(session.scalars(select(Item.sha256).where(Item.project_id == project_id)))
+
+
+def item_ids_by_sha(*, session: Session, project_id: int, shas: Iterable[str]) -> dict[str, int]:
+    wanted = sorted(set(shas))
+    found: dict[str, int] = {}
+    for chunk in _chunks(wanted):
+        rows = session.execute(
+            select(Item.sha256, Item.id).where(Item.project_id == project_id, Item.sha256.in_(chunk))
+        )
+        found.update({sha: item_id for sha, item_id in rows})
+    return found
+
+
+def create_items(*, session: Session, project_id: int, items: Sequence[NewItem]) -> list[Item]:
+    rows = [
+        Item(
+            project_id=project_id,
+            sha256=new.sha256,
+            media_path=new.media_path,
+            original_name=new.original_name,
+            width=new.width,
+            height=new.height,
+            split=new.split,
+            query=new.query,
+            meta=dict(new.meta),
+        )
+        for new in items
+    ]
+    session.add_all(rows)
+    session.flush()
+    return rows
+
+
+def list_items(*, session: Session, project_id: int, split: Split | None = None) -> list[Item]:
+    stmt = select(Item).where(Item.project_id == project_id)
+    if split is not None:
+        stmt = stmt.where(Item.split == split)
+    return list(session.scalars(stmt.order_by(Item.id)))
+
+
+def count_items_by_split(*, session: Session, project_id: int) -> dict[Split, int]:
+    rows = session.execute(select(Item.split, func.count()).where(Item.project_id == project_id).group_by(Item.split))
+    counts = {split: 0 for split in Split}
+    counts.update({Split(split): n for split, n in rows})
+    return counts
+
+
+def annotated_item_ids(*, session: Session, project_id: int) -> set[int]:
+    """Items of the project that hold at least one trusted annotation, whatever its source."""
+    stmt = select(Annotation.item_id).join(Item, Item.id == Annotation.item_id).where(Item.project_id == project_id)
+    return set(session.scalars(stmt.distinct()))
+
+
+def count_annotated_items(*, session: Session, project_id: int) -> int:
+    stmt = (
+        select(func.count(Annotation.item_id.distinct()))
+        .join(Item, Item.id == Annotation.item_id)
+        .where(Item.project_id == project_id)
+    )
+    return session.scalar(stmt) or 0
+
+
+def create_imported_annotation(
+    *, session: Session, item_id: int, answer: Any, created_by_name: str = ""
+) -> Annotation:
+    """Record imported ground truth for an item (source `import`); `answer` is already validated JSON in pixels."""
+    annotation = Annotation(
+        item_id=item_id, answer=answer, source=AnnotationSource.imported, created_by_name=created_by_name
+    )
+    session.add(annotation)
+    session.flush()
+    return annotation
