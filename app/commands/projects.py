@@ -1,0 +1,217 @@
+"""`rise project create|list`, `rise import` and `rise demo`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import typer
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from app.cli import cli, console
+from app.runtime import Runtime, open_runtime
+from app.services.demo import DemoError, DemoSummary, setup_demo
+from app.services.imports import ImportFailed, ImportSummary, SkippedFile, import_paths, load_query_file
+from app.services.projects import ProjectError, create_project, list_projects
+from db.migrate import current_revision, head_revision
+from rise.tasks import TaskType
+
+project_cli = typer.Typer(help="Create and list annotation projects.", no_args_is_help=True)
+cli.add_typer(project_cli, name="project")
+
+
+def _fail(message: str) -> typer.Exit:
+    console.print(Text(f"Error: {message}", style="bold red"))
+    return typer.Exit(code=1)
+
+
+@contextmanager
+def _runtime() -> Iterator[Runtime]:
+    """The configured runtime, refusing a database that `rise init` has not created or upgraded."""
+    runtime = open_runtime()
+    try:
+        revision = current_revision(runtime.engine)
+        if revision != head_revision():
+            state = "has no schema yet" if revision is None else f"is at schema {revision}, not {head_revision()}"
+            raise _fail(f"The database {state}. Run `rise init` first.")
+        yield runtime
+    finally:
+        runtime.close()
+
+
+class RateColumn(ProgressColumn):
+    """Files per second (rich's own speed column counts bytes)."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.0f} files/s" if speed else "– files/s", style="progress.data.speed")
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        RateColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+    )
+
+
+def _skipped_table(skipped: list[SkippedFile]) -> Table:
+    table = Table(title="Skipped files", title_justify="left")
+    table.add_column("file", overflow="fold")
+    table.add_column("reason", overflow="fold")
+    for path, reason in skipped:
+        # Text, not markup: a file called "[red]x[/red].png" must print as its name.
+        table.add_row(Text(path), Text(reason))
+    return table
+
+
+def _print_import_summary(summary: ImportSummary, project: str) -> None:
+    console.print(
+        f"[bold]{escape(project)}[/bold]: added {summary.added}, duplicates {summary.duplicates}, "
+        f"skipped {len(summary.skipped)} (of {summary.files} files)"
+    )
+    if summary.skipped:
+        console.print(_skipped_table(summary.skipped))
+
+
+@project_cli.command("create")
+def project_create(
+    name: str = typer.Argument(..., help="Unique project name."),
+    task: TaskType = typer.Option(..., "--task", "-t", help="What the model produces for each image."),
+    labels: str = typer.Option("", "--labels", "-l", help="Comma-separated labels, e.g. circle,square,triangle."),
+    eval_fraction: float = typer.Option(0.1, help="Share of items held out for evaluation, in [0, 1)."),
+    description: str = typer.Option("", help="Shown to reviewers."),
+    distribution: bool = typer.Option(False, help="Classification answers are probability distributions."),
+) -> None:
+    """Create a project, e.g. `rise project create shapes --task classification --labels circle,square`."""
+    label_list = [label.strip() for label in labels.split(",")] if labels.strip() else []
+    with _runtime() as runtime:
+        try:
+            project = create_project(
+                runtime,
+                name,
+                task,
+                label_list,
+                description=description,
+                eval_fraction=eval_fraction,
+                distribution=distribution,
+            )
+        except ProjectError as error:
+            raise _fail(str(error)) from None
+    shown_labels = ", ".join(project.labels) or "no labels"
+    console.print(Text(f"Created project {project.name!r} ({project.task_type.value}; {shown_labels})."))
+    console.print(Text(f"Next: rise import --project {project.name} PATH..."))
+
+
+@project_cli.command("list")
+def project_list() -> None:
+    """List projects with their item counts."""
+    with _runtime() as runtime:
+        overviews = list_projects(runtime)
+    if not overviews:
+        console.print("No projects yet. Create one with `rise project create NAME --task ... --labels ...`.")
+        return
+    table = Table()
+    for column in ("name", "task", "labels", "train", "eval", "annotated"):
+        table.add_column(column, justify="right" if column in {"train", "eval", "annotated"} else "left")
+    for view in overviews:
+        table.add_row(
+            Text(view.name),
+            view.task_type.value,
+            Text(", ".join(view.labels)),
+            str(view.train_items),
+            str(view.eval_items),
+            str(view.annotated_items),
+        )
+    console.print(table)
+
+
+@cli.command("import")
+def import_command(
+    paths: list[str] = typer.Argument(..., help="Image files, folders (recursive) and glob patterns."),
+    project: str = typer.Option(..., "--project", "-p", help="Project to import into."),
+    query: str | None = typer.Option(None, help="Grounding query for every imported image."),
+    queries: Path | None = typer.Option(
+        None, help="JSON ({file: query}) or CSV (file,query) of per-image grounding queries, paths relative to it."
+    ),
+) -> None:
+    """Import images; duplicates (same content) are skipped, and so are broken, oversized and non-image files."""
+    with _runtime() as runtime:
+        try:
+            query_map = load_query_file(queries) if queries else None
+            with _progress() as bar:
+                task_id = bar.add_task("Importing", total=None)
+
+                def report(done: int, total: int) -> None:
+                    bar.update(task_id, completed=done, total=total)
+
+                summary = import_paths(runtime, project, paths, query=query, queries=query_map, progress=report)
+        except ImportFailed as error:
+            raise _fail(str(error)) from None
+    _print_import_summary(summary, project)
+
+
+def _print_demo_summary(summary: DemoSummary) -> None:
+    table = Table(title=f"Demo from {summary.manifest}", title_justify="left")
+    for column in ("project", "task", "status"):
+        table.add_column(column)
+    for column in ("added", "duplicates", "skipped", "ground truth added"):
+        table.add_column(column, justify="right")
+    for view in summary.projects:
+        table.add_row(
+            Text(view.name),
+            view.task_type.value,
+            "created" if view.created else "existing",
+            str(view.imported.added),
+            str(view.imported.duplicates),
+            str(len(view.imported.skipped)),
+            str(view.annotations_added),
+        )
+    console.print(table)
+    problems = [skip for view in summary.projects for skip in (*view.imported.skipped, *view.bad_answers)]
+    if problems:
+        console.print(_skipped_table(problems))
+
+
+@cli.command()
+def demo(
+    manifest: Path | None = typer.Option(None, help="Demo manifest; default assets/demo/manifest.json."),
+) -> None:
+    """Create or upgrade the database, then set up the demo projects from the bundled images (idempotent)."""
+    runtime = open_runtime(upgrade=True)
+    try:
+        with _progress() as bar:
+            tasks: dict[str, int] = {}
+
+            def report(name: str, done: int, total: int) -> None:
+                if name not in tasks:
+                    tasks[name] = bar.add_task(escape(name), total=total)
+                bar.update(tasks[name], completed=done, total=total)
+
+            summary = setup_demo(runtime, manifest, progress=report)
+    except (DemoError, ProjectError, ImportFailed) as error:
+        raise _fail(str(error)) from None
+    finally:
+        runtime.close()
+    _print_demo_summary(summary)
+    console.print("Demo ready. Open the review UI with `rise serve`.")
