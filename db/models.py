@@ -25,6 +25,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    TypeDecorator,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -53,22 +54,44 @@ NAMING_CONVENTION = {
 }
 
 
+# none_as_null: Python None becomes SQL NULL, not the JSON text 'null'. Otherwise `answer IS NULL` misses predictions
+# without an answer, and NOT NULL JSON columns silently accept None.
+Json = JSON(none_as_null=True)
+
+
+class NulFreeText(TypeDecorator[str]):
+    """TEXT that stores the NUL character as U+FFFD.
+
+    PostgreSQL text cannot hold NUL (the insert fails) while SQLite can; a model completion or pasted comment that
+    contains one must be stored the same way on both, not crash an annotation run on PostgreSQL.
+    """
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect) -> str | None:
+        return value.replace("\x00", "\ufffd") if isinstance(value, str) else value
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {
-        JsonDict: JSON,
-        JsonList: JSON,
+        JsonDict: Json,
+        JsonList: Json,
         datetime: DateTime(),
     }
 
 
 def _enum(enum_cls: type[enum.Enum]) -> Enum:
     # Store the value ("accept"), not the member name ("ACCEPT"), and use a VARCHAR + CHECK rather than a native
-    # PostgreSQL ENUM so adding a member is an ordinary batch migration on both backends.
+    # PostgreSQL ENUM so adding a member is an ordinary batch migration on both backends (drop and recreate the
+    # CHECK named ck_<table>_<enum name>). The CHECK keeps rows written outside the ORM from holding a value that
+    # every later ORM read of the row would fail on.
     return Enum(
         enum_cls,
         values_callable=lambda members: [m.value for m in members],
         native_enum=False,
+        create_constraint=True,
         validate_strings=True,
         length=32,
         name=enum_cls.__name__.lower(),
@@ -143,7 +166,7 @@ class Project(Base):
     prompt_overrides: Mapped[JsonDict] = mapped_column(default=dict)
     # Classification answers as a probability distribution over `labels` (Emotion6-style) instead of one label.
     distribution: Mapped[bool] = mapped_column(Boolean, default=False)
-    description: Mapped[str] = mapped_column(Text, default="")
+    description: Mapped[str] = mapped_column(NulFreeText, default="")
     # Fraction of imported items held out for evaluation; they are never trained on.
     eval_fraction: Mapped[float] = mapped_column(Float, default=0.1)
     default_model: Mapped[str | None] = mapped_column(String(1024))
@@ -153,7 +176,11 @@ class Project(Base):
     created_at: Mapped[created_ts]
 
     items: Mapped[list[Item]] = relationship(back_populates="project", cascade="all, delete-orphan")
-    model_versions: Mapped[list[ModelVersion]] = relationship(back_populates="project")
+    # Without a delete cascade the ORM would null project_id on a deleted project's versions, turning them into
+    # project-less (global) models; passive_deletes leaves unloaded ones to the database's ON DELETE CASCADE.
+    model_versions: Mapped[list[ModelVersion]] = relationship(
+        back_populates="project", cascade="all", passive_deletes=True
+    )
 
 
 class Item(Base):
@@ -173,7 +200,7 @@ class Item(Base):
     height: Mapped[int] = mapped_column(Integer)
     split: Mapped[Split] = mapped_column(_enum(Split), default=Split.train)
     # Grounding: the free-text referring query ("the object that differs from the others").
-    query: Mapped[str | None] = mapped_column(Text)
+    query: Mapped[str | None] = mapped_column(NulFreeText)
     meta: Mapped[JsonDict] = mapped_column(default=dict)
     # Review queue lease: one reviewer holds an item until the lease expires.
     leased_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
@@ -215,10 +242,10 @@ class Prediction(Base):
     model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id", ondelete="SET NULL"))
     # Free-form name kept even when no ModelVersion row exists (imported Label Studio predictions).
     model_name: Mapped[str] = mapped_column(String(1024), default="")
-    raw_text: Mapped[str] = mapped_column(Text, default="")
-    cot: Mapped[str | None] = mapped_column(Text)
-    answer: Mapped[Any | None] = mapped_column(JSON)
-    parse_error: Mapped[str | None] = mapped_column(Text)
+    raw_text: Mapped[str] = mapped_column(NulFreeText, default="")
+    cot: Mapped[str | None] = mapped_column(NulFreeText)
+    answer: Mapped[Any | None] = mapped_column(Json)
+    parse_error: Mapped[str | None] = mapped_column(NulFreeText)
     # Confidence in [0, 1] (agreement among sampled answers); the review queue shows the lowest first.
     score: Mapped[float | None] = mapped_column(Float, index=True)
     created_at: Mapped[created_ts]
@@ -236,9 +263,9 @@ class Review(Base):
     prediction_id: Mapped[int | None] = mapped_column(ForeignKey("predictions.id", ondelete="SET NULL"))
     reviewer_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
     verdict: Mapped[Verdict] = mapped_column(_enum(Verdict))
-    corrected_answer: Mapped[Any | None] = mapped_column(JSON)
+    corrected_answer: Mapped[Any | None] = mapped_column(Json)
     reasoning_wrong: Mapped[bool] = mapped_column(Boolean, default=False)
-    comment: Mapped[str] = mapped_column(Text, default="")
+    comment: Mapped[str] = mapped_column(NulFreeText, default="")
     time_spent_ms: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[created_ts]
     # Set by "Undo last"; the row stays for the audit trail.
@@ -256,9 +283,9 @@ class Annotation(Base):
 
     id: Mapped[intpk]
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), index=True)
-    answer: Mapped[Any] = mapped_column(JSON)
+    answer: Mapped[Any] = mapped_column(Json)
     # The accepted CoT (accept verdicts only); SFT data unless the reviewer flagged the reasoning as wrong.
-    cot: Mapped[str | None] = mapped_column(Text)
+    cot: Mapped[str | None] = mapped_column(NulFreeText)
     source: Mapped[AnnotationSource] = mapped_column(_enum(AnnotationSource))
     review_id: Mapped[int | None] = mapped_column(ForeignKey("reviews.id", ondelete="CASCADE"))
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
@@ -286,8 +313,8 @@ class TrainingJob(Base):
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     # Streamed training curves: {"reward": [[step, value], ...], "loss": [...]}.
     metrics: Mapped[JsonDict] = mapped_column(default=dict)
-    log: Mapped[str] = mapped_column(Text, default="")
-    error: Mapped[str | None] = mapped_column(Text)
+    log: Mapped[str] = mapped_column(NulFreeText, default="")
+    error: Mapped[str | None] = mapped_column(NulFreeText)
     worker_id: Mapped[str | None] = mapped_column(String(255))
     heartbeat_at: Mapped[datetime | None]
     lease_expires_at: Mapped[datetime | None]

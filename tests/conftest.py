@@ -10,11 +10,14 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import pytest  # noqa: E402
-from sqlalchemy.orm import Session, sessionmaker  # noqa: E402
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
 
-from app.runtime import Runtime, open_runtime  # noqa: E402
-from app.settings import load_settings  # noqa: E402
+from app.runtime import Runtime, open_runtime
+from app.settings import load_settings
+
+# Fixture modules under tests/utils/, one per topic.
+pytest_plugins = ["tests.utils.pg"]
 
 
 @pytest.fixture
