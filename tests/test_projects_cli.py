@@ -142,13 +142,13 @@ def test_demo_sets_up_projects_once_and_reruns_change_nothing(tmp_path):
     env = {"RISE_DATA_DIR": str(tmp_path / "data"), "COLUMNS": "200", "NO_COLOR": "1"}
     runner = CliRunner()
 
-    first = runner.invoke(cli, ["demo", "--manifest", str(manifest)], env=env, catch_exceptions=False)
+    first = runner.invoke(cli, ["demo", "--no-serve", "--manifest", str(manifest)], env=env, catch_exceptions=False)
     assert first.exit_code == 0, first.output
     for name in ("demo-shapes", "demo-detection", "demo-grounding"):
         cells = _row(first.output, name)
         assert cells[2:6] == ["created", "12", "0", "0"] and int(cells[6]) > 0
 
-    second = runner.invoke(cli, ["demo", "--manifest", str(manifest)], env=env, catch_exceptions=False)
+    second = runner.invoke(cli, ["demo", "--no-serve", "--manifest", str(manifest)], env=env, catch_exceptions=False)
     assert second.exit_code == 0
     for name in ("demo-shapes", "demo-detection", "demo-grounding"):
         assert _row(second.output, name)[2:] == ["existing", "0", "12", "0", "0"]
@@ -156,6 +156,6 @@ def test_demo_sets_up_projects_once_and_reruns_change_nothing(tmp_path):
 
 def test_demo_without_manifest_says_where_it_looked(tmp_path):
     env = {"RISE_DATA_DIR": str(tmp_path / "data"), "COLUMNS": "200"}
-    result = CliRunner().invoke(cli, ["demo", "--manifest", str(tmp_path / "missing.json")], env=env)
+    result = CliRunner().invoke(cli, ["demo", "--no-serve", "--manifest", str(tmp_path / "missing.json")], env=env)
     assert result.exit_code == 1
     assert "Demo manifest not found" in result.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -193,11 +194,24 @@ def _print_demo_summary(summary: DemoSummary) -> None:
         console.print(_skipped_table(problems))
 
 
+def _launch_ui(runtime: Runtime) -> bool:
+    """Serve the review UI if this installation has it (`app.ui` and `rise serve`); returns whether it ran."""
+    if importlib.util.find_spec("app.ui") is None:
+        return False
+    try:
+        from app.commands.serve import launch_ui
+    except ImportError:
+        return False
+    launch_ui(runtime)
+    return True
+
+
 @cli.command()
 def demo(
     manifest: Path | None = typer.Option(None, help="Demo manifest; default assets/demo/manifest.json."),
+    serve: bool = typer.Option(True, "--serve/--no-serve", help="Open the review UI once the demo is set up."),
 ) -> None:
-    """Create or upgrade the database, then set up the demo projects from the bundled images (idempotent)."""
+    """Create or upgrade the database, set up the demo projects from the bundled images (idempotent), open the UI."""
     runtime = open_runtime(upgrade=True)
     try:
         with _progress() as bar:
@@ -209,9 +223,10 @@ def demo(
                 bar.update(tasks[name], completed=done, total=total)
 
             summary = setup_demo(runtime, manifest, progress=report)
+        _print_demo_summary(summary)
+        if not (serve and _launch_ui(runtime)):
+            console.print("Demo ready. Open the review UI with `rise serve`.")
     except (DemoError, ProjectError, ImportFailed) as error:
         raise _fail(str(error)) from None
     finally:
         runtime.close()
-    _print_demo_summary(summary)
-    console.print("Demo ready. Open the review UI with `rise serve`.")
