@@ -46,7 +46,8 @@ def test_demo_labels_every_eval_item_and_about_half_the_train_items(runtime, tmp
     assert queries == {Path(item["file"]).name: item["query"] for item in manifest_items}
 
 
-def test_demo_twice_adds_nothing_the_second_time(runtime, tmp_path):
+def test_demo_twice_adds_nothing_the_second_time(db_runtime, tmp_path):
+    runtime = db_runtime  # SQLite and PostgreSQL
     manifest = write_demo_assets(tmp_path / "assets", n_images=16)
     setup_demo(runtime, manifest)
     before = {name: _state(runtime, name) for name in ("demo-shapes", "demo-detection", "demo-grounding")}

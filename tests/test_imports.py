@@ -248,3 +248,16 @@ def test_import_into_unknown_project_names_the_existing_ones(runtime, tmp_path):
     create_project(runtime, "shapes", "classification", ["a", "b"])
     with pytest.raises(ImportFailed, match=r"No project named 'shap'.*existing: shapes"):
         import_paths(runtime, "shap", [tmp_path])
+
+
+def test_import_and_reimport_on_each_backend(db_runtime, tmp_path):
+    paths = write_pngs(tmp_path / "in", 45)
+    (tmp_path / "in" / "copy.png").write_bytes(paths[0].read_bytes())
+    create_project(db_runtime, "shapes", "classification", ["a", "b"], eval_fraction=0.2)
+
+    first = import_paths(db_runtime, "shapes", [tmp_path / "in"], batch_size=10)  # several batches
+    second = import_paths(db_runtime, "shapes", [tmp_path / "in"], batch_size=10)
+
+    assert (first.added, first.duplicates, second.added, second.duplicates) == (45, 1, 0, 46)
+    items = _items(db_runtime, "shapes")
+    assert len(items) == 45 and {item.split for item in items} == {Split.train, Split.eval}

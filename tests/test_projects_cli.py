@@ -146,12 +146,12 @@ def test_demo_sets_up_projects_once_and_reruns_change_nothing(tmp_path):
     assert first.exit_code == 0, first.output
     for name in ("demo-shapes", "demo-detection", "demo-grounding"):
         cells = _row(first.output, name)
-        assert cells[2:6] == ["created", "12", "0", "0"] and int(cells[6]) > 0
+        assert cells[1:5] == ["created", "12", "0", "0"] and int(cells[5]) > 0
 
     second = runner.invoke(cli, ["demo", "--no-serve", "--manifest", str(manifest)], env=env, catch_exceptions=False)
     assert second.exit_code == 0
     for name in ("demo-shapes", "demo-detection", "demo-grounding"):
-        assert _row(second.output, name)[2:] == ["existing", "0", "12", "0", "0"]
+        assert _row(second.output, name)[1:] == ["existing", "0", "12", "0", "0"]
 
 
 def test_demo_without_manifest_says_where_it_looked(tmp_path):

@@ -173,15 +173,15 @@ def import_command(
 
 
 def _print_demo_summary(summary: DemoSummary) -> None:
+    # Six narrow columns fit an 80-column terminal; the task is in the project name and in `rise project list`.
     table = Table(title=f"Demo from {summary.manifest}", title_justify="left")
-    for column in ("project", "task", "status"):
-        table.add_column(column)
-    for column in ("added", "duplicates", "skipped", "ground truth added"):
-        table.add_column(column, justify="right")
+    for column in ("project", "status"):
+        table.add_column(column, no_wrap=True)
+    for column in ("added", "duplicates", "skipped", "ground truth"):
+        table.add_column(column, justify="right", min_width=len(column))
     for view in summary.projects:
         table.add_row(
             Text(view.name),
-            view.task_type.value,
             "created" if view.created else "existing",
             str(view.imported.added),
             str(view.imported.duplicates),
