@@ -72,6 +72,11 @@ class TaskSpec:
         unknown = sorted({target for target in self.synonyms.values() if target not in self.labels})
         if unknown:
             raise ValueError(f"Synonyms point to labels not in the label set: {unknown}. Add them to `labels`.")
+        # Late import: rise.prompts imports this module. A bad template fails here, when the project is defined,
+        # rather than hours later in the middle of training.
+        from rise.prompts import check_prompt_overrides
+
+        check_prompt_overrides(self.prompt_overrides, self.task_type)
 
     @property
     def has_boxes(self) -> bool:
