@@ -1,0 +1,95 @@
+"""`rise user create|list|passwd`: reviewer and admin accounts.
+
+rise user create ada --role admin          # asks for the password twice
+echo "$PASSWORD" | rise user create bob --password-stdin
+rise user passwd bob
+rise user list
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from app.cli import cli, console
+from app.runtime import Runtime, open_runtime
+from app.services import auth
+from db.migrate import current_revision, head_revision
+from db.models import Role
+
+user_cli = typer.Typer(help="Create and list reviewer and admin accounts.", no_args_is_help=True)
+cli.add_typer(user_cli, name="user")
+
+
+def _fail(message: str) -> typer.Exit:
+    console.print(Text(f"Error: {message}", style="bold red"))
+    return typer.Exit(code=1)
+
+
+@contextmanager
+def _runtime() -> Iterator[Runtime]:
+    runtime = open_runtime()
+    try:
+        if current_revision(runtime.engine) != head_revision():
+            raise _fail("The database is not at the newest schema. Run `rise init` first.")
+        yield runtime
+    finally:
+        runtime.close()
+
+
+def _read_password(password_stdin: bool) -> str:
+    if password_stdin:
+        # The first line only, without its newline: `echo "$PASSWORD" | rise user create ...`.
+        return sys.stdin.readline().rstrip("\r\n")
+    return typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+@user_cli.command("create")
+def create(
+    username: str = typer.Argument(..., help="Login name: letters, digits and . _ @ -"),
+    role: Role = typer.Option(Role.reviewer, "--role", help="reviewer: reviews items; admin: also manages projects."),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from standard input."),
+) -> None:
+    """Create an account. The password is asked for (twice) unless --password-stdin is given."""
+    password = _read_password(password_stdin)
+    with _runtime() as runtime:
+        try:
+            user = auth.create_user(runtime, username, password, role)
+        except auth.AuthError as error:
+            raise _fail(str(error)) from None
+    console.print(Text(f"Created {user.role} {user.username!r} (id {user.id}).", style="green"))
+
+
+@user_cli.command("passwd")
+def passwd(
+    username: str = typer.Argument(..., help="The account whose password to change."),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from standard input."),
+) -> None:
+    """Set a new password for an account."""
+    password = _read_password(password_stdin)
+    with _runtime() as runtime:
+        try:
+            user = auth.set_password(runtime, username, password)
+        except auth.AuthError as error:
+            raise _fail(str(error)) from None
+    console.print(Text(f"Password changed for {user.username!r}.", style="green"))
+
+
+@user_cli.command("list")
+def list_users() -> None:
+    """List the accounts."""
+    with _runtime() as runtime:
+        users = auth.list_users(runtime)
+    if not users:
+        console.print("No users yet. Create one: rise user create NAME --role admin")
+        return
+    table = Table("id", "username", "role", "active")
+    for user in users:
+        # Text(...) so that a name like "[red]" prints as written, not as rich markup.
+        table.add_row(str(user.id), Text(user.username), user.role, "yes" if user.is_active else "no")
+    console.print(table)
