@@ -8,8 +8,13 @@ Every test that asks for `postgres_url` gets a database of its own, dropped afte
     postgres_url      a fresh, empty PostgreSQL database
     sqlite_url        a fresh SQLite file under tmp_path (a file, not :memory:, so WAL applies)
     db_url            parametrised over ["sqlite", "postgresql"]: a fresh, empty database on each backend
-    db_engine         `db_url` migrated to head, as an engine from `db.session.make_engine`
+    migrated_db_url   parametrised the same way: a fresh database already at the newest schema
+    db_engine         `migrated_db_url` as an engine from `db.session.make_engine`
     db_runtime        the `runtime` fixture on each backend: migrated database, media folder under tmp_path
+    sqlite_template   session: a SQLite file migrated to head once; copy it to get a migrated database in ~1 ms
+
+Migrating costs a few hundred milliseconds per database (SQLite rebuilds tables in batch mode), so the migrated
+fixtures migrate once per session and copy: a file copy on SQLite, CREATE DATABASE … TEMPLATE on PostgreSQL.
 
 Without the binaries the PostgreSQL cases are skipped locally (`apt-get install -y postgresql`) and fail under
 CI=true, where `scripts/system-deps.sh` installs them, so a broken CI image cannot pass by skipping.
@@ -84,13 +89,14 @@ class PostgresServer:
         # CREATE/DROP DATABASE cannot run inside a transaction; NullPool leaves no idle connection behind.
         return create_engine(self.url(), isolation_level="AUTOCOMMIT", poolclass=NullPool)
 
-    def create_database(self, name: str | None = None) -> str:
-        """Create an empty database (a unique name unless given) and return its URL."""
+    def create_database(self, name: str | None = None, *, template: str | None = None) -> str:
+        """Create a database (a unique name unless given), empty or a copy of `template`, and return its URL."""
         name = name or f"test_{uuid.uuid4().hex[:16]}"
+        copy_of = f' TEMPLATE "{template}"' if template else ""
         engine = self.admin_engine()
         try:
             with engine.connect() as connection:
-                connection.execute(text(f'CREATE DATABASE "{name}"'))
+                connection.execute(text(f'CREATE DATABASE "{name}"{copy_of}'))
         finally:
             engine.dispose()
         return self.url(name)
@@ -186,19 +192,62 @@ def db_url(request: pytest.FixtureRequest) -> str:
     return request.getfixturevalue("postgres_url")
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite database file at the newest schema, made once per session. Copy it; never open it."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "rise.db"
+    url = f"sqlite:///{path}"
+    migrate.upgrade(url)
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            # Move everything from the write-ahead log into the main file, which is the only file copied.
+            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        engine.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_template(postgres_server: PostgresServer) -> str:
+    """The name of a PostgreSQL database at the newest schema, made once per session, for CREATE DATABASE TEMPLATE."""
+    url = postgres_server.create_database("rise_template")
+    migrate.upgrade(url)  # disposes its engine: a template must have no open connections when it is copied
+    return "rise_template"
+
+
 @pytest.fixture
-def db_engine(db_url: str) -> Iterator[Engine]:
-    """`db_url` migrated to head."""
-    migrate.upgrade(db_url)
-    engine = make_engine(db_url)
+def migrated_sqlite_url(sqlite_template: Path, tmp_path: Path) -> str:
+    path = tmp_path / "rise.db"
+    shutil.copyfile(sqlite_template, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def migrated_postgres_url(postgres_server: PostgresServer, postgres_template: str) -> Iterator[str]:
+    url = postgres_server.create_database(template=postgres_template)
+    yield url
+    postgres_server.drop_database(url.rsplit("/", 1)[1])
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def migrated_db_url(request: pytest.FixtureRequest) -> str:
+    """A fresh database at the newest schema on each backend."""
+    return request.getfixturevalue(f"migrated_{'sqlite' if request.param == 'sqlite' else 'postgres'}_url")
+
+
+@pytest.fixture
+def db_engine(migrated_db_url: str) -> Iterator[Engine]:
+    """A fresh database at the newest schema on each backend, as an engine."""
+    engine = make_engine(migrated_db_url)
     yield engine
     engine.dispose()
 
 
 @pytest.fixture
-def db_runtime(db_url: str, tmp_path: Path) -> Iterator[Runtime]:
+def db_runtime(migrated_db_url: str, tmp_path: Path) -> Iterator[Runtime]:
     """Like the `runtime` fixture, on each backend."""
-    settings = load_settings({"RISE_DATA_DIR": str(tmp_path / "data"), "RISE_DATABASE_URL": db_url})
-    runtime = open_runtime(settings, upgrade=True)
+    settings = load_settings({"RISE_DATA_DIR": str(tmp_path / "data"), "RISE_DATABASE_URL": migrated_db_url})
+    runtime = open_runtime(settings)
     yield runtime
     runtime.close()
