@@ -203,7 +203,8 @@ class Item(Base):
     query: Mapped[str | None] = mapped_column(NulFreeText)
     meta: Mapped[JsonDict] = mapped_column(default=dict)
     # Review queue lease: one reviewer holds an item until the lease expires.
-    leased_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # Indexed: "the item this reviewer holds" is looked up on every queue request.
+    leased_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
     lease_expires_at: Mapped[datetime | None]
     created_at: Mapped[created_ts]
 
@@ -294,6 +295,47 @@ class Annotation(Base):
     created_at: Mapped[created_ts]
 
     item: Mapped[Item] = relationship(back_populates="annotations")
+
+
+class ReviewQueueEntry(Base):
+    """The review queue: one row per item that has a prediction (or a review), kept in step by `db.crud.reviews`.
+
+    Copied from `predictions` (project, newest prediction, its score and labels) and `reviews` (the latest verdict
+    that is not undone), so "the next unreviewed item of a project by lowest confidence" is one index range scan
+    at any size. Answering it from `predictions` and `reviews` directly would sort or skip every reviewed item on
+    each request, because no single table holds both the project and the score.
+    """
+
+    __tablename__ = "review_queue"
+    __table_args__ = (
+        Index("ix_review_queue_confidence", "project_id", "verdict", "score", "item_id"),
+        Index("ix_review_queue_oldest", "project_id", "verdict", "item_id"),
+        Index("ix_review_queue_verdict_at", "project_id", "verdict", "verdict_at"),
+    )
+
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    # The item's newest prediction; its id is also the high-water mark of the sync from `predictions`.
+    prediction_id: Mapped[int | None] = mapped_column(ForeignKey("predictions.id", ondelete="SET NULL"), index=True)
+    model_name: Mapped[str] = mapped_column(String(1024), default="")
+    # The prediction's confidence; a prediction without one sorts as 0 (least confident, so it is seen first).
+    score: Mapped[float] = mapped_column(Float, default=0.0)
+    # The labels the prediction names, each between two separators, so a label filter is a LIKE.
+    answer_labels: Mapped[str] = mapped_column(Text, default="")
+    # The latest verdict that is not undone (NULL: not reviewed), and its review.
+    verdict: Mapped[Verdict | None] = mapped_column(_enum(Verdict))
+    review_id: Mapped[int | None] = mapped_column(ForeignKey("reviews.id", ondelete="SET NULL"))
+    verdict_at: Mapped[datetime | None]
+
+
+class ReviewSkip(Base):
+    """A reviewer skipped an item: their queue offers it again only after every item they have not skipped."""
+
+    __tablename__ = "review_skips"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
+    skipped_at: Mapped[created_ts]
 
 
 class TrainingJob(Base):

@@ -1,0 +1,466 @@
+"""Reviewing: lease the next item, record a verdict, skip, undo.
+
+Each item is leased to one reviewer at a time (`LEASE_DURATION`); a lease is taken by a conditional UPDATE that
+only one transaction can win, so two reviewers never see the same item at once and a verdict on an item someone
+else holds is refused. Verdicts (DESIGN.md §3):
+
+| verdict | records | trusted annotation |
+|---|---|---|
+| accept | Review | the prediction's answer, with its CoT unless the reasoning was flagged wrong |
+| correct | Review with the corrected answer (validated, boxes clipped to the image) | the corrected answer |
+| reject | Review | none: a negative signal for training |
+
+Reviews are append-only: a later verdict on the same item supersedes the earlier one (its annotation is replaced),
+and undo marks a review `undone_at`, removes its annotation and brings back the previous verdict's, if any. Items
+of the evaluation split are reviewed like any other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy.orm import Session
+
+from app.runtime import Runtime
+from app.services.projects import task_spec_for
+from db.crud import reviews as crud
+from db.crud import users as user_crud
+from db.models import Item, Prediction, Project, Review, User, Verdict, utcnow
+from rise.answers import normalize_answer
+from rise.tasks import TaskSpec
+
+__all__ = [
+    "LEASE_DURATION",
+    "AlreadyReviewedError",
+    "InvalidAnswerError",
+    "InvalidVerdictError",
+    "ItemNotFoundError",
+    "LeaseConflictError",
+    "QueueFilter",
+    "QueueOptions",
+    "ReviewError",
+    "ReviewTask",
+    "next_task",
+    "queue_options",
+    "release_task",
+    "skip_task",
+    "submit_verdict",
+    "undo_last",
+]
+
+LEASE_DURATION = timedelta(minutes=20)
+# Candidates tried per request before giving up; each failed try means another reviewer just took that item.
+MAX_LEASE_ATTEMPTS = 20
+MAX_COMMENT_CHARS = 10_000
+
+
+class ReviewError(ValueError):
+    """A review action cannot be done as asked; the message is meant for the reviewer."""
+
+
+class ItemNotFoundError(ReviewError):
+    pass
+
+
+class LeaseConflictError(ReviewError):
+    """Another reviewer holds the item."""
+
+
+class AlreadyReviewedError(ReviewError):
+    """The item already has a verdict and was not leased for a second look."""
+
+
+class InvalidVerdictError(ReviewError):
+    """The verdict does not fit the item (e.g. accepting an answer the model never gave)."""
+
+
+class InvalidAnswerError(ReviewError):
+    """A corrected answer does not fit the project's task, labels or image."""
+
+
+@dataclass(frozen=True)
+class QueueFilter:
+    """Which items the queue offers. `verdict=None` is the unreviewed items; a verdict gives the items whose
+    latest verdict it is, for a second look, oldest verdict first (then `order` does not apply)."""
+
+    label: str | None = None
+    verdict: str | None = None
+    model_name: str | None = None
+    order: Literal["confidence", "oldest"] = "confidence"
+
+
+@dataclass
+class ReviewTask:
+    """One leased item with the prediction to review, as plain values for the UI."""
+
+    item_id: int
+    project_id: int
+    task_type: str
+    labels: list[str]
+    image_path: str
+    width: int
+    height: int
+    query: str | None
+    prediction_id: int | None
+    model_name: str
+    raw_text: str
+    cot: str | None
+    answer: Any
+    parse_error: str | None
+    score: float | None
+    lease_expires_at: datetime | None
+    position: int  # this item's number in the project's progress: items with a verdict, plus one
+    remaining: int  # other items left in this queue (same filter)
+    distribution: bool = False  # classification answers are probability distributions over `labels`
+    verdict: str | None = None  # the item's current verdict when it is up for a second look
+    split: str = "train"
+
+
+@dataclass(frozen=True)
+class QueueOptions:
+    """Choices for the queue filters of a project."""
+
+    labels: list[str]
+    model_names: list[str]
+    verdicts: list[str] = field(default_factory=lambda: [v.value for v in Verdict])
+
+
+# Input checks
+
+
+def _checked_filter(queue: QueueFilter | None) -> QueueFilter:
+    queue = queue or QueueFilter()
+    if queue.order not in crud.QUEUE_ORDERS:
+        raise ReviewError(f"Unknown queue order {queue.order!r}; use one of: {', '.join(crud.QUEUE_ORDERS)}.")
+    verdict = queue.verdict or None
+    if verdict is not None:
+        verdict = _checked_verdict(verdict).value
+    return QueueFilter(
+        label=(queue.label or "").strip() or None,
+        verdict=verdict,
+        model_name=(queue.model_name or "").strip() or None,
+        order=queue.order,
+    )
+
+
+def _checked_verdict(verdict: Verdict | str) -> Verdict:
+    try:
+        return Verdict(verdict)
+    except ValueError:
+        raise InvalidVerdictError(
+            f"Unknown verdict {verdict!r}; use one of: {', '.join(v.value for v in Verdict)}."
+        ) from None
+
+
+def _require_reviewer(session: Session, user_id: int) -> User:
+    user = user_crud.get_user(session=session, user_id=user_id)
+    if user is None or not user.is_active:
+        raise ReviewError("Your account does not exist or was deactivated; sign in again or ask an admin.")
+    return user
+
+
+def _require_item(session: Session, item_id: int) -> Item:
+    item = session.get(Item, item_id)
+    if item is None:
+        raise ItemNotFoundError(f"Item #{item_id} does not exist (was it deleted?). Load the queue again.")
+    return item
+
+
+def _spec(project: Project) -> TaskSpec:
+    try:
+        return task_spec_for(project)
+    except ValueError as error:
+        raise ReviewError(f"Project {project.name!r} is misconfigured: {error}") from None
+
+
+# Verdict -> annotation
+
+
+def _accepted_answer(item: Item, prediction: Prediction | None, spec: TaskSpec) -> Any:
+    if prediction is None:
+        raise InvalidVerdictError("There is no model answer to accept for this item: correct it or reject it.")
+    if prediction.answer is None:
+        reason = f" ({prediction.parse_error})" if prediction.parse_error else ""
+        raise InvalidVerdictError(f"The model's answer could not be read{reason}: correct it or reject it.")
+    try:
+        return normalize_answer(prediction.answer, spec, item.width, item.height)
+    except ValueError as error:
+        raise InvalidVerdictError(f"The model's answer does not fit this project ({error}): correct it.") from None
+
+
+def validate_correction(answer: Any, spec: TaskSpec, width: int, height: int) -> Any:
+    """The corrected answer in canonical form (labels canonical, distributions summing to 1, boxes clipped)."""
+    if answer is None:
+        raise InvalidAnswerError("A correction needs the corrected answer: pick a label or draw the boxes first.")
+    try:
+        return normalize_answer(answer, spec, width, height)
+    except ValueError as error:
+        raise InvalidAnswerError(f"The correction cannot be saved: {error}") from None
+
+
+def _annotation_for(review: Review, item: Item, spec: TaskSpec, session: Session) -> tuple[Any, str | None] | None:
+    """The (answer, CoT) a recorded verdict makes trusted, or None for a reject."""
+    if review.verdict is Verdict.correct:
+        return review.corrected_answer, None
+    if review.verdict is Verdict.accept:
+        prediction = session.get(Prediction, review.prediction_id) if review.prediction_id else None
+        answer = _accepted_answer(item, prediction, spec)
+        return answer, None if review.reasoning_wrong else prediction.cot
+    return None
+
+
+# Leasing the next item
+
+
+def _lease_next(session: Session, *, project_id: int, user_id: int, queue: QueueFilter) -> int | None:
+    now = utcnow()
+    until = now + LEASE_DURATION
+    filters = {"verdict": queue.verdict, "label": queue.label, "model_name": queue.model_name}
+    held = crud.held_item(session=session, user_id=user_id, project_id=project_id)
+    if held is not None:
+        # Keep what the reviewer has on screen unless it no longer fits a filter they chose.
+        still_fits = crud.queue_item_matches(
+            session=session, item_id=held, project_id=project_id, any_verdict=queue.verdict is None, **filters
+        )
+        if still_fits and crud.lease_item(session=session, item_id=held, user_id=user_id, until=until, now=now):
+            return held
+        crud.release_item(session=session, item_id=held, user_id=user_id)
+    for skipped in (False, True):
+        for _ in range(MAX_LEASE_ATTEMPTS):
+            candidate = crud.next_queue_item(
+                session=session,
+                project_id=project_id,
+                user_id=user_id,
+                now=now,
+                order=queue.order,
+                skipped=skipped,
+                **filters,
+            )
+            if candidate is None:
+                break
+            if not crud.lease_item(session=session, item_id=candidate, user_id=user_id, until=until, now=now):
+                continue  # another reviewer took it between our look and our lease
+            # The lease locks the row; checked again after it, a verdict that landed just before cannot slip by.
+            if crud.queue_item_matches(session=session, item_id=candidate, project_id=project_id, **filters):
+                return candidate
+            crud.release_item(session=session, item_id=candidate, user_id=user_id)
+    return None
+
+
+def _sync(runtime: Runtime) -> None:
+    with runtime.sessions.begin() as session:
+        crud.sync_review_queue(session=session)
+
+
+def _load_task(runtime: Runtime, *, item_id: int, queue: QueueFilter) -> ReviewTask:
+    with runtime.sessions() as session:
+        item = _require_item(session, item_id)
+        project = session.get(Project, item.project_id)
+        entry = crud.get_queue_entry(session=session, item_id=item_id)
+        prediction_id = entry.prediction_id if entry is not None else None
+        prediction = session.get(Prediction, prediction_id) if prediction_id is not None else None
+        reviewed = crud.count_reviewed(session=session, project_id=project.id)
+        remaining = crud.count_queue(
+            session=session,
+            project_id=project.id,
+            verdict=queue.verdict,
+            label=queue.label,
+            model_name=queue.model_name,
+            exclude_item_id=item_id,
+        )
+        return ReviewTask(
+            item_id=item.id,
+            project_id=project.id,
+            task_type=project.task_type.value,
+            labels=list(project.labels),
+            image_path=str(runtime.settings.media_dir / item.media_path),
+            width=item.width,
+            height=item.height,
+            query=item.query,
+            prediction_id=prediction.id if prediction else None,
+            model_name=prediction.model_name if prediction else "",
+            raw_text=prediction.raw_text if prediction else "",
+            cot=prediction.cot if prediction else None,
+            answer=prediction.answer if prediction else None,
+            parse_error=prediction.parse_error if prediction else None,
+            score=prediction.score if prediction else None,
+            lease_expires_at=item.lease_expires_at,
+            position=reviewed + 1,
+            remaining=remaining,
+            distribution=project.distribution,
+            verdict=entry.verdict.value if entry is not None and entry.verdict is not None else None,
+            split=item.split.value,
+        )
+
+
+def next_task(
+    runtime: Runtime, *, project_id: int, user_id: int, queue: QueueFilter | None = None
+) -> ReviewTask | None:
+    """Lease the next item of the queue to `user_id` and return it, or `None` when the queue is empty.
+
+    The reviewer's current item comes back first (its lease renewed) unless it no longer fits the filter; an item
+    someone else holds is never returned. Items the reviewer skipped come after all the others.
+    """
+    queue = _checked_filter(queue)
+    _sync(runtime)
+    with runtime.sessions.begin() as session:
+        _require_reviewer(session, user_id)
+        if session.get(Project, project_id) is None:
+            raise ReviewError(f"Project #{project_id} does not exist. Pick a project again.")
+        item_id = _lease_next(session, project_id=project_id, user_id=user_id, queue=queue)
+        if item_id is None and queue.verdict is None:
+            # Nothing found: first make sure no prediction slipped past the sync (see reconcile_review_queue).
+            if crud.reconcile_review_queue(session=session, project_id=project_id):
+                item_id = _lease_next(session, project_id=project_id, user_id=user_id, queue=queue)
+    return None if item_id is None else _load_task(runtime, item_id=item_id, queue=queue)
+
+
+# Verdicts
+
+
+def _holder_message(session: Session, item: Item) -> str:
+    holder = user_crud.get_user(session=session, user_id=item.leased_by_id) if item.leased_by_id else None
+    name = holder.username if holder else "another reviewer"
+    return f"Item #{item.id} is being reviewed by {name}; your verdict was not saved. Take the next item."
+
+
+def submit_verdict(
+    runtime: Runtime,
+    *,
+    user_id: int,
+    item_id: int,
+    verdict: Verdict | str,
+    corrected_answer: Any = None,
+    reasoning_wrong: bool = False,
+    comment: str = "",
+    time_spent_ms: int | None = None,
+    queue: QueueFilter | None = None,
+    prediction_id: int | None = None,
+) -> ReviewTask | None:
+    """Record a verdict on an item, release its lease and return the reviewer's next task (same `queue`).
+
+    `corrected_answer` is used by `correct` only. `prediction_id` names the prediction that was on screen (default:
+    the item's newest). Refused with a `ReviewError` if someone else holds the item, if the item already has a
+    verdict and was not leased to this reviewer for a second look, or if the answer does not fit the project.
+    """
+    verdict = _checked_verdict(verdict)
+    queue = _checked_filter(queue)
+    if len(comment) > MAX_COMMENT_CHARS:
+        raise ReviewError(f"The comment is too long ({len(comment)} characters); keep it under {MAX_COMMENT_CHARS}.")
+    if time_spent_ms is not None and (not isinstance(time_spent_ms, int) or time_spent_ms < 0):
+        raise ReviewError(f"time_spent_ms must be a non-negative integer of milliseconds, got {time_spent_ms!r}.")
+    with runtime.sessions.begin() as session:
+        _require_reviewer(session, user_id)
+        now = utcnow()
+        # First statement that writes: it takes the item's row lock (SQLite: the write lock) before anything is read.
+        claim = crud.claim_for_verdict(session=session, item_id=item_id, user_id=user_id, now=now)
+        item = _require_item(session, item_id)
+        if claim is None:
+            raise LeaseConflictError(_holder_message(session, item))
+        entry = crud.ensure_queue_entry(session=session, item=item)
+        if claim == "free" and entry.verdict is not None:
+            raise AlreadyReviewedError(
+                f"Item #{item.id} was already {entry.verdict.value}ed by another review; your verdict was not saved. "
+                f"Open the queue of {entry.verdict.value}ed items to look at it again."
+            )
+        prediction_id = prediction_id if prediction_id is not None else entry.prediction_id
+        prediction = session.get(Prediction, prediction_id) if prediction_id is not None else None
+        if prediction_id is not None and (prediction is None or prediction.item_id != item.id):
+            raise ReviewError(f"Prediction #{prediction_id} does not belong to item #{item.id}. Load the item again.")
+        spec = _spec(session.get(Project, item.project_id))
+        correction = None
+        if verdict is Verdict.correct:
+            correction = validate_correction(corrected_answer, spec, item.width, item.height)
+        elif verdict is Verdict.accept:
+            _accepted_answer(item, prediction, spec)  # refuse before anything is written
+        review = crud.create_review(
+            session=session,
+            item_id=item.id,
+            prediction_id=prediction.id if prediction else None,
+            reviewer_id=user_id,
+            verdict=verdict,
+            corrected_answer=correction,
+            reasoning_wrong=bool(reasoning_wrong),
+            comment=comment,
+            time_spent_ms=time_spent_ms,
+            now=now,
+        )
+        # The newest verdict is the item's trusted answer; annotations from earlier verdicts go.
+        crud.delete_review_annotations(session=session, item_id=item.id)
+        derived = _annotation_for(review, item, spec, session)
+        if derived is not None:
+            crud.create_review_annotation(session=session, review=review, answer=derived[0], cot=derived[1])
+        crud.set_queue_verdict(session=session, item_id=item.id, review=review)
+        project_id = item.project_id
+    return next_task(runtime, project_id=project_id, user_id=user_id, queue=queue)
+
+
+def skip_task(runtime: Runtime, *, user_id: int, item_id: int, queue: QueueFilter | None = None) -> ReviewTask | None:
+    """Put the item at the back of this reviewer's queue, release it, and return their next task."""
+    queue = _checked_filter(queue)
+    with runtime.sessions.begin() as session:
+        _require_reviewer(session, user_id)
+        item = _require_item(session, item_id)
+        crud.record_skip(session=session, user_id=user_id, item_id=item.id, now=utcnow())
+        crud.release_item(session=session, item_id=item.id, user_id=user_id)
+        project_id = item.project_id
+    return next_task(runtime, project_id=project_id, user_id=user_id, queue=queue)
+
+
+def undo_last(runtime: Runtime, *, user_id: int, project_id: int) -> ReviewTask | None:
+    """Undo the reviewer's last verdict in the project and lease that item back to them; `None` if there is none.
+
+    The review stays, marked `undone_at`; its annotation goes, and the item's previous verdict (if another review
+    gave one) becomes current again with its annotation.
+    """
+    with runtime.sessions.begin() as session:
+        _require_reviewer(session, user_id)
+        review = crud.last_review_by_user(session=session, user_id=user_id, project_id=project_id)
+        if review is None:
+            return None
+        now = utcnow()
+        if not crud.lease_item(
+            session=session, item_id=review.item_id, user_id=user_id, until=now + LEASE_DURATION, now=now
+        ):
+            item = _require_item(session, review.item_id)
+            raise LeaseConflictError(
+                _holder_message(session, item).replace("your verdict was not saved", "undo it when they are done")
+            )
+        session.refresh(review)  # under the lock: a second undo racing this one must not undo it twice
+        if review.undone_at is not None:
+            raise ReviewError("That verdict was just undone in another window.")
+        item = _require_item(session, review.item_id)
+        crud.mark_review_undone(session=session, review=review, now=now)
+        crud.delete_review_annotations(session=session, item_id=item.id)
+        previous = crud.latest_active_review(session=session, item_id=item.id)
+        if previous is not None:
+            try:
+                derived = _annotation_for(previous, item, _spec(item.project), session)
+            except ReviewError:
+                derived = None  # the earlier answer no longer fits the project: its verdict stays, unannotated
+            if derived is not None:
+                crud.create_review_annotation(session=session, review=previous, answer=derived[0], cot=derived[1])
+        crud.set_queue_verdict(session=session, item_id=item.id, review=previous)
+        crud.release_user_leases(session=session, user_id=user_id, project_id=project_id, keep_item_id=item.id)
+        item_id = item.id
+    return _load_task(runtime, item_id=item_id, queue=QueueFilter())
+
+
+def release_task(runtime: Runtime, *, user_id: int, item_id: int) -> bool:
+    """Give an item back without a verdict (the reviewer left); True if they held it."""
+    with runtime.sessions.begin() as session:
+        return crud.release_item(session=session, item_id=item_id, user_id=user_id)
+
+
+def queue_options(runtime: Runtime, *, project_id: int) -> QueueOptions:
+    """The project's labels and the names of the models whose predictions are queued, for the filter menus."""
+    _sync(runtime)
+    with runtime.sessions() as session:
+        project = session.get(Project, project_id)
+        if project is None:
+            raise ReviewError(f"Project #{project_id} does not exist. Pick a project again.")
+        return QueueOptions(
+            labels=list(project.labels), model_names=crud.queue_model_names(session=session, project_id=project_id)
+        )
