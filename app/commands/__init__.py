@@ -1,3 +1,7 @@
 """CLI sub-commands; importing this package registers all of them on `app.cli.cli` (one import per module)."""
 
-from app.commands import projects  # noqa: F401
+from app.commands import (
+    annotate,  # noqa: F401
+    model,  # noqa: F401
+    projects,  # noqa: F401
+)

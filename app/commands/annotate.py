@@ -1,0 +1,140 @@
+"""`rise annotate`: a model proposes annotations for a project's unannotated items."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import typer
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from app.cli import cli, console
+from app.runtime import open_runtime
+from db.crud.projects import ProjectError
+from db.migrate import current_revision, head_revision
+
+if TYPE_CHECKING:
+    from app.services.annotation import AnnotationRunSummary
+
+
+class ImagesPerSecondColumn(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:.2f} images/s" if speed else "– images/s", style="progress.data.speed")
+
+
+def _fail(message: str) -> typer.Exit:
+    console.print(Text(f"Error: {message}", style="bold red"))
+    return typer.Exit(code=1)
+
+
+def _print_summary(summary: AnnotationRunSummary) -> None:
+    if summary.pending == 0:
+        console.print(
+            Text(
+                f"Nothing to annotate in {summary.project!r}: every item has a prediction from this model "
+                "or a trusted annotation."
+            )
+        )
+        return
+    console.print(
+        Text(
+            f"{summary.project}: stored {summary.stored} predictions ({summary.parsed} parsed, "
+            f"{summary.failed} with a parse error), skipped {len(summary.skipped)}, in {summary.seconds:.1f} s "
+            f"({summary.images_per_second:.2f} images/s)."
+        )
+    )
+    if summary.skipped:
+        table = Table(title="Skipped items (retried on the next run)", title_justify="left")
+        table.add_column("item")
+        table.add_column("file", overflow="fold")
+        table.add_column("reason", overflow="fold")
+        for skipped in summary.skipped:
+            table.add_row(str(skipped.item_id), Text(skipped.name), Text(skipped.reason))
+        console.print(table)
+
+
+@cli.command()
+def annotate(
+    project: str = typer.Option(..., "--project", "-p", help="Project whose unannotated items to annotate."),
+    model: str = typer.Option(
+        ..., "--model", "-m", help="Model version name, Hub id (e.g. Qwen/Qwen2-VL-2B-Instruct) or model folder."
+    ),
+    adapter: str | None = typer.Option(None, help="PEFT (LoRA) adapter folder to apply on top of the model."),
+    batch_size: int = typer.Option(16, min=1, help="Images per generate call."),
+    max_new_tokens: int = typer.Option(256, min=1, help="Longest completion in tokens."),
+    temperature: float = typer.Option(0.0, min=0.0, help="0 decodes greedily; above 0 samples."),
+    top_p: float = typer.Option(1.0, min=0.0, max=1.0, help="Nucleus sampling threshold."),
+    num_samples: int = typer.Option(
+        1, min=1, help="Samples per image; above 1 the answer most samples agree on is kept (needs temperature > 0)."
+    ),
+    seed: int = typer.Option(0, help="Random seed, so a run can be repeated."),
+    limit: int | None = typer.Option(None, min=1, help="Annotate at most this many items."),
+    device: str | None = typer.Option(None, help="cuda, cuda:1 or cpu; default: cuda if available."),
+    dtype: str | None = typer.Option(None, help="bfloat16, float16 or float32; default: bfloat16 on cuda."),
+) -> None:
+    """Store a prediction (answer, reasoning, confidence) for every item that has none from this model and no
+    trusted annotation. Batches commit as they finish: rerun the same command to resume after an interruption."""
+    # Imported here: torch and transformers take seconds to import, which no other command should pay for.
+    from app.services.annotation import run_annotation
+    from rise.annotate import GenerationSettings
+    from rise.modeling import ModelLoadError
+
+    try:
+        settings = GenerationSettings(
+            batch_size=batch_size,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            num_samples=num_samples,
+            seed=seed,
+        )
+    except ValueError as error:
+        raise _fail(str(error)) from None
+    runtime = open_runtime()
+    try:
+        if current_revision(runtime.engine) != head_revision():
+            raise _fail("The database schema is missing or old. Run `rise init` first.")
+        progress = Progress(
+            TextColumn(f"Annotating {escape(project)}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            ImagesPerSecondColumn(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=console,
+        )
+        with progress:
+            task_id = progress.add_task("annotate", total=None)
+
+            def report(done: int, total: int) -> None:
+                progress.update(task_id, completed=done, total=total)
+
+            summary = run_annotation(
+                runtime,
+                project,
+                model,
+                settings=settings,
+                progress=report,
+                adapter=adapter,
+                limit=limit,
+                device=device,
+                dtype=dtype,
+            )
+    except (ProjectError, ModelLoadError, ValueError) as error:
+        raise _fail(str(error)) from None
+    finally:
+        runtime.close()
+    _print_summary(summary)
