@@ -34,7 +34,12 @@ demo: install
 	$(RISE) init
 	$(RISE) demo
 
-test: install-dev system-deps
+# Label Studio pins old pytz/dateutil/pyarrow, so the round-trip tests start it from its own environment.
+LS_VENV := .label-studio-venv
+$(LS_VENV)/.installed: scripts/label-studio-venv.sh
+	bash scripts/label-studio-venv.sh $(LS_VENV)
+
+test: install-dev system-deps $(LS_VENV)/.installed
 	$(PY) -m pytest -q
 
 lint: install-dev
@@ -42,4 +47,4 @@ lint: install-dev
 	$(VENV)/bin/ruff format --check .
 
 clean:
-	rm -rf $(VENV) data .pytest_cache
+	rm -rf $(VENV) $(LS_VENV) data .pytest_cache

@@ -1,0 +1,1 @@
+"""Importers that bring annotations from other tools into a project."""

@@ -1,0 +1,511 @@
+"""Import Label Studio tasks: a JSON export file, or a pull from a live server through a snapshot export.
+
+Each task's image is found (see `ImageResolver`), stored like any imported image and becomes an item; its
+annotations become trusted annotations (source `import`, author and time kept where the export has them) and its
+predictions become predictions. A task with an unknown label, a rotated box, a missing image or a malformed entry is
+skipped whole and reported with its reasons; nothing already stored is changed. Importing the same tasks again adds
+nothing: an item with the same image content is reused and an identical annotation or prediction is not added twice.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import tempfile
+import urllib.parse
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from app.export import label_studio as ls
+from app.export.jsonstream import JsonArrayError, iter_json_array
+from app.export.label_studio_config import LabelingConfigError, parse_labeling_config
+from app.media import ImageRejected, prepare_image, sha256_hex, write_media
+from app.runtime import Runtime
+from app.services.imports import split_for
+from app.services.projects import ProjectError, create_project, task_spec_for
+from db.crud import exchange
+from db.crud import projects as project_crud
+from db.crud.projects import NewItem
+from rise.answers import normalize_answer
+from rise.parsing import format_answer
+from rise.tasks import TaskSpec, TaskType
+
+LOCAL_FILES_PREFIX = "/data/local-files/"
+TASK_BATCH = 100  # tasks per transaction
+
+
+class LabelStudioImportError(ValueError):
+    """The import as a whole cannot run (unknown project, unreadable file); the message says what to fix."""
+
+
+class ImageMissing(LookupError):
+    """A task's image cannot be found; the message is the reason for the report."""
+
+
+@dataclass
+class SkippedTask:
+    index: int  # position in the export, from 0
+    task_id: Any  # Label Studio's task id, when the export has one
+    reasons: list[str]
+
+    def __str__(self) -> str:
+        name = f"task {self.task_id}" if self.task_id is not None else f"task #{self.index}"
+        return f"{name}: " + "; ".join(self.reasons)
+
+
+@dataclass
+class LabelStudioImportReport:
+    tasks: int = 0
+    items_added: int = 0
+    items_existing: int = 0
+    annotations_added: int = 0
+    predictions_added: int = 0
+    # Annotations and predictions identical to ones already stored for the item (a repeated import).
+    duplicates: int = 0
+    cancelled_annotations: int = 0
+    skipped: list[SkippedTask] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+# Finding images
+
+
+class ImageResolver:
+    """Turns a task's image reference into bytes.
+
+    Tried in order: our own media folder by the content hash in `meta.rise.sha256`; a data URI; a Label Studio
+    local-files reference (`/data/local-files/?d=...`) or a plain path, under `image_root` or the export file's
+    folder; a file the server holds (`/data/upload/...` or a URL on the server), downloaded with the API key; an
+    upload found in Label Studio's own media folder (`label_studio_media`) when there is no server.
+    """
+
+    def __init__(
+        self,
+        *,
+        media_dir: Path,
+        image_root: Path | None = None,
+        label_studio_media: Path | None = None,
+        download: Callable[[str], bytes] | None = None,
+        server_url: str | None = None,
+    ) -> None:
+        self.media_dir = media_dir
+        self.image_root = image_root
+        self.label_studio_media = label_studio_media
+        self.download = download
+        self.server_url = (server_url or "").rstrip("/")
+
+    def _from_media(self, sha256: Any) -> bytes | None:
+        if not isinstance(sha256, str) or len(sha256) != 64 or not all(c in "0123456789abcdef" for c in sha256):
+            return None
+        for candidate in (self.media_dir / sha256[:2]).glob(f"{sha256}.*"):
+            return candidate.read_bytes()
+        return None
+
+    def _local(self, relative: str) -> bytes:
+        relative = urllib.parse.unquote(relative)
+        roots = [root for root in (self.image_root,) if root is not None]
+        path = Path(relative)
+        candidates = [path] if path.is_absolute() else [root / relative for root in roots]
+        for candidate in candidates:
+            if candidate.is_file():
+                return candidate.read_bytes()
+        where = f" under {', '.join(map(str, roots))}" if roots and not path.is_absolute() else ""
+        raise ImageMissing(f"image file {relative!r} not found{where} (pass --image-root)")
+
+    def fetch(self, reference: Any, sha256: Any = None) -> bytes:
+        stored = self._from_media(sha256)
+        if stored is not None:
+            return stored
+        if not isinstance(reference, str) or not reference.strip():
+            raise ImageMissing("the task has no image reference in data.image")
+        reference = reference.strip()
+        if reference.startswith("data:"):
+            header, _, payload = reference.partition(",")
+            if ";base64" not in header:
+                raise ImageMissing("an inline image that is not base64")
+            try:
+                return base64.b64decode(payload, validate=True)
+            except (binascii.Error, ValueError):
+                raise ImageMissing("an inline image with invalid base64") from None
+        if reference.startswith(LOCAL_FILES_PREFIX):
+            query = urllib.parse.parse_qs(urllib.parse.urlsplit(reference).query)
+            if not query.get("d"):
+                raise ImageMissing(f"a local-files reference without ?d=: {reference[:120]!r}")
+            return self._local(query["d"][0])
+        is_url = reference.startswith(("http://", "https://"))
+        on_server = reference.startswith("/data/") or (self.server_url and reference.startswith(self.server_url))
+        if on_server and self.download is not None:
+            try:
+                return self.download(reference)
+            except Exception as error:  # the message never holds the key; see label_studio_push
+                raise ImageMissing(f"could not download {reference[:120]!r}: {error}") from None
+        if reference.startswith("/data/upload/") and self.label_studio_media is not None:
+            candidate = self.label_studio_media / urllib.parse.unquote(reference[len("/data/") :])
+            if candidate.is_file():
+                return candidate.read_bytes()
+        if is_url or reference.startswith("/data/"):
+            raise ImageMissing(
+                f"image {reference[:120]!r} is on a server: pull from it (rise ls pull) or pass --image-root"
+            )
+        return self._local(reference)
+
+
+# Reading one task
+
+
+@dataclass
+class _Entry:
+    answer: Any
+    cot: str | None
+    author: str = ""
+    created_at: datetime | None = None
+    model_version: str = ""
+    score: float | None = None
+
+
+@dataclass
+class _ParsedTask:
+    image_ref: Any
+    sha256: Any
+    query: str | None
+    original_name: str
+    annotations: list[_Entry]
+    predictions: list[_Entry]
+    cancelled: int = 0
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    # Stored as naive UTC, like every timestamp in the database.
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+def _author(annotation: dict[str, Any]) -> str:
+    completed_by = annotation.get("completed_by")
+    if isinstance(completed_by, dict):
+        return str(completed_by.get("email") or completed_by.get("username") or completed_by.get("id") or "")
+    if annotation.get("created_username"):
+        return str(annotation["created_username"])
+    return f"label-studio user {completed_by}" if completed_by is not None else "label-studio"
+
+
+def _read_entry(
+    results: Any, spec: TaskSpec, width: int, height: int, what: str, problems: list[str]
+) -> _Entry | None:
+    read = ls.results_to_answer(results, spec.task_type, spec.labels, width, height, distribution=spec.distribution)
+    if read.problems:
+        problems.extend(f"{what}: {problem}" for problem in read.problems)
+        return None
+    try:
+        answer = normalize_answer(read.answer, spec, width, height)
+    except ValueError as error:
+        problems.append(f"{what}: {error}")
+        return None
+    return _Entry(answer=answer, cot=read.cot)
+
+
+def _parse_task(
+    task: Any, spec: TaskSpec, width: int, height: int, notes: set[str]
+) -> tuple[_ParsedTask | None, list]:
+    """Read a task's annotations and predictions against the image size; (None, problems) when any is bad."""
+    problems: list[str] = []
+    data, meta = task.get("data"), task.get("meta") or {}
+    rise_meta = meta.get("rise") if isinstance(meta, dict) and isinstance(meta.get("rise"), dict) else {}
+    provenance = rise_meta.get("annotations") if isinstance(rise_meta.get("annotations"), list) else []
+    raw_annotations = task.get("annotations") or []
+    raw_predictions = task.get("predictions") or []
+    if not isinstance(raw_annotations, list) or not isinstance(raw_predictions, list):
+        return None, ["`annotations` and `predictions` must be lists"]
+    parsed = _ParsedTask(
+        image_ref=data.get(ls.IMAGE),
+        sha256=rise_meta.get("sha256"),
+        query=data.get(ls.QUERY) if isinstance(data.get(ls.QUERY), str) else None,
+        original_name=str(rise_meta.get("original_name") or ""),
+        annotations=[],
+        predictions=[],
+    )
+    if spec.task_type is TaskType.grounding and not (parsed.query or "").strip():
+        problems.append("a grounding task needs its query in data.query")
+    use_provenance = len(provenance) == len(raw_annotations)
+    for index, annotation in enumerate(raw_annotations):
+        if not isinstance(annotation, dict):
+            problems.append(f"annotation {index + 1}: not an object")
+            continue
+        if annotation.get("was_cancelled"):
+            parsed.cancelled += 1
+            continue
+        entry = _read_entry(annotation.get("result"), spec, width, height, f"annotation {index + 1}", problems)
+        if entry is None:
+            continue
+        origin = provenance[index] if use_provenance and isinstance(provenance[index], dict) else {}
+        entry.author = str(origin.get("author") or _author(annotation))
+        entry.created_at = _parse_time(origin.get("created_at")) or _parse_time(annotation.get("created_at"))
+        parsed.annotations.append(entry)
+    for index, prediction in enumerate(raw_predictions):
+        if isinstance(prediction, int):
+            notes.add("predictions came as ids only (Label Studio's quick export); export a snapshot to keep them")
+            continue
+        if not isinstance(prediction, dict):
+            problems.append(f"prediction {index + 1}: not an object")
+            continue
+        entry = _read_entry(prediction.get("result"), spec, width, height, f"prediction {index + 1}", problems)
+        if entry is None:
+            continue
+        entry.model_version = str(prediction.get("model_version") or "label-studio")
+        score = prediction.get("score")
+        entry.score = float(score) if isinstance(score, int | float) and not isinstance(score, bool) else None
+        parsed.predictions.append(entry)
+    return (None, problems) if problems else (parsed, [])
+
+
+# Storing
+
+
+def same_answer(a: Any, b: Any, tolerance: float = 0.01) -> bool:
+    """Equal answers, numbers within `tolerance` (a box that went through percent and back differs in the last
+    digits from the stored one, and stored boxes keep two decimals)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_answer(a[key], b[key], tolerance) for key in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same_answer(x, y, tolerance) for x, y in zip(a, b, strict=True))
+    numbers = (int, float)
+    if isinstance(a, numbers) and isinstance(b, numbers) and not isinstance(a, bool) and not isinstance(b, bool):
+        return abs(a - b) <= tolerance
+    return a == b
+
+
+@dataclass(frozen=True)
+class _Target:
+    project_id: int
+    spec: TaskSpec
+    eval_fraction: float
+
+
+def _raw_text(entry: _Entry, spec: TaskSpec, width: int, height: int) -> str:
+    """The completion as the model would have written it, so imported predictions look like our own."""
+    answer_text = format_answer(entry.answer, spec, width, height)
+    return f"<think>{entry.cot.strip()}</think><answer>{answer_text}</answer>" if entry.cot else answer_text
+
+
+def _store_task(runtime: Runtime, session, target: _Target, parsed: _ParsedTask, image, sha: str, report) -> None:
+    item_ids = project_crud.item_ids_by_sha(session=session, project_id=target.project_id, shas=[sha])
+    if sha in item_ids:
+        item_id = item_ids[sha]
+        report.items_existing += 1
+        stored_annotations, stored_predictions = exchange.existing_answers(session=session, item_id=item_id)
+    else:
+        relpath = write_media(runtime.settings.media_dir, sha, image)
+        name = parsed.original_name or Path(urllib.parse.unquote(str(parsed.image_ref or ""))).name[:200]
+        new = NewItem(
+            sha256=sha,
+            media_path=relpath,
+            original_name=name if not str(parsed.image_ref or "").startswith("data:") else "",
+            width=image.width,
+            height=image.height,
+            split=split_for(sha, target.eval_fraction),
+            query=parsed.query if target.spec.task_type is TaskType.grounding else None,
+        )
+        item_id = project_crud.create_items(session=session, project_id=target.project_id, items=[new])[0].id
+        report.items_added += 1
+        stored_annotations, stored_predictions = [], []
+    for entry in parsed.annotations:
+        if any(same_answer(entry.answer, stored) for stored in stored_annotations):
+            report.duplicates += 1
+            continue
+        exchange.create_imported_annotation(
+            session=session,
+            item_id=item_id,
+            answer=entry.answer,
+            cot=entry.cot,
+            author=entry.author,
+            created_at=entry.created_at,
+        )
+        stored_annotations.append(entry.answer)
+        report.annotations_added += 1
+    for entry in parsed.predictions:
+        if any(name == entry.model_version and same_answer(entry.answer, a) for name, a in stored_predictions):
+            report.duplicates += 1
+            continue
+        exchange.create_imported_prediction(
+            session=session,
+            item_id=item_id,
+            model_name=entry.model_version,
+            raw_text=_raw_text(entry, target.spec, image.width, image.height),
+            cot=entry.cot,
+            answer=entry.answer,
+            score=entry.score,
+        )
+        stored_predictions.append((entry.model_version, entry.answer))
+        report.predictions_added += 1
+
+
+def _open_target(runtime: Runtime, project_name: str) -> _Target:
+    with runtime.sessions.begin() as session:
+        try:
+            project = project_crud.require_project(session=session, name=project_name)
+        except project_crud.ProjectError as error:
+            raise LabelStudioImportError(str(error)) from None
+        return _Target(project.id, task_spec_for(project), project.eval_fraction)
+
+
+def import_label_studio_tasks(
+    runtime: Runtime,
+    project_name: str,
+    tasks: Iterable[Any],
+    resolver: ImageResolver,
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> LabelStudioImportReport:
+    """Import Label Studio tasks into the existing project `project_name`; see the module docstring."""
+    target = _open_target(runtime, project_name)
+    report = LabelStudioImportReport()
+    notes: set[str] = set()
+    max_pixels = runtime.settings.max_image_pixels
+    batch: list[tuple[int, Any]] = []
+
+    def flush() -> None:
+        # One transaction per batch: an interrupted import keeps the batches before it, and a re-run skips them.
+        with runtime.sessions.begin() as session:
+            for index, task in batch:
+                _import_one(runtime, session, target, index, task, resolver, max_pixels, report, notes)
+        batch.clear()
+
+    try:
+        for index, task in enumerate(tasks):
+            report.tasks += 1
+            batch.append((index, task))
+            if len(batch) >= TASK_BATCH:
+                flush()
+                if progress is not None:
+                    progress(report.tasks)
+    except JsonArrayError as error:
+        report.notes.append(f"stopped reading the file: {error}")
+    if batch:
+        flush()
+    report.notes.extend(sorted(notes))
+    return report
+
+
+def _import_one(runtime, session, target, index, task, resolver, max_pixels, report, notes) -> None:
+    task_id = task.get("id") if isinstance(task, dict) else None
+    if not isinstance(task, dict) or not isinstance(task.get("data"), dict):
+        report.skipped.append(SkippedTask(index, task_id, ["not a task object with a `data` object"]))
+        return
+    meta = task.get("meta") if isinstance(task.get("meta"), dict) else {}
+    sha_hint = (meta.get("rise") or {}).get("sha256") if isinstance(meta.get("rise"), dict) else None
+    try:
+        raw = resolver.fetch(task["data"].get(ls.IMAGE), sha_hint)
+        image = prepare_image(raw, max_pixels=max_pixels)
+    except ImageMissing as missing:
+        report.skipped.append(SkippedTask(index, task_id, [f"missing image: {missing}"]))
+        return
+    except ImageRejected as rejected:
+        report.skipped.append(SkippedTask(index, task_id, [f"unusable image: {rejected.reason}"]))
+        return
+    parsed, problems = _parse_task(task, target.spec, image.width, image.height, notes)
+    if parsed is None:
+        report.skipped.append(SkippedTask(index, task_id, problems))
+        return
+    report.cancelled_annotations += parsed.cancelled
+    _store_task(runtime, session, target, parsed, image, sha256_hex(raw), report)
+
+
+# Entry points
+
+
+def _ensure_project(runtime: Runtime, project_name: str, config_xml: str | None) -> None:
+    """Create `project_name` from a labeling config when it does not exist yet."""
+    with runtime.sessions.begin() as session:
+        exists = project_crud.get_project_by_name(session=session, name=project_name) is not None
+    if exists:
+        return
+    if not config_xml:
+        raise LabelStudioImportError(
+            f"No project named {project_name!r}. Create it first (`rise project create {project_name} --task "
+            "detection --labels a,b`) or pass the Label Studio labeling config with --config."
+        )
+    try:
+        summary = parse_labeling_config(config_xml)
+        create_project(runtime, project_name, summary.task_type, summary.labels, distribution=summary.distribution)
+    except (LabelingConfigError, ProjectError) as error:
+        raise LabelStudioImportError(str(error)) from None
+
+
+def import_label_studio_file(
+    runtime: Runtime,
+    project_name: str,
+    path: str | Path,
+    *,
+    image_root: str | Path | None = None,
+    label_studio_media: str | Path | None = None,
+    config_xml: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> LabelStudioImportReport:
+    """Import a Label Studio JSON export file (a JSON array of tasks), read as a stream."""
+    path = Path(path)
+    if not path.is_file():
+        raise LabelStudioImportError(f"No such file: {path}")
+    if config_xml is None:
+        # `rise export label-studio` writes the labeling config beside the tasks.
+        beside = path.with_name(path.stem + ".label_config.xml")
+        config_xml = beside.read_text(encoding="utf-8") if beside.is_file() else None
+    _ensure_project(runtime, project_name, config_xml)
+    resolver = ImageResolver(
+        media_dir=runtime.settings.media_dir,
+        image_root=Path(image_root) if image_root else path.parent,
+        label_studio_media=Path(label_studio_media) if label_studio_media else None,
+    )
+    with path.open(encoding="utf-8-sig") as handle:
+        try:
+            tasks: Iterator[Any] = iter_json_array(handle)
+            return import_label_studio_tasks(runtime, project_name, tasks, resolver, progress=progress)
+        except JsonArrayError as error:
+            raise LabelStudioImportError(f"{path} is not a Label Studio JSON export: {error}") from None
+
+
+def pull_from_label_studio(
+    runtime: Runtime,
+    project_name: str,
+    label_studio_project: int | str,
+    *,
+    url: str | None = None,
+    api_key: str | None = None,
+    image_root: str | Path | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> LabelStudioImportReport:
+    """Import a project from a live Label Studio server (by id or title) through a snapshot export; the RISE
+    project is created from the server's labeling config when it does not exist."""
+    from app.export.label_studio_push import LabelStudioError, LabelStudioServer, resolve_credentials
+
+    credentials = resolve_credentials(url, api_key)
+    with LabelStudioServer(credentials) as server, tempfile.TemporaryDirectory(prefix="rise-ls-pull-") as tmp:
+        try:
+            if isinstance(label_studio_project, int) or str(label_studio_project).isdigit():
+                project_id = int(label_studio_project)
+            else:
+                found = server.find_project(str(label_studio_project))
+                if found is None:
+                    raise LabelStudioImportError(f"No Label Studio project titled {label_studio_project!r}.")
+                project_id = found
+            _ensure_project(runtime, project_name, server.project_label_config(project_id))
+            export_path = server.snapshot_export(project_id, Path(tmp) / "export.json")
+        except LabelStudioError as error:
+            raise LabelStudioImportError(str(error)) from None
+        resolver = ImageResolver(
+            media_dir=runtime.settings.media_dir,
+            image_root=Path(image_root) if image_root else None,
+            download=server.download,
+            server_url=credentials.url,
+        )
+        with export_path.open(encoding="utf-8") as handle:
+            return import_label_studio_tasks(
+                runtime, project_name, iter_json_array(handle), resolver, progress=progress
+            )
