@@ -25,11 +25,18 @@ cli = typer.Typer(
 console = Console()
 
 
+@cli.callback()
+def _root() -> None:
+    """RISE Annotate: a vision-language model proposes annotations with its reasoning; you review them."""
+    # An explicit callback keeps `rise init` a sub-command even if no other command module is registered.
+
+
 @cli.command()
 def init() -> None:
     """Create the database (or upgrade it to the newest schema) and the media folder."""
     runtime = open_runtime(upgrade=True)
-    console.print(f"Database ready at schema {head_revision()}: {runtime.engine.url.render_as_string(hide_password=True)}")
+    url = runtime.engine.url.render_as_string(hide_password=True)
+    console.print(f"Database ready at schema {head_revision()}: {url}")
     console.print(f"Media folder: {runtime.settings.media_dir}")
     runtime.close()
 
