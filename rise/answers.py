@@ -14,7 +14,7 @@ import math
 import re
 from typing import Any
 
-from rise.boxes import from_pixels, to_pixels
+from rise.boxes import QWEN2_VL_SCALE, from_pixels, smart_resize, to_pixels
 from rise.tasks import Answer, Box, CoordinateFrame, TaskSpec, TaskType
 
 NUMBER = r"-?\d+(?:\.\d+)?"
@@ -23,6 +23,8 @@ NUMBER = r"-?\d+(?:\.\d+)?"
 BOX_PAIR_RE = re.compile(rf"\(\s*({NUMBER})\s*,\s*({NUMBER})\s*\)\s*,?\s*\(\s*({NUMBER})\s*,\s*({NUMBER})\s*\)")
 QWEN_SPECIAL_RE = re.compile(r"<\|(?:box_start|box_end|object_ref_start|object_ref_end|quad_start|quad_end)\|>")
 LABEL_SEPARATOR_RE = re.compile(r"[\s_\-]+")
+# literal_eval builds the whole syntax tree first; beyond this size no real answer is written that way.
+MAX_LITERAL_CHARS = 20_000
 BOX_KEYS = ("box", "bbox_2d", "bbox")
 LABEL_KEYS = ("label", "name", "class")
 # Characters a model puts around a label ("Circle.", `"circle"`, **circle**) that are never part of it.
@@ -83,6 +85,8 @@ def load_json_value(text: str) -> tuple[Any, str | None]:
         return json.loads(text), None
     except (ValueError, RecursionError):
         pass
+    if len(text) > MAX_LITERAL_CHARS:
+        return None, f"not valid JSON: {text[:60]!r}"
     try:
         return ast.literal_eval(text), None
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError, OverflowError):
@@ -183,11 +187,17 @@ def _pixel_box(box: Box, frame: CoordinateFrame, width: Any, height: Any) -> tup
         y1, y2 = sorted((box[1], box[3]))
         if x1 < 0 or y1 < 0:
             return None, "has negative pixel coordinates"
-        return ([x1, y1, x2, y2], "") if x2 > x1 and y2 > y1 else (None, "has no area")
-    if not (_is_size(width) and _is_size(height)):
+        pixels = [x1, y1, x2, y2]
+    elif not (_is_size(width) and _is_size(height)):
         return None, f"cannot be converted to pixels: the image size {width!r}x{height!r} is not known"
-    pixels = to_pixels(box, frame, width, height)
-    return (_rounded(pixels), "") if pixels is not None else (None, "lies outside the image or has no area")
+    else:
+        pixels = to_pixels(box, frame, width, height)
+        if pixels is None:
+            return None, "lies outside the image or has no area"
+    pixels = _rounded(pixels)
+    if pixels[2] <= pixels[0] or pixels[3] <= pixels[1]:
+        return None, "has no area (at 0.01 px precision)"
+    return pixels, ""
 
 
 def _boxes_to_answer(
@@ -316,9 +326,12 @@ def normalize_answer(value: Any, spec: TaskSpec, width: int | None = None, heigh
     return answer
 
 
+INTEGER_FRAMES = (CoordinateFrame.qwen2_vl, CoordinateFrame.qwen2_5_vl)
+
+
 def _frame_number(value: float, frame: CoordinateFrame) -> int | float:
     # Qwen frames are integers by construction; pixel and percent frames keep two decimals, dropping ".0".
-    if frame in (CoordinateFrame.qwen2_vl, CoordinateFrame.qwen2_5_vl) or float(value).is_integer():
+    if frame in INTEGER_FRAMES or float(value).is_integer():
         return int(round(value))
     return round(value, 2)
 
@@ -340,7 +353,19 @@ def answer_to_text(answer: Any, spec: TaskSpec, width: int, height: int) -> str:
         return json.dumps({label: round(p, 4) for label, p in answer.items()})
 
     def in_frame(box: Box) -> list[int | float]:
-        return [_frame_number(v, spec.frame) for v in from_pixels(box, spec.frame, width, height)]
+        values = [_frame_number(v, spec.frame) for v in from_pixels(box, spec.frame, width, height)]
+        if spec.frame in INTEGER_FRAMES:
+            limits = (
+                (int(QWEN2_VL_SCALE),) * 2 if spec.frame is CoordinateFrame.qwen2_vl else smart_resize(width, height)
+            )
+            for low, high, limit in ((0, 2, limits[0]), (1, 3, limits[1])):
+                if values[high] <= values[low]:
+                    # why: a box under half a frame unit would round to no area and be unreadable; keep one unit
+                    if values[low] >= limit:
+                        values[low] = limit - 1
+                    else:
+                        values[high] = values[low] + 1
+        return values
 
     if spec.task_type is TaskType.grounding:
         return json.dumps(in_frame(answer))

@@ -19,9 +19,12 @@ from rise.tasks import TaskSpec, TaskType
 
 ANSWER_BLOCK_RE = re.compile(r"<answer>(?:(?!</?answer>).)*(?:</answer>|$)", re.DOTALL)
 TAG_RE = re.compile(r"</?(?:think|answer)>")
-# A sentence ends at . ! or ? followed by whitespace, or at a line break; "0.5" and "e.g." mid-sentence stay intact.
-SENTENCE_SPLIT_RE = re.compile(r"(?<=[.!?])\s+|\s*\n+\s*")
-NUMBER = r"[-+]?\d+(?:[.,]\d+)?%?"
+# A sentence ends at . ! or ? followed by whitespace, or at a line break (lines are split first, without a regex:
+# a pattern starting with `\s*` rescans long runs of spaces from every position, which is quadratic).
+SENTENCE_END_RE = re.compile(r"(?<=[.!?])\s+")
+# Only "." as the decimal mark: with "," too, "1,2,3" splits into numbers in exponentially many ways and an unclosed
+# tuple backtracks for minutes.
+NUMBER = r"[-+]?\d+(?:\.\d+)?%?"
 COORDINATE_PATTERNS = (
     # Qwen's box and reference tokens, with whatever sits between them.
     re.compile(r"<\|box_start\|>.*?<\|box_end\|>|<\|quad_start\|>.*?<\|quad_end\|>", re.DOTALL),
@@ -105,7 +108,8 @@ def scrub_leakage(
     pattern = class_name_pattern(spec) if class_names else None
     if pattern is not None:
         kept = []
-        for sentence in SENTENCE_SPLIT_RE.split(text):
+        sentences = (sentence for line in text.splitlines() for sentence in SENTENCE_END_RE.split(line))
+        for sentence in sentences:
             if pattern.search(sentence):
                 leaked = True
             elif sentence.strip():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import doctest
+import time
 
 import pytest
 from hypothesis import given, settings
@@ -78,6 +79,23 @@ class TestBoxScrub:
     def test_class_names_can_be_scrubbed_for_boxes_too(self):
         # why: the reasoning prompt asks for no class names in every task; a project may enforce that for boxes
         assert scrub_leakage("A red circle. Top left.", DETECTION, class_names=True) == ("Top left.", True)
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize(
+    "cot",
+    [
+        "(" + "1," * 40 + "x",  # unclosed tuple: exponential backtracking if "," were also a decimal mark
+        "[" + "1, " * 40 + "x",  # unclosed list
+        "<answer>" * 20_000,  # thousands of unclosed answer tags become a long run of spaces
+        "word" + " " * 50_000 + "end",  # a long run of spaces: quadratic with a sentence split starting at \s*
+    ],
+)
+@pytest.mark.parametrize("spec", [SHAPES, DETECTION])
+def test_adversarial_reasoning_is_scrubbed_in_linear_time(cot, spec):
+    started = time.perf_counter()
+    scrub_leakage(cot, spec)
+    assert time.perf_counter() - started < 1.0
 
 
 @settings(max_examples=200, deadline=None)

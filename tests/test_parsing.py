@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import doctest
 import json
+import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -307,21 +308,22 @@ class TestFormatAnswer:
         parsed = parse_completion(completion, spec, width, height)
         assert (parsed.cot, parsed.answer, parsed.format_ok) == ("Because.", answer, True)
 
-    @given(
-        box=st.tuples(*[st.integers(0, 999)] * 4).filter(lambda b: b[0] != b[2] and b[1] != b[3]),
-        width=st.integers(1, 4000),
-        height=st.integers(1, 4000),
-    )
-    def test_qwen_frame_round_trip_is_within_half_a_unit(self, box, width, height):
-        # why: Qwen2-VL rounds to integers 0..1000, so pixels come back within half a frame unit (plus the
-        # two-decimal rounding of stored pixels), and writing them again gives the same text
-        x1, x2 = sorted((box[0] * width / 1000, box[2] * width / 1000))
-        y1, y2 = sorted((box[1] * height / 1000, box[3] * height / 1000))
+    @given(data=st.data(), width=st.integers(1, 4000), height=st.integers(1, 4000))
+    def test_qwen_frame_round_trip_is_within_one_unit(self, data, width, height):
+        # why: Qwen2-VL rounds to integers 0..1000, so pixels come back within half a frame unit, or one unit when
+        # a box thinner than a unit is widened to stay readable; writing them again gives the same text
+        x1, x2 = sorted(data.draw(st.lists(st.integers(0, width), min_size=2, max_size=2, unique=True)))
+        y1, y2 = sorted(data.draw(st.lists(st.integers(0, height), min_size=2, max_size=2, unique=True)))
         text = format_answer([x1, y1, x2, y2], GROUNDING, width, height)
         parsed = parse_completion(f"<answer>{text}</answer>", GROUNDING, width, height)
-        tolerance = [width / 2000 + 0.01, height / 2000 + 0.01] * 2
+        tolerance = [width / 1000 + 0.01, height / 1000 + 0.01] * 2
         assert all(abs(a - b) <= t for a, b, t in zip(parsed.answer, [x1, y1, x2, y2], tolerance, strict=True))
         assert format_answer(parsed.answer, GROUNDING, width, height) == text
+
+    def test_box_thinner_than_a_frame_unit_is_written_one_unit_wide(self):
+        # 4000 px wide: 1 px is 0.25 units, so [0, 0, 1, 4000] would round to [0, 0, 0, 1000]: no area
+        assert format_answer([0, 0, 1, 4000], GROUNDING, 4000, 4000) == "[0, 0, 1, 1000]"
+        assert format_answer([3999, 0, 4000, 4000], GROUNDING, 4000, 4000) == "[999, 0, 1000, 1000]"
 
 
 class TestExtractReasoning:
@@ -341,6 +343,28 @@ class TestExtractReasoning:
 
 def test_strip_end_markers_removes_repeated_tokens():
     assert strip_end_markers("<answer>a</answer><|im_end|><|endoftext|>\n") == "<answer>a</answer>"
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<answer>" * 20_000,  # thousands of unclosed answer tags
+        "<think>" * 20_000 + "</think>",  # thousands of unclosed think tags
+        "<think>" + " " * 50_000 + "</think><answer>" + " " * 50_000,  # long whitespace, answer never closed
+        "(1,2)," * 20_000,  # a huge run of coordinate pairs
+        "[" * 5_000 + "]" * 5_000,  # deep nesting for json and literal_eval
+        "9" * 100_000,  # an integer beyond Python's conversion limit
+    ],
+)
+@pytest.mark.parametrize("spec", ALL_SPECS[:4])
+def test_adversarial_completion_parses_quickly(text, spec):
+    started = time.perf_counter()
+    for completion in (text, f"<answer>{text}</answer>"):
+        parsed = parse_completion(completion, spec, 64, 64)
+        assert parsed.answer is None or parsed.error is None
+    extract_reasoning(text)
+    assert time.perf_counter() - started < 2.0
 
 
 # Property-based: arbitrary text, biased towards the pieces parsers look for, never raises.
