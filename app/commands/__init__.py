@@ -4,4 +4,5 @@ from app.commands import (
     annotate,  # noqa: F401
     model,  # noqa: F401
     projects,  # noqa: F401
+    serve,  # noqa: F401
 )

@@ -1,0 +1,70 @@
+"""`rise serve`: the review UI in the browser.
+
+rise serve                              # http://127.0.0.1:7860, no login needed on loopback
+rise serve --host 0.0.0.0 --port 8080   # reachable by the team; login required
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import typer
+from rich.text import Text
+
+from app.cli import cli, console
+from app.runtime import Runtime, open_runtime
+from app.settings import Settings, SettingsError, load_settings
+from db.migrate import current_revision, head_revision
+
+
+def _fail(message: str) -> typer.Exit:
+    console.print(Text(f"Error: {message}", style="bold red"))
+    return typer.Exit(code=1)
+
+
+def launch_ui(runtime: Runtime, *, require_login: bool | None = None, block: bool = True) -> None:
+    """Build the app and serve it on the runtime's host and port until interrupted (`block=False`: return at once)."""
+    # Imported here: gradio takes a second or two to import, which other commands should not pay for.
+    from app.ui import LoginRequiredError, build_demo
+
+    settings = runtime.settings
+    try:
+        demo = build_demo(runtime, require_login=require_login)
+    except LoginRequiredError as error:
+        raise _fail(str(error)) from None
+    login_note = "login required" if require_login or not settings.is_loopback else "no login on loopback"
+    console.print(f"Serving the review UI on http://{settings.host}:{settings.port} ({login_note}). Ctrl+C stops it.")
+    demo.launch(
+        server_name=settings.host,
+        server_port=settings.port,
+        prevent_thread_lock=not block,
+        show_error=True,
+        quiet=True,
+    )
+
+
+def _settings(host: str | None, port: int | None) -> Settings:
+    settings = load_settings()
+    try:
+        return dataclasses.replace(settings, host=host or settings.host, port=port or settings.port)
+    except SettingsError as error:
+        raise _fail(str(error)) from None
+
+
+@cli.command()
+def serve(
+    host: str | None = typer.Option(None, help="Address to listen on; default RISE_HOST or 127.0.0.1."),
+    port: int | None = typer.Option(None, help="Port; default RISE_PORT or 7860."),
+    login: bool | None = typer.Option(
+        None, "--login/--no-login", help="Ask for a username and password; default: only off on 127.0.0.1."
+    ),
+) -> None:
+    """Open the review UI: review, dashboard, projects and (admins) users and runs."""
+    runtime = open_runtime(_settings(host, port))
+    try:
+        revision = current_revision(runtime.engine)
+        if revision != head_revision():
+            raise _fail("The database has no current schema. Run `rise init` first.")
+        launch_ui(runtime, require_login=login)
+    finally:
+        runtime.close()

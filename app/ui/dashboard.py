@@ -1,0 +1,140 @@
+"""The Dashboard tab: how far review has come and how the model versions are doing.
+
+Progress, the verdict mix, per-label accept rates, reviewer throughput and each model version's metrics over time,
+all from `app.services.dashboard.dashboard_stats`. Refreshed when the tab opens, when the project changes, and by its
+button.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from app.runtime import Runtime
+from app.services.dashboard import DashboardStats, dashboard_stats
+from app.ui import render
+from app.ui.session import UserInfo
+
+VERDICT_ORDER = ("accept", "correct", "reject")
+
+
+@dataclass
+class DashboardTab:
+    summary: gr.HTML
+    verdicts: gr.BarPlot
+    labels: gr.Dataframe
+    reviewers: gr.Dataframe
+    metrics: gr.LinePlot
+    refresh: gr.Button
+
+    def outputs(self) -> list[Any]:
+        return [self.summary, self.verdicts, self.labels, self.reviewers, self.metrics]
+
+
+def _stat(value: str, caption: str) -> str:
+    return (
+        f'<div class="rise-stat"><div class="rise-stat-value">{render.escape(value)}</div>'
+        f'<div class="rise-stat-label">{render.escape(caption)}</div></div>'
+    )
+
+
+def summary_html(stats: DashboardStats) -> str:
+    counts = {verdict: int(stats.verdict_counts.get(verdict, 0)) for verdict in VERDICT_ORDER}
+    decided = sum(counts.values())
+    accept_rate = f"{counts['accept'] / decided:.0%}" if decided else "–"
+    remaining = max(stats.predicted - stats.reviewed, 0)
+    tiles = "".join(
+        [
+            _stat(str(stats.total), "items"),
+            _stat(str(stats.predicted), "with a model answer"),
+            _stat(str(stats.reviewed), "reviewed"),
+            _stat(str(remaining), "waiting for review"),
+            _stat(accept_rate, "accepted as proposed"),
+        ]
+    )
+    bar = render.progress_bar_html(
+        stats.reviewed, stats.total, f"{stats.reviewed} of {stats.total} items reviewed ({stats.progress:.0%})"
+    )
+    return f'<div data-testid="dashboard-summary"><div class="rise-stat-row">{tiles}</div>{bar}</div>'
+
+
+def verdict_frame(stats: DashboardStats | None) -> pd.DataFrame:
+    counts = stats.verdict_counts if stats is not None else {}
+    return pd.DataFrame({"verdict": list(VERDICT_ORDER), "count": [int(counts.get(v, 0)) for v in VERDICT_ORDER]})
+
+
+def label_rows(stats: DashboardStats) -> list[list[Any]]:
+    return [
+        [label, stats.per_label_reviewed.get(label, 0), f"{rate:.0%}"]
+        for label, rate in sorted(stats.per_label_accept_rate.items())
+    ]
+
+
+def _per_hour(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0f}"
+
+
+def _seconds(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1f}"
+
+
+def reviewer_rows(stats: DashboardStats) -> list[list[Any]]:
+    return [
+        [r.username, r.reviews, r.reviews_last_24h, _seconds(r.seconds_per_review), _per_hour(r.reviews_per_hour)]
+        for r in sorted(stats.reviewer_throughput, key=lambda r: -r.reviews)
+    ]
+
+
+def metrics_frame(stats: DashboardStats | None) -> pd.DataFrame:
+    rows = [] if stats is None else stats.metrics_rows()
+    return pd.DataFrame(
+        [{"time": r["created_at"], "value": r["value"], "series": f"{r['metric']} ({r['model']})"} for r in rows],
+        columns=["time", "value", "series"],
+    )
+
+
+def refresh(runtime: Runtime, user: UserInfo | None, project_id: int | None) -> tuple[Any, ...]:
+    if user is None or project_id is None:
+        empty = render.empty_queue_html("Pick a project to see its progress.")
+        return empty, verdict_frame(None), [], [], metrics_frame(None)
+    try:
+        stats = dashboard_stats(runtime, project_id)
+    except ValueError as error:  # the project was deleted meanwhile
+        return render.empty_queue_html(str(error)), verdict_frame(None), [], [], metrics_frame(None)
+    return summary_html(stats), verdict_frame(stats), label_rows(stats), reviewer_rows(stats), metrics_frame(stats)
+
+
+def build_dashboard_tab(runtime: Runtime, *, user_state: gr.State, project: gr.Dropdown) -> DashboardTab:
+    summary = gr.HTML(render.empty_queue_html("Pick a project to see its progress."), js_on_load=None)
+    with gr.Row():
+        verdicts = gr.BarPlot(
+            verdict_frame(None), x="verdict", y="count", color="verdict", label="Verdict mix", height=260
+        )
+        labels = gr.Dataframe(
+            headers=["label", "reviewed", "accepted"], interactive=False, label="Accept rate per predicted label"
+        )
+    reviewers = gr.Dataframe(
+        headers=["reviewer", "verdicts", "last 24 h", "seconds / item", "items / hour"],
+        interactive=False,
+        label="Reviewer throughput",
+    )
+    metrics = gr.LinePlot(
+        metrics_frame(None),
+        x="time",
+        y="value",
+        color="series",
+        label="Model versions: evaluation metrics over time",
+        height=300,
+    )
+    refresh_button = gr.Button("Refresh", size="sm", elem_id="dashboard-refresh")
+    tab = DashboardTab(
+        summary=summary, verdicts=verdicts, labels=labels, reviewers=reviewers, metrics=metrics, refresh=refresh_button
+    )
+    handler = partial(refresh, runtime)
+    refresh_button.click(handler, [user_state, project], tab.outputs(), api_name="dashboard_refresh")
+    project.change(handler, [user_state, project], tab.outputs(), show_progress="hidden")
+    return tab

@@ -1,0 +1,244 @@
+"""The Projects tab (admins): create a project, upload images into it, and have a model annotate what is new.
+
+Uploads go through `app.services.imports.import_paths` (the same validation as `rise import`) and annotation through
+`app.services.annotation.run_annotation`; both report progress to the browser through `gr.Progress`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import gradio as gr
+
+from app.runtime import Runtime
+from app.services import projects as project_service
+from app.services.annotation import run_annotation
+from app.services.imports import ImportFailed, import_paths
+from app.services.projects import ProjectError
+from app.ui.render import escape
+from app.ui.runs import RunLog
+from app.ui.session import UserInfo, require_admin
+from rise.modeling import ModelLoadError
+
+TASK_CHOICES = [
+    ("Classification (one label per image)", "classification"),
+    ("Detection (labelled boxes)", "detection"),
+    ("Grounding (one box for a text query)", "grounding"),
+]
+PROJECT_HEADERS = ["name", "task", "labels", "items", "held out", "annotated"]
+
+
+@dataclass
+class ProjectsTab:
+    table: gr.Dataframe
+    name: gr.Textbox
+    task_type: gr.Radio
+    labels: gr.Textbox
+    distribution: gr.Checkbox
+    description: gr.Textbox
+    create: gr.Button
+    create_message: gr.HTML
+    files: gr.File
+    query: gr.Textbox
+    upload: gr.Button
+    upload_message: gr.HTML
+    model: gr.Textbox
+    annotate: gr.Button
+    annotate_message: gr.HTML
+
+
+def project_choices(runtime: Runtime) -> list[tuple[str, int]]:
+    return [(f"{p.name} · {p.task_type.value}", p.id) for p in project_service.list_projects(runtime)]
+
+
+def project_rows(runtime: Runtime) -> list[list[Any]]:
+    return [
+        [p.name, p.task_type.value, ", ".join(p.labels), p.items, p.eval_items, p.annotated_items]
+        for p in project_service.list_projects(runtime)
+    ]
+
+
+def _project_name(runtime: Runtime, project_id: int | None) -> str:
+    for project in project_service.list_projects(runtime):
+        if project.id == project_id:
+            return project.name
+    raise gr.Error("Pick a project at the top first.")
+
+
+def _ok(text: str) -> str:
+    return f'<div class="rise-status">{escape(text)}</div>'
+
+
+def _problem(text: str) -> str:
+    return f'<div class="rise-parse-error">{escape(text)}</div>'
+
+
+def on_create(
+    runtime: Runtime,
+    user: UserInfo | None,
+    name: str,
+    task_type: str,
+    labels: str,
+    distribution: bool,
+    description: str,
+) -> tuple[Any, ...]:
+    """Create the project and select it at the top, so the next upload goes into it."""
+    require_admin(user)
+    label_list = [label.strip() for label in (labels or "").replace("\n", ",").split(",") if label.strip()]
+    try:
+        created = project_service.create_project(
+            runtime,
+            name or "",
+            task_type,
+            label_list,
+            description=description or "",
+            distribution=bool(distribution) and task_type == "classification",
+        )
+    except ProjectError as error:
+        return gr.skip(), gr.skip(), _problem(str(error))
+    selector = gr.update(choices=project_choices(runtime), value=created.id)
+    return selector, project_rows(runtime), _ok(f"Created project {created.name!r}. Upload its images below.")
+
+
+def on_upload(
+    runtime: Runtime,
+    user: UserInfo | None,
+    project_id: int | None,
+    files: list[str] | None,
+    query: str,
+    progress: gr.Progress = gr.Progress(),
+) -> tuple[Any, ...]:
+    require_admin(user)
+    if not files:
+        return gr.skip(), _problem("Choose one or more image files first.")
+    name = _project_name(runtime, project_id)
+    progress((0, None), desc="Reading the files")
+    try:
+        summary = import_paths(
+            runtime,
+            name,
+            list(files),
+            query=(query or "").strip() or None,
+            progress=lambda done, total: progress((done, total), desc="Importing", unit="images"),
+        )
+    except ImportFailed as error:
+        return gr.skip(), _problem(str(error))
+    lines = [f"Added {summary.added}, already there {summary.duplicates}, skipped {len(summary.skipped)}."]
+    lines += [f"Skipped {skip.path}: {skip.reason}" for skip in summary.skipped[:20]]
+    body = "".join(f"<div>{escape(line)}</div>" for line in lines)
+    return project_rows(runtime), f'<div class="rise-status">{body}</div>'
+
+
+def on_annotate(
+    runtime: Runtime,
+    run_log: RunLog,
+    user: UserInfo | None,
+    project_id: int | None,
+    model: str,
+    progress: gr.Progress = gr.Progress(),
+) -> tuple[Any, ...]:
+    """Annotate the project's items that have no prediction from `model` yet, showing progress as it goes."""
+    user = require_admin(user)
+    model = (model or "").strip()
+    if not model:
+        return gr.skip(), _problem("Name a model: a registered model version, a Hub id or a model folder.")
+    name = _project_name(runtime, project_id)
+    record = run_log.start(project=name, model=model, started_by=user.username)
+
+    def report(done: int, total: int) -> None:
+        record.done, record.total = done, total
+        progress((done, total), desc="Annotating", unit="images")
+
+    progress((0, None), desc="Loading the model")
+    try:
+        summary = run_annotation(runtime, name, model, progress=report)
+    except (ProjectError, ModelLoadError, OSError) as error:
+        record.status, record.message = "failed", str(error)
+        return gr.skip(), _problem(f"Annotation did not run: {error}")
+    except Exception as error:
+        # Keep the run log truthful whatever went wrong, then let Gradio report the error.
+        record.status, record.message = "failed", f"{type(error).__name__}: {error}"
+        raise
+    record.status = "finished"
+    record.done = record.total = summary.pending
+    record.stored, record.parsed, record.failed = summary.stored, summary.parsed, summary.failed
+    record.skipped, record.seconds, record.model = len(summary.skipped), summary.seconds, summary.model
+    if summary.pending == 0:
+        return project_rows(runtime), _ok(f"Nothing to do: every item of {name!r} already has an answer from {model}.")
+    text = (
+        f"Annotated {summary.stored} of {summary.pending} new items with {summary.model} "
+        f"({summary.parsed} readable answers, {summary.failed} unreadable, {len(summary.skipped)} images skipped) "
+        f"in {summary.seconds:.1f} s. They are in the review queue now."
+    )
+    return project_rows(runtime), _ok(text)
+
+
+def build_projects_tab(
+    runtime: Runtime, *, user_state: gr.State, project: gr.Dropdown, run_log: RunLog
+) -> ProjectsTab:
+    table = gr.Dataframe(headers=PROJECT_HEADERS, interactive=False, label="Projects", elem_id="projects-table")
+    with gr.Row(equal_height=False):
+        with gr.Column(variant="panel"):
+            gr.HTML("<h3>New project</h3>", js_on_load=None)
+            name = gr.Textbox(label="Name", elem_id="new-project-name")
+            task_type = gr.Radio(TASK_CHOICES, value="detection", label="Task", elem_id="new-project-task")
+            labels = gr.Textbox(label="Labels (comma-separated)", placeholder="circle, square, triangle")
+            distribution = gr.Checkbox(label="Classification answers are probability distributions")
+            description = gr.Textbox(label="Description", lines=2)
+            create = gr.Button("Create project", variant="primary", elem_id="new-project-create")
+            create_message = gr.HTML("", js_on_load=None)
+        with gr.Column(variant="panel"):
+            gr.HTML("<h3>Add images to the selected project</h3>", js_on_load=None)
+            files = gr.File(label="Images", file_count="multiple", file_types=["image"], elem_id="upload-files")
+            query = gr.Textbox(label="Grounding query for these images (grounding projects only)")
+            upload = gr.Button("Import images", variant="primary", elem_id="upload-import")
+            upload_message = gr.HTML("", js_on_load=None)
+            gr.HTML("<h3>Annotate new items with a model</h3>", js_on_load=None)
+            model = gr.Textbox(
+                label="Model",
+                placeholder="a model version name, a Hub id such as Qwen/Qwen2-VL-2B-Instruct, or a model folder",
+                elem_id="annotate-model",
+            )
+            annotate = gr.Button("Start annotation", variant="primary", elem_id="annotate-start")
+            annotate_message = gr.HTML("", js_on_load=None)
+
+    tab = ProjectsTab(
+        table=table,
+        name=name,
+        task_type=task_type,
+        labels=labels,
+        distribution=distribution,
+        description=description,
+        create=create,
+        create_message=create_message,
+        files=files,
+        query=query,
+        upload=upload,
+        upload_message=upload_message,
+        model=model,
+        annotate=annotate,
+        annotate_message=annotate_message,
+    )
+    create.click(
+        partial(on_create, runtime),
+        [user_state, name, task_type, labels, distribution, description],
+        [project, table, create_message],
+        api_name="project_create",
+    )
+    upload.click(
+        partial(on_upload, runtime),
+        [user_state, project, files, query],
+        [table, upload_message],
+        api_name="project_upload",
+        concurrency_limit=1,
+    )
+    annotate.click(
+        partial(on_annotate, runtime, run_log),
+        [user_state, project, model],
+        [table, annotate_message],
+        api_name="project_annotate",
+        concurrency_limit=1,
+    )
+    return tab

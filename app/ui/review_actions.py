@@ -1,0 +1,223 @@
+"""What the review buttons do, without Gradio: read the reviewer's edits, choose the verdict, call the review service.
+
+Each function takes the task on screen and the editor values, and returns an `Outcome`: the next task to show and a
+message for the status line. The Gradio layer (`app.ui.review`) only turns outcomes into component updates, so these
+functions are what the handler tests exercise.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from app.runtime import Runtime
+from app.services import review as review_service
+from app.services.review import QueueFilter, ReviewTask
+from app.ui import render
+
+ORDER_CHOICES = [("Lowest confidence first", "confidence"), ("Oldest first", "oldest")]
+VERDICT_CHOICES = [("Not reviewed yet", ""), ("Accepted", "accept"), ("Corrected", "correct"), ("Rejected", "reject")]
+ANY = ""  # dropdown value meaning "no filter"
+
+
+class ReviewInputError(ValueError):
+    """The reviewer's input cannot be submitted as it is; the message says what to do."""
+
+
+@dataclass
+class Outcome:
+    task: ReviewTask | None
+    message: str
+
+
+@dataclass
+class Edits:
+    """The editors' values when a button was pressed."""
+
+    annotator: dict[str, Any] | None = None  # gradio_image_annotation value: {"image": ..., "boxes": [...]}
+    label: str | None = None
+    distribution_rows: list[list[Any]] | None = None
+    reasoning_wrong: bool = False
+    comment: str = ""
+    scale: int = 1  # how many times the image on screen is enlarged (app.ui.display)
+
+
+def queue_filter(order: str | None, label: str | None, verdict: str | None, model_name: str | None) -> QueueFilter:
+    return QueueFilter(
+        label=label or None,
+        verdict=verdict or None,
+        model_name=model_name or None,
+        order=order or "confidence",
+    )
+
+
+def is_distribution(task: ReviewTask) -> bool:
+    return task.task_type == "classification" and task.distribution
+
+
+def edited_answer(task: ReviewTask, edits: Edits) -> Any:
+    """The answer as the editors show it now (pixels), in the task's answer shape.
+
+    Raises:
+        ReviewInputError: the editor holds no usable answer (no label picked, no grounding box, bad probabilities).
+    """
+    if task.task_type == "classification":
+        if is_distribution(task):
+            try:
+                return render.rows_to_distribution(edits.distribution_rows or [], task.labels)
+            except ValueError as error:
+                raise ReviewInputError(str(error)) from None
+        if not edits.label:
+            raise ReviewInputError("Pick the right label first (keys 1–9 or click it).")
+        if edits.label not in task.labels:
+            raise ReviewInputError(f"{edits.label!r} is not one of this project's labels.")
+        return edits.label
+    boxes = (edits.annotator or {}).get("boxes") or []
+    answer = render.boxes_to_answer(task.task_type, boxes, width=task.width, height=task.height, scale=edits.scale)
+    if task.task_type == "grounding" and answer is None:
+        raise ReviewInputError("Draw the box the query refers to first (click the image, then C).")
+    if task.task_type == "detection":
+        unlabelled = [i + 1 for i, obj in enumerate(answer) if not obj["label"]]
+        if unlabelled:
+            raise ReviewInputError(f"Give box {unlabelled[0]} a label first (select it, then E).")
+    return answer
+
+
+def is_edited(task: ReviewTask, edits: Edits) -> bool:
+    """Whether the editors differ from the model's answer (a box moved, a label changed, ...)."""
+    if task.task_type == "classification":
+        if is_distribution(task):
+            try:
+                shown = render.rows_to_distribution(edits.distribution_rows or [], task.labels)
+            except ValueError:
+                return True
+            predicted = task.answer if isinstance(task.answer, dict) else {}
+            return any(
+                not math.isclose(shown.get(label, 0.0), float(predicted.get(label, 0.0)), abs_tol=1e-3)
+                for label in task.labels
+            )
+        return (edits.label or None) != task.answer
+    shown_boxes = (edits.annotator or {}).get("boxes") or []
+    predicted = render.answer_to_boxes(task.task_type, task.answer, task.labels, scale=edits.scale)
+    return render.boxes_signature(shown_boxes) != render.boxes_signature(predicted)
+
+
+def _elapsed_ms(shown_at: float | None) -> int | None:
+    return None if shown_at is None else max(0, round((time.monotonic() - shown_at) * 1000))
+
+
+def _require(task: ReviewTask | None) -> ReviewTask:
+    if task is None:
+        raise ReviewInputError("There is no item on screen. Pick a project or change the queue filters.")
+    return task
+
+
+def load(runtime: Runtime, *, user_id: int, project_id: int | None, queue: QueueFilter) -> Outcome:
+    if project_id is None:
+        return Outcome(None, "Pick a project to start reviewing.")
+    task = review_service.next_task(runtime, project_id=project_id, user_id=user_id, queue=queue)
+    return Outcome(task, "" if task else "Nothing left to review with these filters.")
+
+
+def _next_message(task: ReviewTask | None, done: str) -> str:
+    return done if task is not None else f"{done} That was the last item in this queue."
+
+
+def accept(
+    runtime: Runtime,
+    *,
+    user_id: int,
+    task: ReviewTask | None,
+    edits: Edits,
+    shown_at: float | None,
+    queue: QueueFilter,
+) -> Outcome:
+    """Accept what is on screen. If the reviewer changed the answer first, what is saved is their version, as a
+    correction: the stored annotation always matches what they saw when they pressed Accept."""
+    task = _require(task)
+    if is_edited(task, edits):
+        outcome = correct(runtime, user_id=user_id, task=task, edits=edits, shown_at=shown_at, queue=queue)
+        return Outcome(outcome.task, _next_message(outcome.task, f"Item #{task.item_id} saved as a correction."))
+    if task.answer is None:
+        raise ReviewInputError("The model gave no readable answer to accept: correct it (S) or reject it (R).")
+    next_task = review_service.submit_verdict(
+        runtime,
+        user_id=user_id,
+        item_id=task.item_id,
+        verdict="accept",
+        reasoning_wrong=edits.reasoning_wrong,
+        comment=edits.comment.strip(),
+        time_spent_ms=_elapsed_ms(shown_at),
+        queue=queue,
+        prediction_id=task.prediction_id,
+    )
+    return Outcome(next_task, _next_message(next_task, f"Item #{task.item_id} accepted."))
+
+
+def correct(
+    runtime: Runtime,
+    *,
+    user_id: int,
+    task: ReviewTask | None,
+    edits: Edits,
+    shown_at: float | None,
+    queue: QueueFilter,
+) -> Outcome:
+    task = _require(task)
+    answer = edited_answer(task, edits)
+    if task.answer is not None and not is_edited(task, edits):
+        raise ReviewInputError("Nothing was changed. Edit the answer first, or accept it as it is (A).")
+    next_task = review_service.submit_verdict(
+        runtime,
+        user_id=user_id,
+        item_id=task.item_id,
+        verdict="correct",
+        corrected_answer=answer,
+        reasoning_wrong=edits.reasoning_wrong,
+        comment=edits.comment.strip(),
+        time_spent_ms=_elapsed_ms(shown_at),
+        queue=queue,
+        prediction_id=task.prediction_id,
+    )
+    return Outcome(next_task, _next_message(next_task, f"Item #{task.item_id} corrected."))
+
+
+def reject(
+    runtime: Runtime,
+    *,
+    user_id: int,
+    task: ReviewTask | None,
+    edits: Edits,
+    shown_at: float | None,
+    queue: QueueFilter,
+) -> Outcome:
+    task = _require(task)
+    next_task = review_service.submit_verdict(
+        runtime,
+        user_id=user_id,
+        item_id=task.item_id,
+        verdict="reject",
+        reasoning_wrong=edits.reasoning_wrong,
+        comment=edits.comment.strip(),
+        time_spent_ms=_elapsed_ms(shown_at),
+        queue=queue,
+        prediction_id=task.prediction_id,
+    )
+    return Outcome(next_task, _next_message(next_task, f"Item #{task.item_id} rejected."))
+
+
+def skip(runtime: Runtime, *, user_id: int, task: ReviewTask | None, queue: QueueFilter) -> Outcome:
+    task = _require(task)
+    next_task = review_service.skip_task(runtime, user_id=user_id, item_id=task.item_id, queue=queue)
+    return Outcome(next_task, _next_message(next_task, f"Item #{task.item_id} skipped."))
+
+
+def undo(runtime: Runtime, *, user_id: int, project_id: int | None, current: ReviewTask | None) -> Outcome:
+    if project_id is None:
+        raise ReviewInputError("Pick a project first.")
+    task = review_service.undo_last(runtime, user_id=user_id, project_id=project_id)
+    if task is None:
+        return Outcome(current, "Nothing to undo.")
+    return Outcome(task, f"Undid your last verdict; item #{task.item_id} is back on screen.")

@@ -1,0 +1,127 @@
+"""The review app in Debian's Chromium: sign in, review ten items with the keyboard (accept, correct a box by
+dragging it, reject, undo), and check the database holds exactly those verdicts."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import select
+
+from app.ui.display import display_scale
+from db.models import Annotation, AnnotationSource, Review
+from tests.utils.browser import save_screenshot
+from tests.utils.ui import REVIEWER, create_accounts, seed_detection_project
+
+pytestmark = pytest.mark.browser
+
+TIMEOUT_MS = 15_000
+
+
+def card_text(page) -> str:
+    return page.locator("#review-card").inner_text()
+
+
+def wait_for_item(page, item_id: int) -> None:
+    page.locator("#review-card").get_by_text(re.compile(rf"^Item #{item_id}$")).wait_for(timeout=TIMEOUT_MS)
+
+
+def press(page, key: str, next_item: int) -> None:
+    page.keyboard.press(key)
+    wait_for_item(page, next_item)
+
+
+def sign_in(page, url: str, username: str, password: str) -> None:
+    page.goto(url)
+    page.locator("#login-username input, #login-username textarea").fill(username)
+    page.locator("#login-password input").fill(password)
+    page.locator("#login-submit").click()
+    page.get_by_test_id("signed-in-as").wait_for(timeout=TIMEOUT_MS)
+
+
+def drag_first_box(page, box: list[float], dx: int, dy: int) -> None:
+    """Drag the box whose original-pixel corners are `box` by (dx, dy) screen pixels, in the annotator's drag mode.
+
+    The annotator draws the (enlarged) image at real size centred horizontally, or scaled down to the canvas
+    width when it is wider, so the box's screen position follows from the canvas geometry."""
+    canvas = page.locator("#review-annotator canvas")
+    width = canvas.evaluate("c => c.clientWidth")
+    frame = canvas.bounding_box()
+    enlarge = display_scale(64, 64)
+    shown = 64 * enlarge
+    fit = min(1.0, width / shown)
+    left = frame["x"] + (width - shown * fit) / 2
+    centre_x = left + (box[0] + box[2]) / 2 * enlarge * fit
+    centre_y = frame["y"] + (box[1] + box[3]) / 2 * enlarge * fit
+    page.mouse.move(centre_x, centre_y)
+    page.mouse.down()
+    page.mouse.move(centre_x + dx / 2, centre_y + dy / 2, steps=5)
+    page.mouse.move(centre_x + dx, centre_y + dy, steps=5)
+    page.mouse.up()
+
+
+def test_reviewer_signs_in_and_reviews_ten_items_with_the_keyboard(runtime, tmp_path, serve_app, chromium_browser):
+    seeded = seed_detection_project(runtime, tmp_path, n_items=12)
+    create_accounts(runtime)
+    app = serve_app(runtime, require_login=True)
+    items = seeded.item_ids
+    page = chromium_browser.new_page(viewport={"width": 1400, "height": 1000})
+
+    sign_in(page, app.url, *REVIEWER)
+    wait_for_item(page, items[0])
+    assert "I see" in page.locator("#review-cot").inner_text()
+    assert "Accept" in page.get_by_test_id("shortcut-legend").inner_text()
+
+    press(page, "a", items[1])  # 0: accept
+    press(page, "a", items[2])  # 1: accept
+
+    # 2: correct: drag the first predicted box 40 screen pixels right and down (5 original pixels), then S.
+    moved_box = seeded.answers[items[2]][0]["box"]
+    page.locator("#review-annotator canvas").wait_for(timeout=TIMEOUT_MS)
+    page.wait_for_timeout(300)  # the annotator lays out its image after the value arrives
+    save_screenshot(page, "review.png")
+    drag_first_box(page, moved_box, 40, 40)
+    press(page, "s", items[3])
+
+    # 3: reject with a reason typed in the comment box (M focuses it, Esc leaves it so keys are shortcuts again).
+    page.keyboard.press("m")
+    page.keyboard.type("counts the same triangle twice")
+    page.keyboard.press("Escape")
+    press(page, "r", items[4])
+
+    press(page, "a", items[5])  # 4: accept ...
+    press(page, "u", items[4])  # ... undone: item 4 comes back
+    page.keyboard.press("w")  # flag the reasoning as wrong this time
+    press(page, "a", items[5])  # 4: accept again, reasoning flagged
+
+    for index, key in zip(range(5, 10), ["a", "r", "a", "a", "r"], strict=True):
+        press(page, key, items[index + 1])
+    assert "11 of 12" in card_text(page)
+
+    with runtime.sessions() as session:
+        reviews = list(session.scalars(select(Review).order_by(Review.id)))
+        annotations = {a.item_id: a for a in session.scalars(select(Annotation))}
+    active = {r.item_id: r for r in reviews if r.undone_at is None}
+    undone = [r for r in reviews if r.undone_at is not None]
+    expected = ["accept", "accept", "correct", "reject", "accept", "accept", "reject", "accept", "accept", "reject"]
+    assert [active[item].verdict.value for item in items[:10]] == expected
+    assert len(active) == 10 and len(reviews) == 11
+    assert [(r.item_id, r.verdict.value, r.reasoning_wrong) for r in undone] == [(items[4], "accept", False)]
+    assert active[items[4]].reasoning_wrong is True
+    assert active[items[3]].comment == "counts the same triangle twice"
+    assert all(r.time_spent_ms is not None and r.time_spent_ms >= 0 for r in reviews)
+
+    corrected = active[items[2]].corrected_answer
+    assert len(corrected) == len(seeded.answers[items[2]])
+    new_box = corrected[0]["box"]
+    shift = [new - old for new, old in zip(new_box, moved_box, strict=True)]
+    assert all(abs(s - 5) <= 1.5 for s in shift), f"box moved by {shift}, expected about 5 px each way"
+    untouched = sorted((obj["label"], obj["box"]) for obj in corrected[1:])
+    predicted = sorted((obj["label"], obj["box"]) for obj in seeded.answers[items[2]][1:])
+    assert [label for label, _ in untouched] == [label for label, _ in predicted]
+    assert [v for _, box in untouched for v in box] == pytest.approx([v for _, box in predicted for v in box])
+
+    # Accept and correct leave trusted annotations; reject does not.
+    assert {item for item, a in annotations.items() if a.source is not AnnotationSource.imported} == {
+        items[i] for i, verdict in enumerate(expected) if verdict != "reject"
+    }

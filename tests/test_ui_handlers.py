@@ -1,0 +1,307 @@
+"""UI handlers called directly on a real database: what each review button records, how edits become answers,
+who may use the admin handlers, and how the screen is filled. The browser tests cover the wiring."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+import pytest
+from sqlalchemy import select
+
+from app.runtime import Runtime
+from app.services import auth
+from app.services import review as review_service
+from app.settings import load_settings
+from app.ui import LoginRequiredError, admin, build_demo, dashboard, login, projects, render, review
+from app.ui.display import display_scale
+from app.ui.review_actions import Edits, ReviewInputError, accept, correct, load, reject, skip, undo
+from app.ui.runs import RunLog
+from app.ui.shortcuts import ANNOTATOR_KEYS, REVIEW_SHORTCUTS
+from db.models import Review
+from tests.utils.factories import make_project, write_pngs
+from tests.utils.review_factories import make_predicted_items, make_reviewer
+from tests.utils.ui import seed_detection_project
+
+BOX_A = {"label": "circle", "box": [4.0, 4.0, 20.0, 20.0]}
+BOX_B = {"label": "square", "box": [30.0, 30.0, 50.0, 50.0]}
+
+
+def annotator_value(answer: list[dict], scale: int) -> dict:
+    """What the annotator sends back when the reviewer left `answer` as drawn on an image shown `scale` times."""
+    return {"image": "display.png", "boxes": render.answer_to_boxes("detection", answer, ["circle", "square"], scale)}
+
+
+def verdicts(runtime: Runtime) -> list[tuple[int, str, object, bool]]:
+    with runtime.sessions() as session:
+        rows = session.scalars(select(Review).where(Review.undone_at.is_(None)).order_by(Review.id))
+        return [(r.item_id, r.verdict.value, r.corrected_answer, r.reasoning_wrong) for r in rows]
+
+
+@pytest.fixture
+def detection(runtime: Runtime):
+    """Three detection items predicted [BOX_A, BOX_B] (64x64, scores rising), one reviewer, the first task leased."""
+    with runtime.sessions.begin() as session:
+        project = make_project(session, name="boxes", task_type="detection", labels=("circle", "square"))
+        items = make_predicted_items(session, project, [[BOX_A, BOX_B]] * 3, scores=[0.1, 0.2, 0.3])
+        user_id = make_reviewer(session).id
+        ids = [item.id for item in items]
+    queue = review_service.QueueFilter()
+    task = load(runtime, user_id=user_id, project_id=project.id, queue=queue).task
+    return project.id, ids, user_id, task
+
+
+class TestVerdictActions:
+    def test_accept_with_nothing_edited_records_an_accept_and_returns_the_next_item(self, runtime, detection):
+        _, ids, user_id, task = detection
+        edits = Edits(annotator=annotator_value([BOX_A, BOX_B], 8), scale=8, reasoning_wrong=True)
+        outcome = accept(runtime, user_id=user_id, task=task, edits=edits, shown_at=None, queue=None)
+        assert outcome.task.item_id == ids[1] and "accepted" in outcome.message
+        assert verdicts(runtime) == [(ids[0], "accept", None, True)]
+
+    def test_a_moved_box_is_saved_in_original_pixels_as_a_correction(self, runtime, detection):
+        _, ids, user_id, task = detection
+        value = annotator_value([BOX_A, BOX_B], 8)
+        value["boxes"][0].update(xmin=value["boxes"][0]["xmin"] + 40, xmax=value["boxes"][0]["xmax"] + 40)
+        outcome = correct(
+            runtime, user_id=user_id, task=task, edits=Edits(annotator=value, scale=8), shown_at=None, queue=None
+        )
+        assert outcome.task.item_id == ids[1]
+        [(item_id, verdict, answer, _)] = verdicts(runtime)
+        assert (item_id, verdict) == (ids[0], "correct")
+        assert answer == [{"label": "circle", "box": [9.0, 4.0, 25.0, 20.0]}, BOX_B]
+
+    def test_accept_after_editing_saves_what_the_reviewer_saw(self, runtime, detection):
+        _, ids, user_id, task = detection
+        edits = Edits(annotator=annotator_value([BOX_A], 8), scale=8)  # BOX_B deleted on screen
+        outcome = accept(runtime, user_id=user_id, task=task, edits=edits, shown_at=None, queue=None)
+        assert "saved as a correction" in outcome.message
+        assert verdicts(runtime) == [(ids[0], "correct", [BOX_A], False)]
+
+    def test_correct_without_an_edit_is_refused_and_records_nothing(self, runtime, detection):
+        _, _, user_id, task = detection
+        with pytest.raises(ReviewInputError, match="Nothing was changed"):
+            correct(
+                runtime,
+                user_id=user_id,
+                task=task,
+                edits=Edits(annotator=annotator_value([BOX_A, BOX_B], 1)),
+                shown_at=None,
+                queue=None,
+            )
+        assert verdicts(runtime) == []
+
+    def test_an_unlabelled_box_is_refused(self, runtime, detection):
+        _, _, user_id, task = detection
+        value = annotator_value([BOX_A], 1)
+        value["boxes"].append({"xmin": 1, "ymin": 1, "xmax": 9, "ymax": 9, "label": ""})
+        with pytest.raises(ReviewInputError, match="Give box 2 a label"):
+            correct(runtime, user_id=user_id, task=task, edits=Edits(annotator=value), shown_at=None, queue=None)
+
+    def test_reject_keeps_the_comment_and_time_on_screen(self, runtime, detection):
+        _, ids, user_id, task = detection
+        import time
+
+        reject(
+            runtime,
+            user_id=user_id,
+            task=task,
+            edits=Edits(comment="  two circles  "),
+            shown_at=time.monotonic() - 2,
+            queue=None,
+        )
+        with runtime.sessions() as session:
+            row = session.scalars(select(Review)).one()
+        assert (row.verdict.value, row.comment) == ("reject", "two circles") and row.time_spent_ms >= 2000
+
+    def test_skip_then_undo_brings_back_the_last_verdict(self, runtime, detection):
+        project_id, ids, user_id, task = detection
+        after_accept = accept(
+            runtime,
+            user_id=user_id,
+            task=task,
+            edits=Edits(annotator=annotator_value([BOX_A, BOX_B], 1)),
+            shown_at=None,
+            queue=None,
+        )
+        after_skip = skip(runtime, user_id=user_id, task=after_accept.task, queue=None)
+        assert after_skip.task.item_id == ids[2]
+        undone = undo(runtime, user_id=user_id, project_id=project_id, current=after_skip.task)
+        assert undone.task.item_id == ids[0] and verdicts(runtime) == []
+        nothing = undo(runtime, user_id=user_id, project_id=project_id, current=undone.task)
+        assert nothing.task is undone.task and nothing.message == "Nothing to undo."
+
+    def test_buttons_without_an_item_on_screen_explain_what_to_do(self, runtime, detection):
+        _, _, user_id, _ = detection
+        with pytest.raises(ReviewInputError, match="no item on screen"):
+            reject(runtime, user_id=user_id, task=None, edits=Edits(), shown_at=None, queue=None)
+
+
+class TestClassificationEdits:
+    def test_a_changed_label_is_a_correction_and_a_distribution_is_renormalised(self, runtime):
+        with runtime.sessions.begin() as session:
+            single = make_project(session, name="single", labels=("circle", "square"))
+            make_predicted_items(session, single, ["circle"])
+            mixed = make_project(session, name="mixed", labels=("joy", "fear"), distribution=True)
+            make_predicted_items(session, mixed, [{"joy": 0.5, "fear": 0.5}], first_seed=10)
+            user_id = make_reviewer(session).id
+        queue = review_service.QueueFilter()
+        task = load(runtime, user_id=user_id, project_id=single.id, queue=queue).task
+        correct(runtime, user_id=user_id, task=task, edits=Edits(label="square"), shown_at=None, queue=None)
+        task = load(runtime, user_id=user_id, project_id=mixed.id, queue=queue).task
+        assert task.distribution and render.distribution_rows(task.answer, task.labels) == [
+            ["joy", 0.5],
+            ["fear", 0.5],
+        ]
+        with pytest.raises(ReviewInputError, match="above zero"):
+            correct(
+                runtime,
+                user_id=user_id,
+                task=task,
+                edits=Edits(distribution_rows=[["joy", 0], ["fear", 0]]),
+                shown_at=None,
+                queue=None,
+            )
+        correct(
+            runtime,
+            user_id=user_id,
+            task=task,
+            edits=Edits(distribution_rows=[["joy", 3], ["fear", 1]]),
+            shown_at=None,
+            queue=None,
+        )
+        answers = [answer for _, _, answer, _ in verdicts(runtime)]
+        assert answers[0] == "square" and answers[1] == pytest.approx({"joy": 0.75, "fear": 0.25})
+
+
+class TestScreen:
+    def test_a_small_image_is_enlarged_and_its_boxes_scaled_with_it(self, runtime, tmp_path, monkeypatch):
+        monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+        seeded = seed_detection_project(runtime, tmp_path, n_items=1)
+        with runtime.sessions.begin() as session:
+            user_id = make_reviewer(session).id
+        task = review_service.next_task(runtime, project_id=seeded.project_id, user_id=user_id)
+        updates = review.screen_updates(task, "")
+        state, view, annotator = updates[:3]
+        assert state is task and view["scale"] == display_scale(64, 64) == 8
+        shown = annotator["value"]
+        assert Path(shown["image"]).is_relative_to(tmp_path / "gradio")
+        first = seeded.answers[task.item_id][0]
+        assert [shown["boxes"][0][k] for k in ("xmin", "ymin", "xmax", "ymax")] == [v * 8 for v in first["box"]]
+        assert updates[-4]["interactive"] is True  # Accept
+
+    def test_an_empty_queue_disables_the_verdict_buttons(self):
+        updates = review.screen_updates(None, "Nothing left to review with these filters.")
+        assert updates[0] is None and "Nothing left" in updates[4]
+        assert all(update["interactive"] is False for update in updates[-4:])
+
+
+class TestAccounts:
+    def test_sign_in_accepts_the_right_password_only(self, runtime):
+        auth.create_user(runtime, "ada", "ada-password")
+        user, message = login.sign_in(runtime, "ada", "ada-password")
+        assert user.username == "ada" and message == ""
+        nobody, message = login.sign_in(runtime, "ada", "wrong-password")
+        assert nobody is None and "Wrong username or password" in message
+
+    def test_admin_handlers_refuse_reviewers(self, runtime):
+        reviewer = auth.create_user(runtime, "ada", "ada-password")
+        with pytest.raises(gr.Error, match="Only admins"):
+            admin.on_create_user(runtime, reviewer, "eve", "eve-password", "admin")
+        with pytest.raises(gr.Error, match="Only admins"):
+            projects.on_create(runtime, reviewer, "p", "detection", "circle", False, "")
+        with pytest.raises(gr.Error, match="Sign in first"):
+            admin.on_refresh_runs(RunLog(), None)
+        assert [u.username for u in auth.list_users(runtime)] == ["ada"]
+
+    def test_an_admin_creates_accounts_and_sees_why_a_bad_one_fails(self, runtime):
+        boss = auth.create_user(runtime, "boss", "boss-password", role="admin")
+        rows, _, message = admin.on_create_user(runtime, boss, "bob", "bob-password", "reviewer")
+        assert ["bob", "reviewer", "yes"] in rows and "Created reviewer" in message
+        _, _, message = admin.on_create_user(runtime, boss, "bob", "short", "reviewer")
+        assert "too short" in message
+
+    def test_login_is_required_off_loopback_and_optional_on_it(self, tmp_path):
+        from app.runtime import open_runtime
+
+        exposed = open_runtime(
+            load_settings({"RISE_DATA_DIR": str(tmp_path / "d"), "RISE_HOST": "0.0.0.0"}), upgrade=True
+        )
+        try:
+            with pytest.raises(LoginRequiredError, match="Refusing to run without login on 0.0.0.0"):
+                build_demo(exposed, require_login=False)
+            assert isinstance(build_demo(exposed), gr.Blocks)  # login on by default
+            assert [u.username for u in auth.list_users(exposed)] == []  # no local account created
+        finally:
+            exposed.close()
+
+    def test_without_login_on_loopback_the_app_acts_as_the_local_admin(self, runtime):
+        build_demo(runtime)
+        [local] = auth.list_users(runtime)
+        assert (local.username, local.role) == (admin.LOCAL_USERNAME, "admin")
+        assert auth.authenticate(runtime, "local", "") is None  # no password can sign in as it
+
+
+class TestProjectsTab:
+    def test_create_upload_and_annotate_with_a_tiny_model(self, runtime, tmp_path, tiny_model_dir):
+        boss = auth.create_user(runtime, "boss", "boss-password", role="admin")
+        selector, rows, message = projects.on_create(
+            runtime, boss, "shapes", "classification", "circle, square", False, ""
+        )
+        assert "Created project &#x27;shapes&#x27;" in message and rows[0][:3] == [
+            "shapes",
+            "classification",
+            "circle, square",
+        ]
+        calls = []
+        files = [str(p) for p in write_pngs(tmp_path / "upload", 3, size=(32, 32))] + [str(tmp_path / "missing.png")]
+        rows, message = projects.on_upload(
+            runtime, boss, selector["value"], files, "", progress=lambda *a, **k: calls.append(a)
+        )
+        assert rows[0][3] == 3 and "Added 3" in message and "skipped 1" in message
+        assert calls[-1] == ((3, 3),)  # the missing file is reported as skipped before the images are read
+        run_log = RunLog()
+        rows, message = projects.on_annotate(
+            runtime, run_log, boss, selector["value"], str(tiny_model_dir), progress=lambda *a, **k: None
+        )
+        assert "Annotated 3 of 3 new items" in message
+        [run] = run_log.rows()
+        assert run[1] == "shapes" and run[5] == "finished" and run[6] == "3/3"
+        with runtime.sessions.begin() as session:
+            user_id = make_reviewer(session).id
+        assert review_service.next_task(runtime, project_id=selector["value"], user_id=user_id) is not None
+
+    def test_a_bad_project_shows_the_reason_and_creates_nothing(self, runtime):
+        boss = auth.create_user(runtime, "boss", "boss-password", role="admin")
+        _, _, message = projects.on_create(runtime, boss, "one", "classification", "circle", False, "")
+        assert "at least two labels" in message and projects.project_rows(runtime) == []
+
+
+def test_dashboard_counts_the_verdicts(runtime, detection):
+    project_id, ids, user_id, task = detection
+    reviewer = auth.get_user_info(runtime, user_id)
+    reject(runtime, user_id=user_id, task=task, edits=Edits(), shown_at=None, queue=None)
+    summary, verdict_mix, labels, reviewers, metrics = dashboard.refresh(runtime, reviewer, project_id)
+    assert "1 of 3 items reviewed" in summary
+    assert verdict_mix.set_index("verdict")["count"].to_dict() == {"accept": 0, "correct": 0, "reject": 1}
+    assert [row[:2] for row in reviewers] == [["ada", 1]]
+    assert metrics.empty
+
+
+def test_every_shortcut_targets_an_element_of_the_app_and_spares_the_annotator_keys(runtime):
+    demo = build_demo(runtime)
+    elem_ids = {block.elem_id for block in demo.blocks.values() if getattr(block, "elem_id", None)}
+    assert {s.elem_id for s in REVIEW_SHORTCUTS} <= elem_ids
+    assert not ANNOTATOR_KEYS & {s.key for s in REVIEW_SHORTCUTS}
+    assert len({s.key for s in REVIEW_SHORTCUTS}) == len(REVIEW_SHORTCUTS)
+
+
+def test_rise_serve_refuses_to_run_without_login_on_a_public_address(runtime):
+    from typer.testing import CliRunner
+
+    from app.cli import cli
+    from app.commands import serve  # noqa: F401  (registers the command)
+
+    env = {"RISE_DATA_DIR": str(runtime.settings.data_dir), "NO_COLOR": "1", "COLUMNS": "200"}
+    result = CliRunner().invoke(cli, ["serve", "--host", "0.0.0.0", "--no-login"], env=env)
+    assert result.exit_code == 1 and "Refusing to run without login on 0.0.0.0" in result.output
