@@ -21,6 +21,7 @@ if __package__ in (None, ""):  # run as a script: make the project importable wi
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
+from transformers.utils import logging as hf_logging
 
 from rise.annotate import AnnotationInput, GenerationSettings, PredictionResult, annotate_images
 from rise.modeling import load_model_and_processor
@@ -60,6 +61,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads; default: torch's choice")
     parser.add_argument("--min-speedup", type=float, default=None, help="exit 1 if batched is not this much faster")
     args = parser.parse_args()
+    hf_logging.disable_progress_bar()
     if args.threads:
         torch.set_num_threads(args.threads)
 

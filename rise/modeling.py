@@ -143,12 +143,12 @@ def load_model_and_processor(
     config = load_config(model_name)
     processor = load_processor(model_name, config)
     try:
-        loaded = AutoModelForImageTextToText.from_pretrained(model_name, dtype=torch_dtype)
+        # device_map places the weights on the device as they load, instead of on the CPU first and then copying.
+        loaded = AutoModelForImageTextToText.from_pretrained(model_name, dtype=torch_dtype, device_map=device)
     except (OSError, ValueError) as exc:
         raise _load_error("model", model_name, exc) from exc
     if adapter:
-        loaded = _apply_adapter(loaded, str(adapter))
-    loaded.to(device)
+        loaded = _apply_adapter(loaded, str(adapter)).to(device)
     loaded.eval()
     return loaded, processor
 

@@ -87,9 +87,13 @@ def annotate(
     """Store a prediction (answer, reasoning, confidence) for every item that has none from this model and no
     trusted annotation. Batches commit as they finish: rerun the same command to resume after an interruption."""
     # Imported here: torch and transformers take seconds to import, which no other command should pay for.
+    from transformers.utils import logging as hf_logging
+
     from app.services.annotation import run_annotation
     from rise.annotate import GenerationSettings
     from rise.modeling import ModelLoadError
+
+    hf_logging.disable_progress_bar()  # its bars would interleave with ours
 
     try:
         settings = GenerationSettings(

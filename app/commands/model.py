@@ -29,7 +29,11 @@ def build_tiny(
 
     Load it like any model folder: `rise annotate --project P --model OUT_DIR`.
     """
+    from transformers.utils import logging as hf_logging
+
     from rise.tiny_model import TinyModelConfig, build_tiny_model  # torch and transformers: seconds to import
+
+    hf_logging.disable_progress_bar()  # its bars would interleave with ours
 
     try:
         config = TinyModelConfig(
