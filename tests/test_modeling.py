@@ -126,6 +126,20 @@ class TestLoadModelAndProcessor:
         assert isinstance(processor, Qwen2VLImageProcessorOnly)
         assert processor.image_processor is not None
 
+    def test_text_only_model_is_refused_instead_of_returning_a_bare_tokenizer(self, tmp_path: Path):
+        # AutoProcessor falls back to the tokenizer when a folder has no image processor; that must not pass for a
+        # processor, or the first image would fail far from the cause.
+        from transformers import Qwen2Config
+
+        tokenizer = train_tokenizer(TinyModelConfig())
+        Qwen2Config(
+            vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=1, num_attention_heads=2
+        ).save_pretrained(tmp_path)
+        tokenizer.save_pretrained(tmp_path)
+        assert not hasattr(AutoProcessor.from_pretrained(tmp_path), "image_processor")
+        with pytest.raises(ModelLoadError, match="no image processor"):
+            load_processor(str(tmp_path))
+
     def test_qwen2_5_image_only_processor_builds_from_parts(self, tiny_model_dir: Path):
         stock = AutoProcessor.from_pretrained(tiny_model_dir)
         processor = Qwen2_5_VLImageProcessorOnly(stock.image_processor, stock.tokenizer, stock.chat_template)
