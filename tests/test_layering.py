@@ -3,7 +3,7 @@
     app   may import db and rise
     db    never imports rise or app (nor UI or ML libraries)
     rise  never imports db or app, nor database or UI libraries: it takes plain records
-    app   is imported by nothing but itself (and the tests)
+    app   is imported by nothing but itself (and the tests and benchmarks, which drive it from outside)
 
 Every import counts: inside functions, under `if TYPE_CHECKING:`, relative ones, and `importlib.import_module("…")`
 or `__import__("…")` with a literal name.
@@ -24,9 +24,10 @@ FORBIDDEN: dict[str, frozenset[str]] = {
     "db": frozenset({"app", "rise", "gradio", "gradio_image_annotation", "torch", "transformers", "trl", "peft"}),
     "rise": frozenset({"app", "db", "sqlalchemy", "alembic", "psycopg", "gradio", "gradio_image_annotation"}),
 }
-# Folders that hold no project source. Top level: the tests (which may import anything), data and build output;
-# anywhere: hidden folders (virtual environments, caches) and bytecode.
-SKIPPED_TOP_DIRS = {"tests", "data", "build", "dist"}
+# Folders that hold no project source. Top level: the tests and benchmarks (entry points that drive the app from
+# outside, so they may import anything), data and build output; anywhere: hidden folders (virtual environments,
+# caches) and bytecode.
+SKIPPED_TOP_DIRS = {"tests", "bench", "data", "build", "dist"}
 SKIPPED_DIRS = {"__pycache__", "node_modules"}
 
 
