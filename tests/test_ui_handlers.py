@@ -190,6 +190,25 @@ class TestScreen:
         assert [shown["boxes"][0][k] for k in ("xmin", "ymin", "xmax", "ymax")] == [v * 8 for v in first["box"]]
         assert updates[-4]["interactive"] is True  # Accept
 
+    def test_a_missing_image_can_still_be_accepted_but_not_edited(self, runtime, tmp_path, monkeypatch):
+        monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+        seeded = seed_detection_project(runtime, tmp_path, n_items=2)
+        with runtime.sessions.begin() as session:
+            user_id = make_reviewer(session).id
+        task = review_service.next_task(runtime, project_id=seeded.project_id, user_id=user_id)
+        Path(task.image_path).unlink()
+        updates = review.screen_updates(task, "")
+        view, annotator = updates[1], updates[2]
+        assert view["editable"] is False and annotator["visible"] is False
+        assert "The image cannot be shown" in updates[10]
+        # Whatever boxes a hidden annotator still holds (an earlier item's) are not taken for an edit.
+        stale = annotator_value([BOX_A], 8)
+        edits = review._edits(view, stale, None, None, False, "")
+        with pytest.raises(ReviewInputError, match="cannot be edited"):
+            correct(runtime, user_id=user_id, task=task, edits=edits, shown_at=None, queue=None)
+        accept(runtime, user_id=user_id, task=task, edits=edits, shown_at=None, queue=None)
+        assert verdicts(runtime) == [(task.item_id, "accept", None, False)]
+
     def test_an_empty_queue_disables_the_verdict_buttons(self):
         updates = review.screen_updates(None, "Nothing left to review with these filters.")
         assert updates[0] is None and "Nothing left" in updates[4]

@@ -3,8 +3,8 @@
     demo = build_demo(runtime)                  # login required unless the server is bound to loopback
     demo.launch(server_name="127.0.0.1", server_port=7860)
 
-Tabs: Review (everyone), Dashboard (everyone), Projects, Users and Runs (admins only: hidden for reviewers, and
-every admin handler refuses a reviewer anyway). Handlers call `app.services`; nothing here touches SQL or torch.
+Tabs: Review (everyone), Dashboard (everyone), Projects, Users, Runs and Retrain (admins only: hidden for reviewers,
+and every admin handler refuses a reviewer anyway). Handlers call `app.services`; nothing here touches SQL or torch.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from app.runtime import Runtime
 from app.services import review as review_service
 from app.services.review import ReviewTask
 from app.ui import admin, dashboard, login, projects, review
+from app.ui.retrain_tab import build_retrain_tab
 from app.ui.runs import RunLog
 from app.ui.session import UserInfo, is_admin
 from app.ui.shortcuts import listener_js
@@ -85,8 +86,10 @@ def build_demo(runtime: Runtime, *, require_login: bool | None = None) -> gr.Blo
                     users_table = admin.build_users_tab(runtime, user_state=user_state)
                 with gr.Tab("Runs", id="runs", visible=is_admin(initial_user)) as runs_tab:
                     runs_table = admin.build_runs_tab(user_state=user_state, run_log=run_log)
+                with gr.Tab("Retrain", id="retrain", visible=is_admin(initial_user)) as retrain_tab:
+                    build_retrain_tab(runtime, user_state=user_state, project=project, tab=retrain_tab)
 
-        admin_tabs = [projects_tab, users_tab, runs_tab]
+        admin_tabs = [projects_tab, users_tab, runs_tab, retrain_tab]
         session_outputs = [user_state, login_view, main_view, badge, project, project_tab.table, *admin_tabs]
 
         def show_session(user: UserInfo | None) -> tuple[Any, ...]:

@@ -20,6 +20,7 @@ from app.ui import render
 from app.ui.session import UserInfo
 
 VERDICT_ORDER = ("accept", "correct", "reject")
+VERDICT_COLOURS = {"accept": "#16a34a", "correct": "#2563eb", "reject": "#dc2626"}  # the review buttons' colours
 
 
 @dataclass
@@ -112,7 +113,13 @@ def build_dashboard_tab(runtime: Runtime, *, user_state: gr.State, project: gr.D
     summary = gr.HTML(render.empty_queue_html("Pick a project to see its progress."), js_on_load=None)
     with gr.Row():
         verdicts = gr.BarPlot(
-            verdict_frame(None), x="verdict", y="count", color="verdict", label="Verdict mix", height=260
+            verdict_frame(None),
+            x="verdict",
+            y="count",
+            color="verdict",
+            color_map=VERDICT_COLOURS,
+            label="Verdict mix",
+            height=260,
         )
         labels = gr.Dataframe(
             headers=["label", "reviewed", "accepted"], interactive=False, label="Accept rate per predicted label"
@@ -128,6 +135,7 @@ def build_dashboard_tab(runtime: Runtime, *, user_state: gr.State, project: gr.D
         y="value",
         color="series",
         label="Model versions: evaluation metrics over time",
+        caption="One line per metric; a point per model version, once it has been evaluated on the held-out items.",
         height=300,
     )
     refresh_button = gr.Button("Refresh", size="sm", elem_id="dashboard-refresh")

@@ -181,7 +181,7 @@ def answer_to_boxes(
                 "xmax": x2,
                 "ymax": y2,
                 "label": label,
-                "color": css_rgb(label_colour(label, labels)),
+                "color": css_rgb(PALETTE[0] if task_type == "grounding" else label_colour(label, labels)),
             }
         )
     return boxes

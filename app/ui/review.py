@@ -107,9 +107,15 @@ def screen_updates(task: ReviewTask | None, message: str) -> tuple[Any, ...]:
         )
     labels = list(task.labels)
     has_boxes = task.task_type in ("detection", "grounding")
-    image_path, scale = display_copy(task.image_path, task.width, task.height)
+    try:
+        image_path, scale = display_copy(task.image_path, task.width, task.height)
+    except (OSError, ValueError) as error:
+        # The media file is gone or unreadable: the reviewer can still reject or skip, but there is nothing to edit.
+        image_path, scale = None, 1
+        message = f"The image cannot be shown ({error}); reject or skip this item. {message}".strip()
     distribution = review_actions.is_distribution(task)
-    if has_boxes:
+    editable = image_path is not None
+    if has_boxes and editable:
         annotator = gr.update(
             value={"image": image_path, "boxes": render.answer_to_boxes(task.task_type, task.answer, labels, scale)},
             label_list=labels if task.task_type == "detection" else [render.GROUNDING_LABEL],
@@ -121,8 +127,8 @@ def screen_updates(task: ReviewTask | None, message: str) -> tuple[Any, ...]:
         )
         image = gr.update(visible=False)
     else:
-        annotator = gr.update(visible=False)
-        image = gr.update(value=image_path, visible=True)
+        annotator = gr.update(value=None, visible=False)
+        image = gr.update(value=image_path, visible=not has_boxes and editable)
     card = render.task_card_html(
         task_type=task.task_type,
         item_id=task.item_id,
@@ -144,7 +150,7 @@ def screen_updates(task: ReviewTask | None, message: str) -> tuple[Any, ...]:
     active = gr.update(interactive=True)
     return (
         task,
-        {"shown_at": time.monotonic(), "scale": scale},
+        {"shown_at": time.monotonic(), "scale": scale, "editable": editable},
         annotator,
         image,
         card,
@@ -153,7 +159,7 @@ def screen_updates(task: ReviewTask | None, message: str) -> tuple[Any, ...]:
         dist if dist is not None else gr.update(visible=False),
         False,
         "",
-        status,
+        status_html(message),
         legend_html(with_labels=show_label),
         active,
         active,
@@ -213,14 +219,16 @@ def load_queue(
 
 
 def _edits(view: dict | None, annotator, label, distribution, reasoning_wrong, comment) -> Edits:
+    view = view or {}
     rows = distribution.values.tolist() if hasattr(distribution, "values") else distribution
     return Edits(
-        annotator=annotator,
+        # A hidden annotator may still hold an earlier item's boxes: only a shown one counts as the reviewer's edit.
+        annotator=annotator if view.get("editable", True) else None,
         label=label,
         distribution_rows=rows,
         reasoning_wrong=bool(reasoning_wrong),
         comment=comment or "",
-        scale=int((view or {}).get("scale", 1)),
+        scale=int(view.get("scale", 1)),
     )
 
 
@@ -281,10 +289,14 @@ def filter_choices(
     """Label and model choices of the queue filters for the chosen project."""
     if user is None or project_id is None:
         return gr.update(choices=[("All labels", ANY)], value=ANY), gr.update(choices=[("All models", ANY)], value=ANY)
-    options = review_service.queue_options(runtime, project_id=project_id)
+    try:
+        options = review_service.queue_options(runtime, project_id=project_id)
+    except review_service.ReviewError:  # deleted meanwhile; loading the queue says so
+        return gr.skip(), gr.skip()
     labels = [("All labels", ANY), *[(label, label) for label in options.labels]]
     models = [("All models", ANY), *[(name, name) for name in options.model_names]]
-    return gr.update(choices=labels, value=ANY), gr.update(choices=models, value=ANY)
+    # Grounding projects have no label set: a label menu with nothing in it would only puzzle.
+    return gr.update(choices=labels, value=ANY, visible=bool(options.labels)), gr.update(choices=models, value=ANY)
 
 
 # Layout ------------------------------------------------------------------------------------------------------
@@ -316,7 +328,13 @@ def build_review_tab(runtime: Runtime, *, user_state: gr.State, project: gr.Drop
                 elem_id="review-annotator",
             )
             image = gr.Image(
-                label="Image", type="filepath", interactive=False, height=520, visible=False, elem_id="review-image"
+                label="Image",
+                type="filepath",
+                interactive=False,
+                height=520,
+                visible=False,
+                buttons=["fullscreen"],
+                elem_id="review-image",
             )
         with gr.Column(scale=2, min_width=320):
             card = gr.HTML(

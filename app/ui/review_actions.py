@@ -36,7 +36,8 @@ class Outcome:
 class Edits:
     """The editors' values when a button was pressed."""
 
-    annotator: dict[str, Any] | None = None  # gradio_image_annotation value: {"image": ..., "boxes": [...]}
+    # gradio_image_annotation value {"image": ..., "boxes": [...]}; None when no box editor is on screen.
+    annotator: dict[str, Any] | None = None
     label: str | None = None
     distribution_rows: list[list[Any]] | None = None
     reasoning_wrong: bool = False
@@ -74,7 +75,9 @@ def edited_answer(task: ReviewTask, edits: Edits) -> Any:
         if edits.label not in task.labels:
             raise ReviewInputError(f"{edits.label!r} is not one of this project's labels.")
         return edits.label
-    boxes = (edits.annotator or {}).get("boxes") or []
+    if edits.annotator is None:
+        raise ReviewInputError("The image is not on screen, so its boxes cannot be edited: accept, reject or skip.")
+    boxes = edits.annotator.get("boxes") or []
     answer = render.boxes_to_answer(task.task_type, boxes, width=task.width, height=task.height, scale=edits.scale)
     if task.task_type == "grounding" and answer is None:
         raise ReviewInputError("Draw the box the query refers to first (click the image, then C).")
@@ -99,7 +102,9 @@ def is_edited(task: ReviewTask, edits: Edits) -> bool:
                 for label in task.labels
             )
         return (edits.label or None) != task.answer
-    shown_boxes = (edits.annotator or {}).get("boxes") or []
+    if edits.annotator is None:
+        return False  # nothing on screen to edit
+    shown_boxes = edits.annotator.get("boxes") or []
     predicted = render.answer_to_boxes(task.task_type, task.answer, task.labels, scale=edits.scale)
     return render.boxes_signature(shown_boxes) != render.boxes_signature(predicted)
 
