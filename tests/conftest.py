@@ -18,7 +18,7 @@ from app.runtime import Runtime, open_runtime
 from app.settings import load_settings
 
 # Fixture modules under tests/utils/, one per topic.
-pytest_plugins = ["tests.utils.pg", "tests.utils.models", "tests.utils.browser"]
+pytest_plugins = ["tests.utils.pg", "tests.utils.models", "tests.utils.label_studio_server", "tests.utils.browser"]
 
 
 @pytest.fixture

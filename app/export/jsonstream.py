@@ -15,6 +15,24 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+try:  # orjson (a gradio dependency) encodes several times faster; the standard library is the fallback.
+    import orjson
+
+    def dumps(value: Any) -> str:
+        return orjson.dumps(value).decode("utf-8")
+
+    def loads(text: str | bytes) -> Any:
+        return orjson.loads(text)
+
+except ImportError:  # pragma: no cover - orjson ships with gradio
+
+    def dumps(value: Any) -> str:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+    def loads(text: str | bytes) -> Any:
+        return json.loads(text)
+
+
 _READ_CHUNK = 1 << 16
 _WHITESPACE = " \t\r\n"
 
@@ -41,7 +59,7 @@ def write_json_items(handle: IO[str], items: Iterable[Any]) -> int:
     handle.write("[")
     for item in items:
         handle.write(",\n" if count else "\n")
-        handle.write(json.dumps(item, ensure_ascii=False, separators=(",", ":")))
+        handle.write(dumps(item))
         count += 1
     handle.write("\n]\n" if count else "]\n")
     return count
@@ -117,6 +135,8 @@ def iter_json_array(handle: IO[str]) -> Iterator[Any]:
         separator = skip_whitespace()
         if separator == "]":
             return
+        if separator is None:
+            raise JsonArrayError(f"the array ends early, after {index} elements (no closing ']')")
         if separator != ",":
             raise JsonArrayError(f"expected ',' or ']' after element {index - 1}")
         position += 1

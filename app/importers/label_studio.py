@@ -387,6 +387,8 @@ def import_label_studio_tasks(
                 if progress is not None:
                     progress(report.tasks)
     except JsonArrayError as error:
+        if report.tasks == 0:
+            raise  # not a list of tasks at all: the caller says so
         report.notes.append(f"stopped reading the file: {error}")
     if batch:
         flush()

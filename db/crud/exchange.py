@@ -13,10 +13,24 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Text, func, select, type_coerce
 from sqlalchemy.orm import Session
 
 from db.models import Annotation, AnnotationSource, Item, ModelVersion, Prediction, Review, User
+
+try:  # orjson (a gradio dependency) decodes JSON several times faster than the standard library.
+    from orjson import loads as _loads
+except ImportError:  # pragma: no cover
+    from json import loads as _loads
+
+
+def _json(text: str | None) -> Any:
+    # JSON columns are read as their raw text and decoded here: SQLAlchemy's own decoding uses the slower `json`.
+    return None if text is None else _loads(text)
+
+
+def _raw(column) -> Any:
+    return type_coerce(column, Text)
 
 
 @dataclass(slots=True)
@@ -72,7 +86,7 @@ def count_items(*, session: Session, project_id: int) -> int:
     return session.scalar(select(func.count()).select_from(Item).where(Item.project_id == project_id)) or 0
 
 
-def _predictions(session: Session, ids: Sequence[int]) -> dict[int, list[PredictionRecord]]:
+def _predictions(session: Session, project_id: int, ids: Sequence[int]) -> dict[int, list[PredictionRecord]]:
     stmt = (
         select(
             Prediction.item_id,
@@ -80,27 +94,28 @@ def _predictions(session: Session, ids: Sequence[int]) -> dict[int, list[Predict
             Prediction.model_name,
             ModelVersion.name,
             Prediction.cot,
-            Prediction.answer,
+            _raw(Prediction.answer),
             Prediction.score,
             Prediction.created_at,
         )
         .outerjoin(ModelVersion, ModelVersion.id == Prediction.model_version_id)
-        .where(Prediction.item_id.in_(ids))
+        .join(Item, Item.id == Prediction.item_id)
+        .where(Item.project_id == project_id, Prediction.item_id.between(ids[0], ids[-1]))
         .order_by(Prediction.id)
     )
     found: dict[int, list[PredictionRecord]] = {}
-    for item_id, pid, model_name, version_name, cot, answer, score, created_at in session.execute(stmt):
-        record = PredictionRecord(pid, model_name or version_name or "", cot, answer, score, created_at)
+    for item_id, pid, model_name, version_name, cot, answer, score, created_at in session.connection().execute(stmt):
+        record = PredictionRecord(pid, model_name or version_name or "", cot, _json(answer), score, created_at)
         found.setdefault(item_id, []).append(record)
     return found
 
 
-def _annotations(session: Session, ids: Sequence[int]) -> dict[int, list[AnnotationRecord]]:
+def _annotations(session: Session, project_id: int, ids: Sequence[int]) -> dict[int, list[AnnotationRecord]]:
     stmt = (
         select(
             Annotation.item_id,
             Annotation.id,
-            Annotation.answer,
+            _raw(Annotation.answer),
             Annotation.cot,
             Annotation.source,
             User.username,
@@ -111,19 +126,22 @@ def _annotations(session: Session, ids: Sequence[int]) -> dict[int, list[Annotat
         )
         .outerjoin(User, User.id == Annotation.created_by_id)
         .outerjoin(Review, Review.id == Annotation.review_id)
-        .where(Annotation.item_id.in_(ids))
+        .join(Item, Item.id == Annotation.item_id)
+        .where(Item.project_id == project_id, Annotation.item_id.between(ids[0], ids[-1]))
         .order_by(Annotation.id)
     )
     found: dict[int, list[AnnotationRecord]] = {}
-    for item_id, aid, answer, cot, source, username, name, created_at, spent, wrong in session.execute(stmt):
+    for item_id, aid, answer, cot, source, username, name, created_at, spent, wrong in session.connection().execute(
+        stmt
+    ):
         source_value = source.value if isinstance(source, AnnotationSource) else str(source)
         author = username or name or ""
-        record = AnnotationRecord(aid, answer, cot, source_value, author, created_at, spent, bool(wrong))
+        record = AnnotationRecord(aid, _json(answer), cot, source_value, author, created_at, spent, bool(wrong))
         found.setdefault(item_id, []).append(record)
     return found
 
 
-def _reviews(session: Session, ids: Sequence[int]) -> dict[int, list[ReviewRecord]]:
+def _reviews(session: Session, project_id: int, ids: Sequence[int]) -> dict[int, list[ReviewRecord]]:
     stmt = (
         select(
             Review.item_id,
@@ -136,11 +154,14 @@ def _reviews(session: Session, ids: Sequence[int]) -> dict[int, list[ReviewRecor
             Review.created_at,
         )
         .outerjoin(User, User.id == Review.reviewer_id)
-        .where(Review.item_id.in_(ids), Review.undone_at.is_(None))
+        .join(Item, Item.id == Review.item_id)
+        .where(Item.project_id == project_id, Review.item_id.between(ids[0], ids[-1]), Review.undone_at.is_(None))
         .order_by(Review.id)
     )
     found: dict[int, list[ReviewRecord]] = {}
-    for item_id, rid, prediction_id, verdict, username, wrong, comment, created_at in session.execute(stmt):
+    for item_id, rid, prediction_id, verdict, username, wrong, comment, created_at in session.connection().execute(
+        stmt
+    ):
         verdict_value = getattr(verdict, "value", verdict)
         record = ReviewRecord(rid, prediction_id, verdict_value, username or "", bool(wrong), comment, created_at)
         found.setdefault(item_id, []).append(record)
@@ -150,7 +171,11 @@ def _reviews(session: Session, ids: Sequence[int]) -> dict[int, list[ReviewRecor
 def iter_item_records(
     *, session: Session, project_id: int, batch_size: int = 1000, with_reviews: bool = True
 ) -> Iterator[ItemRecord]:
-    """Every item of the project in id order, with its predictions, annotations and (not undone) reviews."""
+    """Every item of the project in id order, with its predictions, annotations and (not undone) reviews.
+
+    A page's items are exactly the project's items with ids from its first to its last, so its rows are fetched
+    by that id range (an index range scan) rather than by a list of a thousand bound ids.
+    """
     last_id = 0
     while True:
         rows = session.execute(
@@ -171,9 +196,9 @@ def iter_item_records(
         if not rows:
             return
         ids = [row[0] for row in rows]
-        predictions = _predictions(session, ids)
-        annotations = _annotations(session, ids)
-        reviews = _reviews(session, ids) if with_reviews else {}
+        predictions = _predictions(session, project_id, ids)
+        annotations = _annotations(session, project_id, ids)
+        reviews = _reviews(session, project_id, ids) if with_reviews else {}
         for item_id, sha, media_path, original_name, width, height, split, query in rows:
             yield ItemRecord(
                 id=item_id,

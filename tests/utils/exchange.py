@@ -62,7 +62,9 @@ def seed_reviewed_project(
     seeded: list[SeededItem] = []
     with runtime.sessions.begin() as session:
         reviewers = {
-            username: User(username=username, password_hash="!", role=Role.reviewer) for username in ("ada", "grace")
+            username: session.query(User).filter_by(username=username).one_or_none()
+            or User(username=username, password_hash="!", role=Role.reviewer)
+            for username in ("ada", "grace")
         }
         session.add_all(reviewers.values())
         session.flush()

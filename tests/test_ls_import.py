@@ -1,0 +1,199 @@
+"""Importing Label Studio JSON: bad tasks are reported and skipped whole, stored data is never changed, and images
+are found wherever a Label Studio export may point."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+
+from app.export.label_studio import choices_result, rectangle_result, textarea_result
+from app.export.label_studio_config import labeling_config
+from app.importers.label_studio import LabelStudioImportError, import_label_studio_file
+from app.services.projects import create_project
+from db.models import Annotation, AnnotationSource, Item, Prediction
+from tests.utils.factories import write_png
+
+
+def _task(image: str, results: list[dict], *, predictions: list | None = None, **extra) -> dict:
+    return {"id": extra.pop("id", 1), "data": {"image": image}, "annotations": [{"result": results}], **extra} | (
+        {"predictions": predictions} if predictions is not None else {}
+    )
+
+
+def _write(tmp_path: Path, tasks) -> Path:
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps(tasks))
+    return path
+
+
+@pytest.fixture
+def images(tmp_path) -> list[Path]:
+    return [write_png(tmp_path / "imgs" / f"{i}.png", seed=500 + i, size=(40, 20)) for i in range(6)]
+
+
+@pytest.fixture
+def detection(runtime):
+    create_project(runtime, "det", "detection", ["cat", "dog"])
+    return runtime
+
+
+def _counts(runtime) -> tuple[int, int, int]:
+    with runtime.sessions.begin() as session:
+        return session.query(Item).count(), session.query(Annotation).count(), session.query(Prediction).count()
+
+
+def test_bad_tasks_are_skipped_whole_with_their_reasons_and_good_ones_imported(detection, images, tmp_path):
+    cat = rectangle_result("cat", [0, 0, 20, 10], 40, 20, "r0")
+    rotated = rectangle_result("cat", [0, 0, 20, 10], 40, 20, "r1")
+    rotated["value"]["rotation"] = 15
+    tasks = [
+        _task("imgs/0.png", [cat, textarea_result("ears")], id=10),  # good, path relative to the export file
+        _task("imgs/1.png", [rectangle_result("zebra", [0, 0, 5, 5], 40, 20, "z")], id=11),  # unknown label
+        _task("imgs/2.png", [rotated], id=12),  # rotated box
+        _task("imgs/missing.png", [cat], id=13),  # missing image
+        {"id": 14, "data": "not an object"},  # malformed task
+        _task("imgs/3.png", [cat], id=15, predictions=[{"result": "broken", "model_version": "m"}]),  # bad prediction
+        "not even an object",
+        _task("imgs/4.png", [{"type": "rectanglelabels", "value": {"x": 1}}], id=17),  # malformed region
+    ]
+
+    report = import_label_studio_file(detection, "det", _write(tmp_path, tasks))
+
+    assert (report.tasks, report.items_added, report.annotations_added) == (8, 1, 1)
+    reasons = {skipped.task_id: " ".join(skipped.reasons) for skipped in report.skipped}
+    assert "unknown label 'zebra'" in reasons[11]
+    assert "rotated box (15 degrees)" in reasons[12]
+    assert "missing image" in reasons[13] and "missing.png" in reasons[13]
+    assert "`data` object" in reasons[14]
+    assert "prediction 1: `result` is not a list" in reasons[15]
+    assert "not a task object" in reasons[None]
+    assert "without numeric x, y, width, height" in reasons[17]
+    assert _counts(detection) == (1, 1, 0)  # the skipped tasks left nothing behind, not even their images' items
+
+
+def test_nothing_already_stored_changes_and_a_repeat_adds_nothing(detection, images, tmp_path):
+    tasks = [
+        _task(
+            "imgs/0.png",
+            [rectangle_result("cat", [0, 0, 20, 10], 40, 20, "r0"), textarea_result("whiskers")],
+            predictions=[{"model_version": "m1", "score": 0.5, "result": [choices_result("x")]}],  # wrong control
+        )
+    ]
+    first = import_label_studio_file(detection, "det", _write(tmp_path, [tasks[0] | {"predictions": []}]))
+    assert (first.items_added, first.annotations_added) == (1, 1)
+    with detection.sessions.begin() as session:
+        before = [(a.id, a.answer, a.cot, a.created_at) for a in session.query(Annotation)]
+
+    dog = rectangle_result("dog", [10, 5, 40, 20], 40, 20, "r1")
+    again = import_label_studio_file(
+        detection,
+        "det",
+        _write(
+            tmp_path,
+            [
+                tasks[0] | {"predictions": []},  # the same task again: nothing new
+                _task("imgs/0.png", [dog], id=2),  # same image, a new annotation: added beside the old one
+            ],
+        ),
+    )
+
+    assert (again.items_added, again.items_existing, again.annotations_added, again.duplicates) == (0, 2, 1, 1)
+    with detection.sessions.begin() as session:
+        after = [(a.id, a.answer, a.cot, a.created_at) for a in session.query(Annotation).order_by(Annotation.id)]
+    assert after[0] == before[0] and len(after) == 2
+    assert after[1][1] == [{"label": "dog", "box": [10.0, 5.0, 40.0, 20.0]}]
+
+
+def test_cancelled_annotations_are_ignored_and_quick_export_prediction_ids_noted(detection, images, tmp_path):
+    task = _task("imgs/0.png", [], predictions=[7, 8])
+    task["annotations"].append({"result": [], "was_cancelled": True})
+    report = import_label_studio_file(detection, "det", _write(tmp_path, [task]))
+    assert (report.annotations_added, report.cancelled_annotations, report.predictions_added) == (1, 1, 0)
+    assert any("ids only" in note for note in report.notes)
+    with detection.sessions.begin() as session:
+        [annotation] = session.query(Annotation).all()
+        # An empty box list is a real answer for detection ("nothing there"), imported as ground truth.
+        assert (annotation.answer, annotation.source) == ([], AnnotationSource.imported)
+
+
+def test_annotation_author_and_time_come_from_label_studio_fields(detection, images, tmp_path):
+    annotation = {
+        "result": [rectangle_result("cat", [0, 0, 4, 4], 40, 20, "r")],
+        "completed_by": {"id": 3, "email": "eve@example.com"},
+        "created_at": "2024-01-02T03:04:05.678Z",
+    }
+    task = {"data": {"image": "imgs/0.png"}, "annotations": [annotation]}
+    import_label_studio_file(detection, "det", _write(tmp_path, [task]))
+    with detection.sessions.begin() as session:
+        [stored] = session.query(Annotation).all()
+        assert stored.created_by_name == "eve@example.com"
+        assert stored.created_at.isoformat() == "2024-01-02T03:04:05.678000"
+
+
+def test_images_are_found_in_every_form_an_export_uses(detection, images, tmp_path):
+    ls_media = tmp_path / "ls-data" / "media"
+    upload = ls_media / "upload" / "3" / "1a2b3c4d-up.png"
+    upload.parent.mkdir(parents=True)
+    upload.write_bytes(images[2].read_bytes())
+    inline = "data:image/png;base64," + base64.b64encode(images[3].read_bytes()).decode()
+    cat = [rectangle_result("cat", [0, 0, 4, 4], 40, 20, "r")]
+    tasks = [
+        _task(str(images[0].resolve()), cat, id=1),  # absolute path
+        _task("/data/local-files/?d=imgs/1.png", cat, id=2),  # Label Studio local files, below --image-root
+        _task("/data/upload/3/1a2b3c4d-up.png", cat, id=3),  # an upload, found in Label Studio's media folder
+        _task(inline, cat, id=4),  # a data URI
+        _task("https://elsewhere.example/x.png", cat, id=5),  # a remote URL: not fetched
+        _task("data:image/png;base64,!!!", cat, id=6),  # broken base64
+    ]
+    report = import_label_studio_file(
+        detection, "det", _write(tmp_path, tasks), image_root=tmp_path, label_studio_media=ls_media
+    )
+    assert report.items_added == 4
+    reasons = {skipped.task_id: " ".join(skipped.reasons) for skipped in report.skipped}
+    assert set(reasons) == {5, 6}
+    assert "is on a server" in reasons[5] and "invalid base64" in reasons[6]
+
+
+def test_a_file_that_is_not_an_image_is_reported(detection, tmp_path):
+    (tmp_path / "notes.png").write_text("not a png")
+    report = import_label_studio_file(detection, "det", _write(tmp_path, [_task("notes.png", [])]))
+    assert "unusable image" in report.skipped[0].reasons[0]
+
+
+def test_the_project_is_created_from_a_labeling_config(runtime, images, tmp_path):
+    task = _task("imgs/0.png", [choices_result("b"), textarea_result("why")])
+    config = labeling_config("classification", ["a", "b"])
+    report = import_label_studio_file(runtime, "new", _write(tmp_path, [task]), config_xml=config)
+    assert report.annotations_added == 1
+    with runtime.sessions.begin() as session:
+        [annotation] = session.query(Annotation).all()
+        assert (annotation.answer, annotation.cot) == ("b", "why")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(None, "No such file"), ('{"data": {}}', "not a Label Studio JSON export")],
+)
+def test_unusable_files_are_errors(detection, tmp_path, content, message):
+    path = tmp_path / "export.json"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(LabelStudioImportError, match=message):
+        import_label_studio_file(detection, "det", path)
+
+
+def test_a_missing_project_without_a_config_says_how_to_create_it(runtime, tmp_path):
+    with pytest.raises(LabelStudioImportError, match="rise project create nope"):
+        import_label_studio_file(runtime, "nope", _write(tmp_path, []))
+
+
+def test_a_truncated_file_keeps_what_was_read_and_says_where_it_stopped(detection, images, tmp_path):
+    good = json.dumps(_task("imgs/0.png", [rectangle_result("cat", [0, 0, 4, 4], 40, 20, "r")]))
+    path = tmp_path / "export.json"
+    path.write_text("[" + good + ', {"data": ')
+    report = import_label_studio_file(detection, "det", path)
+    assert report.items_added == 1
+    assert any("stopped reading" in note for note in report.notes)
