@@ -14,13 +14,11 @@ import gradio as gr
 
 from app.runtime import Runtime
 from app.services import projects as project_service
-from app.services.annotation import run_annotation
 from app.services.imports import ImportFailed, import_paths
 from app.services.projects import ProjectError
 from app.ui.render import escape
 from app.ui.runs import RunLog
 from app.ui.session import UserInfo, require_admin
-from rise.modeling import ModelLoadError
 
 TASK_CHOICES = [
     ("Classification (one label per image)", "classification"),
@@ -140,6 +138,10 @@ def on_annotate(
     progress: gr.Progress = gr.Progress(),
 ) -> tuple[Any, ...]:
     """Annotate the project's items that have no prediction from `model` yet, showing progress as it goes."""
+    # Imported on first use: they bring in torch and transformers, which would add seconds to every server start.
+    from app.services.annotation import run_annotation
+    from rise.modeling import ModelLoadError
+
     user = require_admin(user)
     model = (model or "").strip()
     if not model:
