@@ -77,6 +77,9 @@ class ReviewTab:
         return [self.annotator, self.label_radio, self.distribution, self.reasoning_wrong, self.comment]
 
 
+BLUR_JS = "() => { if (document.activeElement) { document.activeElement.blur(); } }"
+
+
 def status_html(message: str) -> str:
     return f'<div class="rise-status" data-testid="review-status">{render.escape(message)}</div>'
 
@@ -404,6 +407,10 @@ def _wire(runtime: Runtime, tab: ReviewTab, *, user_state: gr.State, project: gr
     )
     for control in tab.filter_inputs():
         control.input(partial(load_queue, runtime), load_inputs, screen, show_progress="hidden")
+    # A menu keeps the keyboard focus after a pick, and keys typed into it would filter the menu instead of
+    # reviewing; leave it as soon as something is picked so the next key is a shortcut again.
+    for menu in (project, tab.label_filter, tab.verdict_filter, tab.model_filter):
+        menu.input(None, js=BLUR_JS)
     tab.accept.click(partial(on_accept, runtime), verdict_inputs, api_name="review_accept", **common)
     tab.correct.click(partial(on_correct, runtime), verdict_inputs, api_name="review_correct", **common)
     tab.reject.click(partial(on_reject, runtime), verdict_inputs, api_name="review_reject", **common)
