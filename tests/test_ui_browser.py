@@ -8,9 +8,13 @@ import re
 import pytest
 from sqlalchemy import select
 
+from app.services.imports import import_paths
+from app.services.projects import create_project
 from app.ui.display import display_scale
-from db.models import Annotation, AnnotationSource, Review
+from db.models import Annotation, AnnotationSource, Item, Review
 from tests.utils.browser import save_screenshot
+from tests.utils.factories import write_pngs
+from tests.utils.review_factories import add_prediction
 from tests.utils.ui import REVIEWER, create_accounts, seed_detection_project
 
 pytestmark = pytest.mark.browser
@@ -69,6 +73,7 @@ def test_reviewer_signs_in_and_reviews_ten_items_with_the_keyboard(runtime, tmp_
 
     sign_in(page, app.url, *REVIEWER)
     wait_for_item(page, items[0])
+    assert page.get_by_role("tab", name="Users").count() == 0  # admin tabs are not even rendered for a reviewer
     assert "I see" in page.locator("#review-cot").inner_text()
     assert "Accept" in page.get_by_test_id("shortcut-legend").inner_text()
 
@@ -125,3 +130,30 @@ def test_reviewer_signs_in_and_reviews_ten_items_with_the_keyboard(runtime, tmp_
     assert {item for item, a in annotations.items() if a.source is not AnnotationSource.imported} == {
         items[i] for i, verdict in enumerate(expected) if verdict != "reject"
     }
+
+
+def test_classification_labels_are_picked_with_number_keys(runtime, tmp_path, serve_app, chromium_browser):
+    create_project(runtime, "moods", "classification", ["sunny", "stormy", "balanced"])
+    summary = import_paths(runtime, "moods", write_pngs(tmp_path / "moods", 2, size=(48, 48)))
+    item_ids = sorted(summary.item_ids.values())
+    with runtime.sessions.begin() as session:
+        for item_id, score in zip(item_ids, (0.1, 0.2), strict=True):
+            add_prediction(session, session.get(Item, item_id), "sunny", score=score, cot="Bright colours.")
+    app = serve_app(runtime)  # loopback: no login, the local admin reviews
+    page = chromium_browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(app.url)
+    wait_for_item(page, item_ids[0])
+    assert page.locator("#review-label input[type=radio]:checked").get_attribute("value") == "sunny"
+
+    page.keyboard.press("3")  # the third label: balanced
+    page.locator("#review-label input[value=balanced]:checked").wait_for(timeout=TIMEOUT_MS)
+    press(page, "s", item_ids[1])
+    page.keyboard.press("a")
+    page.locator("#review-card").get_by_text("That was the last item", exact=False).wait_for(timeout=TIMEOUT_MS)
+
+    with runtime.sessions() as session:
+        rows = list(session.scalars(select(Review).order_by(Review.id)))
+    assert [(r.item_id, r.verdict.value, r.corrected_answer) for r in rows] == [
+        (item_ids[0], "correct", "balanced"),
+        (item_ids[1], "accept", None),
+    ]

@@ -86,8 +86,8 @@ def status_html(message: str) -> str:
 
 def screen_updates(task: ReviewTask | None, message: str) -> tuple[Any, ...]:
     """Updates for `ReviewTab.screen_outputs()` that show `task` (or the empty-queue card) with `message`."""
-    status = status_html(message)
     if task is None:
+        status = status_html("")  # the card says it, in large
         hidden = gr.update(visible=False)
         idle = gr.update(interactive=False)
         return (
