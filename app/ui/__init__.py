@@ -18,6 +18,7 @@ from app.runtime import Runtime
 from app.services import review as review_service
 from app.services.review import ReviewTask
 from app.ui import admin, dashboard, login, projects, review
+from app.ui.export_tab import build_export_controls
 from app.ui.retrain_tab import build_retrain_tab
 from app.ui.runs import RunLog
 from app.ui.session import UserInfo, is_admin
@@ -82,6 +83,7 @@ def build_demo(runtime: Runtime, *, require_login: bool | None = None) -> gr.Blo
                     project_tab = projects.build_projects_tab(
                         runtime, user_state=user_state, project=project, run_log=run_log
                     )
+                    build_export_controls(runtime, user_state=user_state, project=project)
                 with gr.Tab("Users", id="users", visible=is_admin(initial_user)) as users_tab:
                     users_table = admin.build_users_tab(runtime, user_state=user_state)
                 with gr.Tab("Runs", id="runs", visible=is_admin(initial_user)) as runs_tab:

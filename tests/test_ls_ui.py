@@ -1,0 +1,79 @@
+"""The admin export controls: downloads in every format, push to Label Studio, refusals, escaped messages."""
+
+from __future__ import annotations
+
+import json
+import uuid
+import zipfile
+from pathlib import Path
+
+import gradio as gr
+import pytest
+
+from app.services.auth import UserInfo
+from app.ui.export_tab import FORMATS, on_download, on_push
+from tests.utils.exchange import seed_reviewed_project
+
+ADMIN = UserInfo(id=1, username="root", role="admin")
+REVIEWER = UserInfo(id=2, username="ada", role="reviewer")
+
+
+@pytest.fixture
+def project_id(runtime, tmp_path) -> int:
+    seed_reviewed_project(runtime, "shapes <b>", "detection", ["circle", "square"], tmp_path / "images")
+    from app.services.projects import list_projects
+
+    return next(p.id for p in list_projects(runtime) if p.name == "shapes <b>")
+
+
+@pytest.mark.parametrize("label", list(FORMATS))
+def test_every_format_downloads_a_file(runtime, project_id, label):
+    path, status = on_download(runtime, ADMIN, project_id, label)
+    assert path is not None and Path(path).is_file(), status
+    assert "Ready:" in status and "<b>" not in status
+    kind = FORMATS[label]
+    if kind == "label-studio":
+        assert len(json.loads(Path(path).read_text())) == 4
+    elif kind == "label-studio-config":
+        assert Path(path).read_text().startswith("<View>")
+    elif kind == "coco":
+        assert len(json.loads(Path(path).read_text())["annotations"]) == 3
+    else:
+        assert any(name.endswith("dataset_dict.json") for name in zipfile.ZipFile(path).namelist())
+
+
+def test_reviewers_and_missing_projects_are_refused(runtime, project_id):
+    with pytest.raises(gr.Error, match="Only admins"):
+        on_download(runtime, REVIEWER, project_id, next(iter(FORMATS)))
+    with pytest.raises(gr.Error, match="Only admins"):
+        on_push(runtime, REVIEWER, project_id, "", "", "", "upload")
+    with pytest.raises(gr.Error, match="Select a project"):
+        on_download(runtime, ADMIN, None, next(iter(FORMATS)))
+
+
+def test_a_push_that_fails_says_why_escaped_and_without_the_key(runtime, project_id, monkeypatch):
+    monkeypatch.delenv("LABEL_STUDIO_API_KEY", raising=False)
+    status = on_push(runtime, ADMIN, project_id, "http://127.0.0.1:9/<x>", "secret-key-123", "", "upload")
+    assert "rise-error" in status and "Cannot reach Label Studio" in status
+    assert "&lt;x&gt;" in status and "secret-key-123" not in status
+    status = on_push(runtime, ADMIN, project_id, "http://127.0.0.1:9", "", "", "upload")
+    assert "LABEL_STUDIO_API_KEY" in status
+
+
+@pytest.mark.label_studio
+def test_push_from_the_admin_page_creates_the_project(runtime, project_id, label_studio_server):
+    title = f"from the UI {uuid.uuid4().hex[:8]}"
+    status = on_push(runtime, ADMIN, project_id, label_studio_server.url, label_studio_server.api_key, title, "inline")
+    assert "Created Label Studio project" in status and "4 tasks" in status and "2 annotations" in status
+    assert label_studio_server.api_key not in status
+
+
+def test_the_admin_page_carries_the_export_controls(runtime):
+    from app.ui import build_demo
+
+    demo = build_demo(runtime)
+    events = {fn.api_name: fn for fn in demo.fns.values() if fn.api_name in ("export_download", "export_push")}
+    assert set(events) == {"export_download", "export_push"}
+    assert events["export_download"].fn.func is on_download and events["export_push"].fn.func is on_push
+    labels = {getattr(block, "label", None) for block in demo.blocks.values()}
+    assert {"Format", "Export file", "Label Studio URL", "API key"} <= labels
