@@ -27,6 +27,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -216,6 +217,16 @@ class Item(Base):
 
 class ModelVersion(Base):
     __tablename__ = "model_versions"
+    # At most one serving version per project, enforced by the database whatever races (migration 0004).
+    __table_args__ = (
+        Index(
+            "uq_model_versions_serving",
+            "project_id",
+            unique=True,
+            sqlite_where=text("is_serving"),
+            postgresql_where=text("is_serving"),
+        ),
+    )
 
     id: Mapped[intpk]
     project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
@@ -338,11 +349,24 @@ class ReviewSkip(Base):
     skipped_at: Mapped[created_ts]
 
 
+ACTIVE_TRAIN_JOB_SQL = "kind = 'train' AND status IN ('queued', 'running')"
+
+
 class TrainingJob(Base):
     """A queued unit of GPU/CPU work (a retraining run or a batch annotation run) claimed by `rise worker`."""
 
     __tablename__ = "training_jobs"
-    __table_args__ = (Index("ix_training_jobs_status_created", "status", "created_at"),)
+    __table_args__ = (
+        Index("ix_training_jobs_status_created", "status", "created_at"),
+        # At most one queued or running training job per project, enforced by the database (migration 0004).
+        Index(
+            "uq_training_jobs_active_train",
+            "project_id",
+            unique=True,
+            sqlite_where=text(ACTIVE_TRAIN_JOB_SQL),
+            postgresql_where=text(ACTIVE_TRAIN_JOB_SQL),
+        ),
+    )
 
     id: Mapped[intpk]
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
