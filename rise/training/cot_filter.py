@@ -1,0 +1,141 @@
+"""Stage 2, filter: pick the reasoning each item is fine-tuned on (DESIGN.md §1, RISE-R1 step 1).
+
+Per item the best-reward RISE-CoT rollout qualifies when its reconstruction accuracy reaches τ and it did not leak;
+a reviewer-accepted reasoning that was not flagged as wrong qualifies as well (and wins by default). The report says
+how many items qualified and, for each of the rest, why not.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rise.tasks import TaskSpec, TaskType
+from rise.training.config import FilterConfig
+from rise.training.records import Snapshot
+
+# Why an item has no SFT example, in the report's words.
+NO_ROLLOUTS = "no rollouts (RISE-CoT never sampled this item, e.g. it stopped early)"
+ALL_LEAKED = "every reasoning gave the answer away"
+ALL_EMPTY = "every reasoning that did not leak was empty"
+BELOW_TAU = "no reasoning reconstructed the answer well enough (accuracy below tau)"
+
+
+@dataclass
+class SelectedCoT:
+    """One SFT example's reasoning: where it came from and how it scored."""
+
+    item_id: int
+    cot: str
+    source: str  # "rollout" or "human"
+    accuracy: float | None = None
+    reward: float | None = None
+
+
+@dataclass
+class FilterReport:
+    """What the filter kept: per-source counts, and why every other item was left out."""
+
+    tau: float
+    items: int
+    selected: list[SelectedCoT] = field(default_factory=list)
+    rejected: dict[int, str] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        sources = Counter(s.source for s in self.selected)
+        return {
+            "tau": self.tau,
+            "items": self.items,
+            "qualified": len(self.selected),
+            "from_rollouts": sources.get("rollout", 0),
+            "from_reviewers": sources.get("human", 0),
+            "not_qualified": len(self.rejected),
+            "reasons": dict(Counter(self.rejected.values())),
+        }
+
+
+def default_tau(spec: TaskSpec, config: FilterConfig) -> float:
+    """τ for the task: the configured one, else 1.0 for single labels (correct), box_tau for boxes, 0.9 otherwise."""
+    if config.tau is not None:
+        return config.tau
+    if spec.task_type is TaskType.classification:
+        return 0.9 if spec.distribution else 1.0
+    return config.box_tau
+
+
+def _best_rollout(rollouts: list[dict[str, Any]], tau: float) -> tuple[dict[str, Any] | None, str]:
+    """The best qualifying rollout of one item, or `None` and the reason none qualifies."""
+    if not rollouts:
+        return None, NO_ROLLOUTS
+    clean = [r for r in rollouts if not r.get("leaked")]
+    if not clean:
+        return None, ALL_LEAKED
+    non_empty = [r for r in clean if (r.get("cot") or "").strip()]
+    if not non_empty:
+        return None, ALL_EMPTY
+    # The tolerance keeps an exact 0.75 IoU from missing a 0.75 threshold through float rounding.
+    good = [r for r in non_empty if float(r.get("accuracy") or 0.0) >= tau - 1e-9]
+    if not good:
+        return None, BELOW_TAU
+    return max(good, key=lambda r: (float(r.get("reward") or 0.0), float(r.get("accuracy") or 0.0))), ""
+
+
+def select_cots(snapshot: Snapshot, rollouts: Iterable[dict[str, Any]], config: FilterConfig) -> FilterReport:
+    """Choose at most one reasoning per training item with a trusted answer.
+
+    Args:
+        snapshot (`Snapshot`): the training data; its `cot` column holds reviewer-accepted reasonings.
+        rollouts (`Iterable[dict]`): RISE-CoT rollouts (`rise.training.reconstruction.read_rollouts`).
+        config (`FilterConfig`): τ and how reviewer reasonings count.
+
+    Returns:
+        `FilterReport`: the selected reasonings and the reason for every item left out.
+    """
+    tau = default_tau(snapshot.spec, config)
+    by_item: dict[int, list[dict[str, Any]]] = {}
+    for rollout in rollouts:
+        if rollout.get("item_id") is not None:
+            by_item.setdefault(int(rollout["item_id"]), []).append(rollout)
+    columns = snapshot.train.select_columns(["item_id", "answer", "cot"])
+    report = FilterReport(tau=tau, items=0)
+    for row in columns:
+        if row["answer"] is None:
+            continue  # only rejected answers: RFT's business, nothing to imitate
+        report.items += 1
+        item_id = int(row["item_id"])
+        human = (row["cot"] or "").strip() if config.include_human_cots else ""
+        best, reason = _best_rollout(by_item.get(item_id, []), tau)
+        if human and (config.prefer_human_cots or best is None):
+            report.selected.append(SelectedCoT(item_id, human, "human"))
+        elif best is not None:
+            report.selected.append(
+                SelectedCoT(item_id, best["cot"].strip(), "rollout", float(best["accuracy"]), float(best["reward"]))
+            )
+        else:
+            report.rejected[item_id] = reason
+    return report
+
+
+def write_filter_outputs(report: FilterReport, stage_dir: Path) -> dict[str, Any]:
+    """`stage_dir/sft_data.jsonl` (the SFT stage's input) and `stage_dir/report.json`; returns the summary."""
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    with (stage_dir / "sft_data.jsonl").open("w", encoding="utf-8") as handle:
+        for selected in report.selected:
+            handle.write(json.dumps(selected.__dict__, ensure_ascii=False) + "\n")
+    summary = report.summary()
+    details = {**summary, "not_qualified_items": {str(k): v for k, v in sorted(report.rejected.items())}}
+    (stage_dir / "report.json").write_text(json.dumps(details, indent=1))
+    return summary
+
+
+def read_selected(stage_dir: Path) -> list[SelectedCoT]:
+    """The filter stage's choices, as written by `write_filter_outputs`."""
+    path = stage_dir / "sft_data.jsonl"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: run the filter stage first (`--stage filter`).")
+    with path.open(encoding="utf-8") as handle:
+        return [SelectedCoT(**json.loads(line)) for line in handle if line.strip()]

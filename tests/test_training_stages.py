@@ -1,0 +1,127 @@
+"""Stage building blocks on the tiny model: the judge the reconstruction reward uses, a full fine-tune with a frozen
+judge, and the wall-clock limit."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pytest
+import torch
+from accelerate import Accelerator
+from peft import LoraConfig, get_peft_model
+from safetensors.torch import load_file
+
+from rise.modeling import load_model_and_processor
+from rise.training.config import RiseCoTConfig
+from rise.training.reconstruction import PolicyReconstructor, ReconstructionRequest
+from rise.training.rise_cot import train_rise_cot
+from tests.utils.training import classification_spec, synthetic_snapshot
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # A model this small gains nothing from several threads, and they spin against other test processes.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def snapshot(tmp_path_factory):
+    return synthetic_snapshot(tmp_path_factory.mktemp("snap"), n_train=2, n_eval=0)
+
+
+class TestPolicyReconstructor:
+    @pytest.fixture
+    def lora_policy(self, tiny_model_dir):
+        model, processor = load_model_and_processor(str(tiny_model_dir), device="cpu", dtype="float32")
+        policy = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
+        torch.manual_seed(0)
+        for name, parameter in policy.named_parameters():
+            if "lora_B" in name:
+                parameter.data.normal_(std=5.0)  # a trained-looking adapter that changes what the model writes
+        policy.train()
+        # What the reconstructor reads from a trainer: the accelerator and the model it wraps.
+        trainer = SimpleNamespace(accelerator=Accelerator(cpu=True), model=policy, model_wrapped=policy)
+        return policy, processor, trainer
+
+    def reconstruct(self, judge: str, processor, trainer, policy) -> list[str]:
+        reconstructor = PolicyReconstructor(classification_spec(), processor, judge=judge, max_new_tokens=10)
+        reconstructor.trainer = trainer
+        modes: list[bool] = []
+        base_model = policy.get_base_model()  # generate runs the wrapped model, not the PEFT wrapper
+        hook = base_model.register_forward_pre_hook(lambda module, args: modes.append(module.training))
+        try:
+            texts = reconstructor([ReconstructionRequest("A round outline."), ReconstructionRequest("Three tips.")])
+        finally:
+            hook.remove()
+        assert modes and not any(modes)  # generated in eval mode ...
+        assert policy.training  # ... and train mode is back afterwards
+        return texts
+
+    def test_base_judge_writes_what_the_model_without_adapter_writes(self, lora_policy):
+        policy, processor, trainer = lora_policy
+        base = self.reconstruct("base", processor, trainer, policy)
+        live = self.reconstruct("policy", processor, trainer, policy)
+        with policy.disable_adapter():
+            reference = self.reconstruct("policy", processor, trainer, policy)
+        assert base == reference and live != base
+
+    def test_base_judge_without_adapter_names_the_fix(self, tiny_model_dir):
+        model, processor = load_model_and_processor(str(tiny_model_dir), device="cpu", dtype="float32")
+        reconstructor = PolicyReconstructor(classification_spec(), processor, judge="base")
+        reconstructor.trainer = SimpleNamespace(accelerator=Accelerator(cpu=True), model=model)
+        with pytest.raises(ValueError, match="judge='frozen'"):
+            reconstructor([ReconstructionRequest("Round.")])
+
+    def test_unset_trainer_is_a_clear_error(self, tiny_model):
+        with pytest.raises(RuntimeError, match="assign the GRPOTrainer"):
+            PolicyReconstructor(classification_spec(), tiny_model[1])([ReconstructionRequest("Round.")])
+
+
+def test_full_finetune_with_a_frozen_judge_stops_at_the_time_limit(snapshot, tiny_model_dir, tmp_path):
+    config = RiseCoTConfig(
+        use_lora=False,
+        judge="frozen",
+        max_steps=3,
+        max_seconds=0.001,  # crossed during the first step, so training stops after it
+        per_device_train_batch_size=4,
+        num_generations=2,
+        max_completion_length=8,
+        reconstruction_max_new_tokens=6,
+        learning_rate=0.01,
+    )
+    summary = train_rise_cot(str(tiny_model_dir), snapshot, config, tmp_path)
+    assert summary["steps"] == 1 and summary["stopped_by_time_limit"]
+    rows = [json.loads(line) for line in (tmp_path / "rollouts" / "rank-00000.jsonl").open()]
+    assert len(rows) == 4 and all("reconstruction" in row for row in rows)
+    # A full fine-tune saves a whole model (not an adapter) that loads on its own, processor included.
+    assert not (tmp_path / "final" / "adapter_config.json").exists()
+    assert (
+        load_file(tmp_path / "final" / "model.safetensors").keys()
+        == load_file(tiny_model_dir / "model.safetensors").keys()
+    )
+    load_model_and_processor(str(tmp_path / "final"), device="cpu")
+
+
+def test_progress_file_records_stage_changes_and_trainer_logs(tmp_path, tiny_model_dir):
+    from rise.train import main
+    from rise.training.progress import stop_progress_file
+
+    data = tmp_path / "data"
+    synthetic_snapshot(data, n_train=2, n_eval=0, cots={0: "Curved.", 1: "Flat sides."})
+    progress = tmp_path / "progress.jsonl"
+    args = ["--model", str(tiny_model_dir), "--data", str(data), "--output-dir", str(tmp_path / "run")]
+    args += ["--stage", "filter,sft", "--progress-file", str(progress)]
+    args += ["--set", "sft.max_steps=1", "--set", "sft.per_device_train_batch_size=2", "--set", "sft.lora_r=2"]
+    try:
+        assert main(args) == 0
+    finally:
+        stop_progress_file()
+    events = [json.loads(line) for line in progress.read_text().splitlines()]
+    stages = [(e["stage"], e["status"]) for e in events if e["event"] == "stage"]
+    assert stages == [("filter", "start"), ("filter", "done"), ("sft", "start"), ("sft", "done")]
+    logs = [e for e in events if e["event"] == "log"]
+    assert logs and logs[0]["stage"] == "sft" and logs[0]["max_steps"] == 1 and "loss" in logs[0]["values"]
