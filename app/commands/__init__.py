@@ -6,4 +6,5 @@ from app.commands import (
     model,  # noqa: F401
     projects,  # noqa: F401
     serve,  # noqa: F401
+    train,  # noqa: F401
 )
