@@ -56,7 +56,7 @@ SMALL = {
     "visual_rft.per_device_train_batch_size": 4,
     "visual_rft.num_generations": 2,
     "visual_rft.max_completion_length": 8,
-    "evaluation.max_new_tokens": 16,
+    "evaluation.max_new_tokens": 24,
 }
 for _stage in ("rise_cot", "sft", "rft", "baseline_sft", "visual_rft"):
     SMALL[f"{_stage}.lora_r"] = 4
@@ -166,14 +166,18 @@ def test_new_adapter_and_base_model_are_evaluated_on_held_out_items(run, tiny_mo
     assert len(predictions) == 2
 
 
-def test_a_second_run_resumes_and_skips_finished_stages(run, tiny_model_dir):
+def test_a_second_run_resumes_with_the_same_settings_and_skips_finished_stages(run, tiny_model_dir):
     output_dir, _ = run
     before = finished_stage(output_dir, "rft")["finished_at"]
-    result = CliRunner().invoke(cli, train_args(output_dir, tiny_model_dir, "--launcher", "inprocess"))
+    # No --model and no --set this time: the run's saved settings apply, not the defaults.
+    args = ["train", "--project", "shapes", "--output-dir", str(output_dir), "--launcher", "inprocess"]
+    result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert result.output.count("already finished, skipped") == 5
     assert "Resuming on the snapshot" in result.output
     assert finished_stage(output_dir, "rft")["finished_at"] == before
+    saved = (output_dir / "config.yaml").read_text()
+    assert f"model: {tiny_model_dir}" in saved and "max_steps: 2" in saved
 
 
 def test_baselines_run_through_accelerate_launch(run, tiny_model_dir):

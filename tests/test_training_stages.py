@@ -43,6 +43,7 @@ class TestPolicyReconstructor:
             if "lora_B" in name:
                 parameter.data.normal_(std=5.0)  # a trained-looking adapter that changes what the model writes
         policy.train()
+        policy.gradient_checkpointing_enable()  # as a memory-bound run trains; generation must still work
         # What the reconstructor reads from a trainer: the accelerator and the model it wraps.
         trainer = SimpleNamespace(accelerator=Accelerator(cpu=True), model=policy, model_wrapped=policy)
         return policy, processor, trainer
@@ -58,7 +59,7 @@ class TestPolicyReconstructor:
         finally:
             hook.remove()
         assert modes and not any(modes)  # generated in eval mode ...
-        assert policy.training  # ... and train mode is back afterwards
+        assert policy.training and policy.is_gradient_checkpointing  # ... and training mode is back afterwards
         return texts
 
     def test_base_judge_writes_what_the_model_without_adapter_writes(self, lora_policy):
@@ -72,7 +73,7 @@ class TestPolicyReconstructor:
     def test_base_judge_without_adapter_names_the_fix(self, tiny_model_dir):
         model, processor = load_model_and_processor(str(tiny_model_dir), device="cpu", dtype="float32")
         reconstructor = PolicyReconstructor(classification_spec(), processor, judge="base")
-        reconstructor.trainer = SimpleNamespace(accelerator=Accelerator(cpu=True), model=model)
+        reconstructor.trainer = SimpleNamespace(accelerator=Accelerator(cpu=True), model=model, model_wrapped=model)
         with pytest.raises(ValueError, match="judge='frozen'"):
             reconstructor([ReconstructionRequest("Round.")])
 
@@ -125,3 +126,21 @@ def test_progress_file_records_stage_changes_and_trainer_logs(tmp_path, tiny_mod
     assert stages == [("filter", "start"), ("filter", "done"), ("sft", "start"), ("sft", "done")]
     logs = [e for e in events if e["event"] == "log"]
     assert logs and logs[0]["stage"] == "sft" and logs[0]["max_steps"] == 1 and "loss" in logs[0]["values"]
+
+
+def test_any_model_version_can_be_evaluated_from_the_command_line(tmp_path, tiny_model_dir, capsys):
+    from rise.training.evaluate import main
+
+    data = tmp_path / "data"
+    synthetic_snapshot(data, n_train=1, n_eval=2)
+    out = tmp_path / "report.json"
+    args = ["--model", str(tiny_model_dir), "--data", str(data), "--out", str(out), "--max-new-tokens", "8"]
+    assert main(args) == 0
+    report = json.loads(out.read_text())
+    assert report["metrics"]["items"] == 2 and report["adapter"] is None and "accuracy" in report["metrics"]
+    assert len((tmp_path / "report.predictions.jsonl").read_text().splitlines()) == 2
+    # Nothing held out: a clear message, not a traceback.
+    empty = tmp_path / "empty"
+    synthetic_snapshot(empty, n_train=1, n_eval=0)
+    assert main(["--model", str(tiny_model_dir), "--data", str(empty), "--out", str(tmp_path / "x.json")]) == 2
+    assert "split is empty" in capsys.readouterr().err

@@ -110,6 +110,10 @@ def train(
             )
         console.print(Text(f"Resuming on the snapshot in {data_dir} (--resnapshot takes a fresh one)."))
         default_model = None
+        if config is None and (output_dir / CONFIG_FILE).is_file():
+            # The earlier run's settings (model included), so the resumed stages continue what it started.
+            base = PipelineConfig.load(output_dir / CONFIG_FILE)
+            config = output_dir / CONFIG_FILE
     chosen_model = model or default_model or (base.model if config else DEFAULT_MODEL)
     try:
         pipeline = base.with_overrides(

@@ -3,23 +3,28 @@
     report = evaluate_model("Qwen/Qwen2-VL-2B-Instruct", load_snapshot("runs/x/data"), EvalConfig(),
                             adapter="runs/x/rft/final", out_path=Path("runs/x/eval/rise.json"))
 
+    python -m rise.training.evaluate --model Qwen/Qwen2-VL-2B-Instruct --adapter runs/x/rft/final \
+        --data runs/x/data --out runs/x/eval/rise.json
+
 The model annotates each held-out image greedily with the app's annotation prompt; the answers are scored by
 `rise.training.metrics.task_metrics` and written as a JSON report, with the predictions beside it as JSONL.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from rise.annotate import AnnotationInput, GenerationSettings, annotate_images
-from rise.modeling import load_model_and_processor
+from rise.modeling import ModelLoadError, load_model_and_processor
 from rise.training.config import EvalConfig
 from rise.training.metrics import task_metrics
-from rise.training.records import Snapshot, load_answer, spec_to_dict
+from rise.training.records import Snapshot, load_answer, load_snapshot, spec_to_dict
 
 
 def evaluate_model(
@@ -91,3 +96,27 @@ def evaluate_model(
                 handle.write(json.dumps(row, ensure_ascii=False) + "\n")
     del loaded
     return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m rise.training.evaluate", description=evaluate_model.__doc__)
+    parser.add_argument("--model", required=True, help="Base model id or folder.")
+    parser.add_argument("--adapter", help="LoRA adapter folder on top of the model.")
+    parser.add_argument("--data", required=True, help="Training-data snapshot folder.")
+    parser.add_argument("--out", type=Path, required=True, help="Where to write the JSON report.")
+    parser.add_argument("--split", default="eval", help="Snapshot split (default: the held-out items).")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--max-new-tokens", type=int, default=256)
+    args = parser.parse_args(argv)
+    try:
+        config = EvalConfig(batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, split=args.split)
+        report = evaluate_model(args.model, load_snapshot(args.data), config, adapter=args.adapter, out_path=args.out)
+    except (ValueError, OSError, ModelLoadError) as error:
+        print(f"Error: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(report["metrics"], indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

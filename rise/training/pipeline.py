@@ -224,8 +224,10 @@ def run_pipeline(
         stage_dir = output_dir / stage
         if state.is_main_process:
             stage_marker(output_dir, stage).unlink(missing_ok=True)
-            if stage not in MAIN_PROCESS_STAGES and (stage_dir / "final").exists():
-                shutil.rmtree(stage_dir / "final")  # a half-saved model from an interrupted run
+            # What an interrupted run may have left: a half-saved model, rollouts the new run must not mix with.
+            for leftover in ("final", "rollouts"):
+                if stage not in MAIN_PROCESS_STAGES and (stage_dir / leftover).exists():
+                    shutil.rmtree(stage_dir / leftover)
         state.wait_for_everyone()
         summary: dict[str, Any] = {}
         if stage not in MAIN_PROCESS_STAGES or state.is_main_process:

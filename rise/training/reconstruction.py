@@ -60,8 +60,8 @@ class PolicyReconstructor:
         frozen_model (`str`, *optional*): model id or folder of the frozen judge; required for `judge="frozen"`.
         batch_size (`int`): reconstructions per `generate` call.
         max_new_tokens (`int`): longest reconstruction.
-        trainer: the TRL trainer, set after it is constructed; the live policy is
-            `trainer.accelerator.unwrap_model(trainer.model)`.
+        trainer: the TRL trainer, set after it is constructed; the live policy is its model, unwrapped
+            (`trl.models.unwrap_model_for_generation`, i.e. `trainer.accelerator.unwrap_model` plus ZeRO-3 gathering).
     """
 
     def __init__(
@@ -136,16 +136,16 @@ class PolicyReconstructor:
 
     @contextlib.contextmanager
     def _unwrapped_policy(self) -> Iterator[Any]:
-        trainer = self.trainer
-        deepspeed = getattr(trainer.accelerator.state, "deepspeed_plugin", None)
-        if deepspeed is not None and deepspeed.zero_stage == 3:
-            # Sharded parameters must be gathered before generate can run.
-            from trl.models import unwrap_model_for_generation
+        """The live policy, ready to generate: TRL's own helper unwraps DDP, gathers ZeRO-3 shards and pauses
+        gradient checkpointing (which would switch the KV cache off) for the duration."""
+        from trl.models import unwrap_model_for_generation
 
-            with unwrap_model_for_generation(trainer.model_wrapped, trainer.accelerator) as model:
-                yield model
-        else:
-            yield trainer.accelerator.unwrap_model(trainer.model)
+        trainer = self.trainer
+        checkpointing = getattr(getattr(trainer, "args", None), "gradient_checkpointing_kwargs", None)
+        with unwrap_model_for_generation(
+            trainer.model_wrapped, trainer.accelerator, gradient_checkpointing_kwargs=checkpointing
+        ) as model:
+            yield model
 
     def _frozen_judge(self, device: Any) -> Any:
         if self._frozen is None:

@@ -10,7 +10,6 @@ reward parts); the filter stage picks the SFT data from them.
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -88,7 +87,6 @@ def train_rise_cot(
             "snapshot has none. Import ground truth or review some predictions, then snapshot again."
         )
     rollouts = stage_dir / ROLLOUTS_DIR
-    shutil.rmtree(rollouts, ignore_errors=True)  # a restarted stage must not mix its rollouts with a failed run's
     policy, processor = load_policy(model, config)
     judge = reconstruct or PolicyReconstructor(
         snapshot.spec,
@@ -107,12 +105,16 @@ def train_rise_cot(
         temperature=config.temperature,
         beta=config.beta,
     )
+    # Each process logs to its own file. A restarted stage must not mix its rollouts with a failed run's: this
+    # process's old file goes here, the whole folder before the stage starts (`rise.training.pipeline`).
+    log_file = rollouts / f"rank-{args.process_index:05d}.jsonl"
+    log_file.unlink(missing_ok=True)
     reward = ReconstructionReward(
         snapshot.spec,
         reconstruct=judge,
         reconstruction_input=config.reconstruction_input,
         leak_factor=config.leak_factor,
-        rollout_log=RolloutLog(rollouts / f"rank-{args.process_index:05d}.jsonl"),
+        rollout_log=RolloutLog(log_file),
     )
     callbacks = time_limit_callbacks(config)
     trainer = GRPOTrainer(
