@@ -92,3 +92,15 @@ class TestStageDatasets:
         row = dataset[dataset["item_id"].index(3)]
         assert row["solution"] is None and json.loads(row["rejected_answers"]) == ["triangle"]
         assert sorted(rft_dataset(snapshot, with_rejections_only=False)["item_id"]) == [0, 1, 2]
+
+
+def test_grounding_prompts_carry_the_query_and_the_box_in_the_model_frame(tmp_path):
+    from rise.tasks import TaskSpec
+
+    png, _ = scene_png(0)
+    record = TrainingRecord(1, png, 64, 64, answer=[0, 0, 32, 32], query="the red square")
+    snapshot = load_snapshot(write_snapshot(tmp_path, TaskSpec("grounding"), [record]))
+    text = reasoning_dataset(snapshot)[0]["prompt"][0]["content"][1]["text"]
+    assert "the red square" in text and "[0, 0, 500, 500]" in text  # Qwen2-VL writes boxes in 0..1000
+    rft_row = rft_dataset(snapshot)[0]
+    assert rft_row["query"] == "the red square" and json.loads(rft_row["solution"]) == [0.0, 0.0, 32.0, 32.0]

@@ -110,3 +110,28 @@ class TestReconstructionReward:
             ReconstructionReward(SPEC, reconstruct=EvidenceJudge(), leak_factor=2.0)
         with pytest.raises(ValueError, match="cot_only"):
             ReconstructionReward(SPEC, reconstruct=EvidenceJudge(), reconstruction_input="text")
+
+
+class TestBoxReconstruction:
+    SPEC = TaskSpec("grounding")  # the model writes Qwen2-VL's 0..1000 coordinates; answers are stored in pixels
+
+    @staticmethod
+    def judge(requests: Sequence[ReconstructionRequest]) -> list[str]:
+        # Words to a box: "top left" is the top-left quarter, anything else the bottom-right one.
+        return [
+            "<answer>[0, 0, 500, 500]</answer>" if "top left" in r.cot else "<answer>[500, 500, 1000, 1000]</answer>"
+            for r in requests
+        ]
+
+    def test_coordinates_in_the_reasoning_leak_and_words_reconstruct_the_box(self):
+        reward = ReconstructionReward(self.SPEC, reconstruct=self.judge)
+        completions_ = completions("The red square in the top left.", "The red square at (0, 0) in the top left.")
+        rewards = reward(
+            completions_,
+            solution=["[0, 0, 32, 32]"] * 2,
+            width=[64, 64],
+            height=[64, 64],
+            query=["the red square"] * 2,
+            item_id=[1, 1],
+        )
+        assert rewards == [2.0, pytest.approx(1.1)]  # IoU 1 + format; the leaking one scaled by 0.1
