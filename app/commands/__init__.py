@@ -7,4 +7,5 @@ from app.commands import (
     projects,  # noqa: F401
     serve,  # noqa: F401
     train,  # noqa: F401
+    worker,  # noqa: F401
 )

@@ -157,20 +157,15 @@ def serving_version(runtime: Runtime, project_name: str) -> VersionView | None:
         return _view(session, version, project) if version else None
 
 
-def _queue_reannotation(session: Session, project: Project, version: ModelVersion, reason: str) -> int:
-    job = job_crud.create_job(
-        session=session,
-        project_id=project.id,
-        kind=JobKind.annotate,
-        config={
-            "version_id": version.id,
-            "version": version.name,
-            "batch_size": 16,
-            "max_new_tokens": 256,
-            "max_attempts": DEFAULT_MAX_ATTEMPTS,
-            "reason": reason,
-        },
-    )
+def _queue_reannotation(
+    session: Session, project: Project, version: ModelVersion, reason: str, settings: dict[str, Any] | None = None
+) -> int:
+    """Queue an annotation of the unreviewed items by `version`; `settings` (batch_size, max_new_tokens) default to
+    the annotation service's."""
+    config = {"version_id": version.id, "version": version.name, "batch_size": 16, "max_new_tokens": 256}
+    config.update(settings or {})
+    config.update(max_attempts=DEFAULT_MAX_ATTEMPTS, reason=reason)
+    job = job_crud.create_job(session=session, project_id=project.id, kind=JobKind.annotate, config=config)
     return job.id
 
 
@@ -238,6 +233,8 @@ class TrainingOutcome:
     compared_version_id: int | None = None
     compared_metrics: dict[str, Any] | None = None
     training: dict[str, Any] = field(default_factory=dict)
+    # How the version annotates after an automatic promotion: the generation settings it was evaluated with.
+    annotation_settings: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -332,5 +329,7 @@ def register_training_result(
         if decision.promote:
             version = crud.set_serving(session=session, version=version)
             if job.config.get("reannotate", True):
-                reannotation = _queue_reannotation(session, project, version, reason=f"promoted {version.name}")
+                reannotation = _queue_reannotation(
+                    session, project, version, f"promoted {version.name}", outcome.annotation_settings
+                )
         return Registration(_view(session, version, project), decision, reannotation)

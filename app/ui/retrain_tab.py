@@ -317,7 +317,7 @@ def build_retrain_tab(
     gr.HTML("<h3>Jobs</h3>", js_on_load=None)
     jobs = gr.Dataframe(headers=JOB_HEADERS, interactive=False, label="Jobs", elem_id="retrain-jobs")
     with gr.Row():
-        job_number = gr.Number(label="Job # to show (empty: the newest training job)", precision=0)
+        job_number = gr.Number(label="Job # to show (0: the newest training job)", precision=0)
         refresh_button = gr.Button("Refresh", size="sm", elem_id="retrain-refresh")
         cancel = gr.Button("Cancel job", variant="stop", size="sm", elem_id="retrain-cancel")
     progress = gr.HTML("", js_on_load=None, elem_id="retrain-progress")
