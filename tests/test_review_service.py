@@ -4,6 +4,7 @@ derive, skip and undo."""
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
 
 import pytest
 from sqlalchemy import delete, select, update
@@ -11,6 +12,7 @@ from sqlalchemy import delete, select, update
 from app.runtime import Runtime
 from app.services import review
 from app.services.review import QueueFilter
+from db.crud import reviews as review_crud
 from db.models import Annotation, AnnotationSource, Item, Review, ReviewQueueEntry, Split, utcnow
 from tests.utils.factories import make_item, make_project
 from tests.utils.review_factories import add_prediction, make_classification_queue, make_predicted_items, make_reviewer
@@ -432,3 +434,20 @@ def test_the_core_flow_works_on_each_backend(db_runtime):
     assert following.item_id == items[2].id
     assert review.undo_last(db_runtime, user_id=ada, project_id=project.id).item_id == items[0].id
     assert annotations_of(db_runtime, items[0].id) == []
+
+
+def test_leases_and_verdict_claims_are_decided_by_the_conditional_update(runtime, queue):
+    _, items, ada, bob = queue
+    now = utcnow()
+    with runtime.sessions.begin() as session:
+        lease = partial(review_crud.lease_item, session=session, item_id=items[0], now=now)
+        claim = partial(review_crud.claim_for_verdict, session=session, item_id=items[0], now=now)
+        assert lease(user_id=ada, until=now + timedelta(minutes=5)) is True
+        assert lease(user_id=bob, until=now + timedelta(minutes=5)) is False  # Ada holds it
+        assert lease(user_id=ada, until=now + timedelta(minutes=9)) is True  # renewing one's own lease
+        assert claim(user_id=bob) is None
+        assert claim(user_id=ada) == "held"  # and the lease is released
+        assert claim(user_id=bob) == "free"
+        assert lease(user_id=ada, until=now - timedelta(seconds=1)) is True  # a lease that has run out
+        assert lease(user_id=bob, until=now + timedelta(minutes=5)) is True
+        assert review_crud.claim_for_verdict(session=session, item_id=999999, user_id=ada, now=now) is None

@@ -7,5 +7,6 @@ from app.commands import (
     projects,  # noqa: F401
     serve,  # noqa: F401
     train,  # noqa: F401
+    users,  # noqa: F401
     worker,  # noqa: F401
 )

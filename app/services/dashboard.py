@@ -9,8 +9,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from app.runtime import Runtime
+from db.crud import review_queue as queue_crud
 from db.crud import review_stats as stats_crud
-from db.crud import reviews as review_crud
 from db.models import Project, Verdict, utcnow
 
 __all__ = ["DashboardStats", "ModelMetricsPoint", "ReviewerThroughput", "dashboard_stats", "flatten_metrics"]
@@ -87,7 +87,7 @@ def _label_rates(answers: list[tuple[str, Any]]) -> tuple[dict[str, float], dict
     reviewed: dict[str, int] = {}
     accepted: dict[str, int] = {}
     for verdict, answer in answers:
-        for label in review_crud.answer_labels(answer):
+        for label in queue_crud.answer_labels(answer):
             reviewed[label] = reviewed.get(label, 0) + 1
             accepted[label] = accepted.get(label, 0) + (verdict == Verdict.accept.value)
     return {label: accepted[label] / n for label, n in sorted(reviewed.items())}, dict(sorted(reviewed.items()))
@@ -110,9 +110,10 @@ def dashboard_stats(runtime: Runtime, project_id: int) -> DashboardStats:
     with runtime.sessions.begin() as session:
         if session.get(Project, project_id) is None:
             raise ValueError(f"Project #{project_id} does not exist. Pick a project again.")
-        # Count predictions that arrived since the last queue request too.
-        review_crud.sync_review_queue(session=session)
-        review_crud.reconcile_review_queue(session=session, project_id=project_id)
+        # Count predictions that arrived since the last queue request too, and repair the stored queue counts.
+        queue_crud.sync_review_queue(session=session)
+        queue_crud.reconcile_review_queue(session=session, project_id=project_id)
+        queue_crud.recount_queue(session=session, project_id=project_id)
     with runtime.sessions() as session:
         counts = stats_crud.verdict_counts(session=session, project_id=project_id)
         rates, per_label = _label_rates(stats_crud.reviewed_answers(session=session, project_id=project_id))

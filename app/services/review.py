@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from app.runtime import Runtime
 from app.services.projects import task_spec_for
+from db.crud import review_queue as queue_crud
 from db.crud import reviews as crud
 from db.crud import users as user_crud
 from db.models import Item, Prediction, Project, Review, User, Verdict, utcnow
@@ -132,8 +133,8 @@ class QueueOptions:
 
 def _checked_filter(queue: QueueFilter | None) -> QueueFilter:
     queue = queue or QueueFilter()
-    if queue.order not in crud.QUEUE_ORDERS:
-        raise ReviewError(f"Unknown queue order {queue.order!r}; use one of: {', '.join(crud.QUEUE_ORDERS)}.")
+    if queue.order not in queue_crud.QUEUE_ORDERS:
+        raise ReviewError(f"Unknown queue order {queue.order!r}; use one of: {', '.join(queue_crud.QUEUE_ORDERS)}.")
     verdict = queue.verdict or None
     if verdict is not None:
         verdict = _checked_verdict(verdict).value
@@ -200,12 +201,15 @@ def validate_correction(answer: Any, spec: TaskSpec, width: int, height: int) ->
         raise InvalidAnswerError(f"The correction cannot be saved: {error}") from None
 
 
-def _annotation_for(review: Review, item: Item, spec: TaskSpec, session: Session) -> tuple[Any, str | None] | None:
+def _annotation_for(
+    review: Review, item: Item, spec: TaskSpec, session: Session, prediction: Prediction | None = None
+) -> tuple[Any, str | None] | None:
     """The (answer, CoT) a recorded verdict makes trusted, or None for a reject."""
     if review.verdict is Verdict.correct:
         return review.corrected_answer, None
     if review.verdict is Verdict.accept:
-        prediction = session.get(Prediction, review.prediction_id) if review.prediction_id else None
+        if prediction is None or prediction.id != review.prediction_id:
+            prediction = session.get(Prediction, review.prediction_id) if review.prediction_id else None
         answer = _accepted_answer(item, prediction, spec)
         return answer, None if review.reasoning_wrong else prediction.cot
     return None
@@ -221,7 +225,7 @@ def _lease_next(session: Session, *, project_id: int, user_id: int, queue: Queue
     held = crud.held_item(session=session, user_id=user_id, project_id=project_id)
     if held is not None:
         # Keep what the reviewer has on screen unless it no longer fits a filter they chose.
-        still_fits = crud.queue_item_matches(
+        still_fits = queue_crud.queue_item_matches(
             session=session, item_id=held, project_id=project_id, any_verdict=queue.verdict is None, **filters
         )
         if still_fits and crud.lease_item(session=session, item_id=held, user_id=user_id, until=until, now=now):
@@ -229,7 +233,7 @@ def _lease_next(session: Session, *, project_id: int, user_id: int, queue: Queue
         crud.release_item(session=session, item_id=held, user_id=user_id)
     for skipped in (False, True):
         for _ in range(MAX_LEASE_ATTEMPTS):
-            candidate = crud.next_queue_item(
+            candidate = queue_crud.next_queue_item(
                 session=session,
                 project_id=project_id,
                 user_id=user_id,
@@ -243,26 +247,24 @@ def _lease_next(session: Session, *, project_id: int, user_id: int, queue: Queue
             if not crud.lease_item(session=session, item_id=candidate, user_id=user_id, until=until, now=now):
                 continue  # another reviewer took it between our look and our lease
             # The lease locks the row; checked again after it, a verdict that landed just before cannot slip by.
-            if crud.queue_item_matches(session=session, item_id=candidate, project_id=project_id, **filters):
+            if queue_crud.queue_item_matches(session=session, item_id=candidate, project_id=project_id, **filters):
                 return candidate
             crud.release_item(session=session, item_id=candidate, user_id=user_id)
     return None
 
 
-def _sync(runtime: Runtime) -> None:
-    with runtime.sessions.begin() as session:
-        crud.sync_review_queue(session=session)
-
-
-def _load_task(runtime: Runtime, *, item_id: int, queue: QueueFilter) -> ReviewTask:
-    with runtime.sessions() as session:
-        item = _require_item(session, item_id)
-        project = session.get(Project, item.project_id)
-        entry = crud.get_queue_entry(session=session, item_id=item_id)
-        prediction_id = entry.prediction_id if entry is not None else None
-        prediction = session.get(Prediction, prediction_id) if prediction_id is not None else None
-        reviewed = crud.count_reviewed(session=session, project_id=project.id)
-        remaining = crud.count_queue(
+def _task(session: Session, runtime: Runtime, *, item_id: int, queue: QueueFilter) -> ReviewTask:
+    """The leased item as a `ReviewTask`: one query for the item, its project, queue row and prediction."""
+    context = queue_crud.review_context(session=session, item_id=item_id)
+    if context is None:
+        raise ItemNotFoundError(f"Item #{item_id} does not exist (was it deleted?). Load the queue again.")
+    item, project, entry, prediction = context
+    queued, reviewed = queue_crud.queue_counts(session=session, project_id=project.id)
+    if queue == QueueFilter(order=queue.order):
+        # The whole queue: from the stored counts, not a count over every row of the project.
+        remaining = queued - reviewed - (1 if entry is not None and entry.verdict is None else 0)
+    else:
+        remaining = queue_crud.count_queue(
             session=session,
             project_id=project.id,
             verdict=queue.verdict,
@@ -270,29 +272,54 @@ def _load_task(runtime: Runtime, *, item_id: int, queue: QueueFilter) -> ReviewT
             model_name=queue.model_name,
             exclude_item_id=item_id,
         )
-        return ReviewTask(
-            item_id=item.id,
-            project_id=project.id,
-            task_type=project.task_type.value,
-            labels=list(project.labels),
-            image_path=str(runtime.settings.media_dir / item.media_path),
-            width=item.width,
-            height=item.height,
-            query=item.query,
-            prediction_id=prediction.id if prediction else None,
-            model_name=prediction.model_name if prediction else "",
-            raw_text=prediction.raw_text if prediction else "",
-            cot=prediction.cot if prediction else None,
-            answer=prediction.answer if prediction else None,
-            parse_error=prediction.parse_error if prediction else None,
-            score=prediction.score if prediction else None,
-            lease_expires_at=item.lease_expires_at,
-            position=reviewed + 1,
-            remaining=remaining,
-            distribution=project.distribution,
-            verdict=entry.verdict.value if entry is not None and entry.verdict is not None else None,
-            split=item.split.value,
-        )
+    return ReviewTask(
+        item_id=item.id,
+        project_id=project.id,
+        task_type=project.task_type.value,
+        labels=list(project.labels),
+        image_path=str(runtime.settings.media_dir / item.media_path),
+        width=item.width,
+        height=item.height,
+        query=item.query,
+        prediction_id=prediction.id if prediction else None,
+        model_name=prediction.model_name if prediction else "",
+        raw_text=prediction.raw_text if prediction else "",
+        cot=prediction.cot if prediction else None,
+        answer=prediction.answer if prediction else None,
+        parse_error=prediction.parse_error if prediction else None,
+        score=prediction.score if prediction else None,
+        lease_expires_at=item.lease_expires_at,
+        position=reviewed + 1,
+        remaining=max(remaining, 0),
+        distribution=project.distribution,
+        verdict=entry.verdict.value if entry is not None and entry.verdict is not None else None,
+        split=item.split.value,
+    )
+
+
+def _sync_first(session: Session) -> None:
+    """Copy new predictions into the queue. Called first in a transaction, before it locks any item or queue row:
+    syncs upsert queue rows in item order, so two of them cannot deadlock, and nothing else is held meanwhile."""
+    queue_crud.sync_review_queue(session=session)
+
+
+def _next_in(
+    session: Session, runtime: Runtime, *, project_id: int, user_id: int, queue: QueueFilter
+) -> ReviewTask | None:
+    """Lease and load the reviewer's next task inside the caller's transaction (which synced the queue first).
+
+    A verdict and the lease of the next item commit together: one transaction per round trip, and a reviewer can
+    never be left with a recorded verdict but no next item because of a failure in between.
+    """
+    item_id = _lease_next(session, project_id=project_id, user_id=user_id, queue=queue)
+    if item_id is None and queue.verdict is None:
+        # Nothing found: make sure no prediction slipped past the sync (see reconcile_review_queue), and that the
+        # counts agree with the rows (items deleted since would have left them too high).
+        if queue_crud.reconcile_review_queue(session=session, project_id=project_id):
+            item_id = _lease_next(session, project_id=project_id, user_id=user_id, queue=queue)
+        if item_id is None:
+            queue_crud.recount_queue(session=session, project_id=project_id)
+    return None if item_id is None else _task(session, runtime, item_id=item_id, queue=queue)
 
 
 def next_task(
@@ -304,26 +331,21 @@ def next_task(
     someone else holds is never returned. Items the reviewer skipped come after all the others.
     """
     queue = _checked_filter(queue)
-    _sync(runtime)
     with runtime.sessions.begin() as session:
+        _sync_first(session)
         _require_reviewer(session, user_id)
         if session.get(Project, project_id) is None:
             raise ReviewError(f"Project #{project_id} does not exist. Pick a project again.")
-        item_id = _lease_next(session, project_id=project_id, user_id=user_id, queue=queue)
-        if item_id is None and queue.verdict is None:
-            # Nothing found: first make sure no prediction slipped past the sync (see reconcile_review_queue).
-            if crud.reconcile_review_queue(session=session, project_id=project_id):
-                item_id = _lease_next(session, project_id=project_id, user_id=user_id, queue=queue)
-    return None if item_id is None else _load_task(runtime, item_id=item_id, queue=queue)
+        return _next_in(session, runtime, project_id=project_id, user_id=user_id, queue=queue)
 
 
 # Verdicts
 
 
-def _holder_message(session: Session, item: Item) -> str:
+def _holder_message(session: Session, item: Item, consequence: str) -> str:
     holder = user_crud.get_user(session=session, user_id=item.leased_by_id) if item.leased_by_id else None
     name = holder.username if holder else "another reviewer"
-    return f"Item #{item.id} is being reviewed by {name}; your verdict was not saved. Take the next item."
+    return f"Item #{item.id} is being reviewed by {name}; {consequence}"
 
 
 def submit_verdict(
@@ -352,24 +374,31 @@ def submit_verdict(
     if time_spent_ms is not None and (not isinstance(time_spent_ms, int) or time_spent_ms < 0):
         raise ReviewError(f"time_spent_ms must be a non-negative integer of milliseconds, got {time_spent_ms!r}.")
     with runtime.sessions.begin() as session:
+        _sync_first(session)
         _require_reviewer(session, user_id)
         now = utcnow()
-        # First statement that writes: it takes the item's row lock (SQLite: the write lock) before anything is read.
+        # Takes the item's row lock (SQLite: the write lock) before the item's state is read, so verdicts on one item
+        # are decided one after the other.
         claim = crud.claim_for_verdict(session=session, item_id=item_id, user_id=user_id, now=now)
-        item = _require_item(session, item_id)
+        context = queue_crud.review_context(session=session, item_id=item_id)
+        if context is None:
+            raise ItemNotFoundError(f"Item #{item_id} does not exist (was it deleted?). Load the queue again.")
+        item, project, entry, prediction = context
         if claim is None:
-            raise LeaseConflictError(_holder_message(session, item))
-        entry = crud.ensure_queue_entry(session=session, item=item)
+            raise LeaseConflictError(_holder_message(session, item, "your verdict was not saved. Take the next item."))
+        if entry is None:  # the item has no prediction, or the sync has not reached it yet
+            entry = queue_crud.ensure_queue_entry(session=session, item=item)
+            prediction = session.get(Prediction, entry.prediction_id) if entry.prediction_id is not None else None
         if claim == "free" and entry.verdict is not None:
             raise AlreadyReviewedError(
                 f"Item #{item.id} was already {entry.verdict.value}ed by another review; your verdict was not saved. "
                 f"Open the queue of {entry.verdict.value}ed items to look at it again."
             )
-        prediction_id = prediction_id if prediction_id is not None else entry.prediction_id
-        prediction = session.get(Prediction, prediction_id) if prediction_id is not None else None
-        if prediction_id is not None and (prediction is None or prediction.item_id != item.id):
-            raise ReviewError(f"Prediction #{prediction_id} does not belong to item #{item.id}. Load the item again.")
-        spec = _spec(session.get(Project, item.project_id))
+        if prediction_id is not None and prediction_id != (prediction.id if prediction else None):
+            prediction = session.get(Prediction, prediction_id)
+            if prediction is None or prediction.item_id != item.id:
+                raise ReviewError(f"Prediction #{prediction_id} does not belong to item #{item.id}. Load it again.")
+        spec = _spec(project)
         correction = None
         if verdict is Verdict.correct:
             correction = validate_correction(corrected_answer, spec, item.width, item.height)
@@ -387,26 +416,26 @@ def submit_verdict(
             time_spent_ms=time_spent_ms,
             now=now,
         )
-        # The newest verdict is the item's trusted answer; annotations from earlier verdicts go.
-        crud.delete_review_annotations(session=session, item_id=item.id)
-        derived = _annotation_for(review, item, spec, session)
+        if entry.verdict is not None:
+            # The newest verdict is the item's trusted answer; the annotation of the one it replaces goes.
+            crud.delete_review_annotations(session=session, item_id=item.id)
+        derived = _annotation_for(review, item, spec, session, prediction)
         if derived is not None:
             crud.create_review_annotation(session=session, review=review, answer=derived[0], cot=derived[1])
-        crud.set_queue_verdict(session=session, item_id=item.id, review=review)
-        project_id = item.project_id
-    return next_task(runtime, project_id=project_id, user_id=user_id, queue=queue)
+        queue_crud.set_queue_verdict(session=session, entry=entry, review=review)
+        return _next_in(session, runtime, project_id=item.project_id, user_id=user_id, queue=queue)
 
 
 def skip_task(runtime: Runtime, *, user_id: int, item_id: int, queue: QueueFilter | None = None) -> ReviewTask | None:
     """Put the item at the back of this reviewer's queue, release it, and return their next task."""
     queue = _checked_filter(queue)
     with runtime.sessions.begin() as session:
+        _sync_first(session)
         _require_reviewer(session, user_id)
         item = _require_item(session, item_id)
-        crud.record_skip(session=session, user_id=user_id, item_id=item.id, now=utcnow())
+        queue_crud.record_skip(session=session, user_id=user_id, item_id=item.id, now=utcnow())
         crud.release_item(session=session, item_id=item.id, user_id=user_id)
-        project_id = item.project_id
-    return next_task(runtime, project_id=project_id, user_id=user_id, queue=queue)
+        return _next_in(session, runtime, project_id=item.project_id, user_id=user_id, queue=queue)
 
 
 def undo_last(runtime: Runtime, *, user_id: int, project_id: int) -> ReviewTask | None:
@@ -425,27 +454,25 @@ def undo_last(runtime: Runtime, *, user_id: int, project_id: int) -> ReviewTask 
             session=session, item_id=review.item_id, user_id=user_id, until=now + LEASE_DURATION, now=now
         ):
             item = _require_item(session, review.item_id)
-            raise LeaseConflictError(
-                _holder_message(session, item).replace("your verdict was not saved", "undo it when they are done")
-            )
+            raise LeaseConflictError(_holder_message(session, item, "undo it when they are done."))
         session.refresh(review)  # under the lock: a second undo racing this one must not undo it twice
         if review.undone_at is not None:
             raise ReviewError("That verdict was just undone in another window.")
-        item = _require_item(session, review.item_id)
+        item, project, entry, _ = queue_crud.review_context(session=session, item_id=review.item_id)
+        entry = entry or queue_crud.ensure_queue_entry(session=session, item=item)
         crud.mark_review_undone(session=session, review=review, now=now)
         crud.delete_review_annotations(session=session, item_id=item.id)
         previous = crud.latest_active_review(session=session, item_id=item.id)
         if previous is not None:
             try:
-                derived = _annotation_for(previous, item, _spec(item.project), session)
+                derived = _annotation_for(previous, item, _spec(project), session)
             except ReviewError:
                 derived = None  # the earlier answer no longer fits the project: its verdict stays, unannotated
             if derived is not None:
                 crud.create_review_annotation(session=session, review=previous, answer=derived[0], cot=derived[1])
-        crud.set_queue_verdict(session=session, item_id=item.id, review=previous)
+        queue_crud.set_queue_verdict(session=session, entry=entry, review=previous)
         crud.release_user_leases(session=session, user_id=user_id, project_id=project_id, keep_item_id=item.id)
-        item_id = item.id
-    return _load_task(runtime, item_id=item_id, queue=QueueFilter())
+        return _task(session, runtime, item_id=item.id, queue=QueueFilter())
 
 
 def release_task(runtime: Runtime, *, user_id: int, item_id: int) -> bool:
@@ -456,11 +483,12 @@ def release_task(runtime: Runtime, *, user_id: int, item_id: int) -> bool:
 
 def queue_options(runtime: Runtime, *, project_id: int) -> QueueOptions:
     """The project's labels and the names of the models whose predictions are queued, for the filter menus."""
-    _sync(runtime)
-    with runtime.sessions() as session:
+    with runtime.sessions.begin() as session:
+        queue_crud.sync_review_queue(session=session)
         project = session.get(Project, project_id)
         if project is None:
             raise ReviewError(f"Project #{project_id} does not exist. Pick a project again.")
         return QueueOptions(
-            labels=list(project.labels), model_names=crud.queue_model_names(session=session, project_id=project_id)
+            labels=list(project.labels),
+            model_names=queue_crud.queue_model_names(session=session, project_id=project_id),
         )

@@ -1,11 +1,12 @@
 """review queue
 
 The review queue table (one row per item with a prediction: project, newest prediction, score, labels, latest
-verdict) with the indexes that serve "next unreviewed item by lowest confidence / oldest first / oldest verdict"
-as one range scan, the per-reviewer skip list, and an index on the item lease holder.
+verdict) with the indexes that serve "next unreviewed item by lowest confidence / oldest first / oldest verdict" as
+one range scan (partial indexes over the unreviewed rows, which PostgreSQL can read in order), per-project queue
+counts, the per-reviewer skip list, and an index on the item lease holder.
 
 The queue starts empty: the application fills it from `predictions` and `reviews` on first use
-(`db.crud.reviews.sync_review_queue`), which also covers databases that already hold predictions.
+(`db.crud.review_queue.sync_review_queue`), which also covers databases that already hold predictions.
 
 Revision ID: 0003
 Revises: 0002
@@ -59,11 +60,36 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("item_id", name=op.f("pk_review_queue")),
     )
     with op.batch_alter_table("review_queue", schema=None) as batch_op:
-        batch_op.create_index("ix_review_queue_confidence", ["project_id", "verdict", "score", "item_id"], unique=False)
-        batch_op.create_index("ix_review_queue_oldest", ["project_id", "verdict", "item_id"], unique=False)
+        batch_op.create_index(
+            "ix_review_queue_open_confidence",
+            ["project_id", "score", "item_id"],
+            unique=False,
+            sqlite_where=sa.text("verdict IS NULL"),
+            postgresql_where=sa.text("verdict IS NULL"),
+        )
+        batch_op.create_index(
+            "ix_review_queue_open_oldest",
+            ["project_id", "item_id"],
+            unique=False,
+            sqlite_where=sa.text("verdict IS NULL"),
+            postgresql_where=sa.text("verdict IS NULL"),
+        )
         batch_op.create_index("ix_review_queue_verdict_at", ["project_id", "verdict", "verdict_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_review_queue_prediction_id"), ["prediction_id"], unique=False)
 
+    op.create_table(
+        "review_queue_counts",
+        sa.Column("project_id", sa.Integer(), nullable=False),
+        sa.Column("queued", sa.Integer(), nullable=False),
+        sa.Column("reviewed", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["project_id"],
+            ["projects.id"],
+            name=op.f("fk_review_queue_counts_project_id_projects"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("project_id", name=op.f("pk_review_queue_counts")),
+    )
     op.create_table(
         "review_skips",
         sa.Column("user_id", sa.Integer(), nullable=False),
@@ -85,9 +111,10 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index(op.f("ix_items_leased_by_id"), table_name="items")
     op.drop_table("review_skips")
+    op.drop_table("review_queue_counts")
     with op.batch_alter_table("review_queue", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_review_queue_prediction_id"))
         batch_op.drop_index("ix_review_queue_verdict_at")
-        batch_op.drop_index("ix_review_queue_oldest")
-        batch_op.drop_index("ix_review_queue_confidence")
+        batch_op.drop_index("ix_review_queue_open_oldest")
+        batch_op.drop_index("ix_review_queue_open_confidence")
     op.drop_table("review_queue")
