@@ -205,9 +205,9 @@ def rollback(runtime: Runtime, project_name: str, *, reannotate: bool = False) -
             raise VersionError(f"No version of {project.name!r} serves yet, so there is nothing to roll back.")
         earlier = [v for v in versions if v.promoted_at is not None and v.id != current.id]
         earlier.sort(key=lambda v: v.promoted_at or datetime.min)
-        previous = (
-            earlier[-1] if earlier else next((v for v in versions if v.job_id is None and not v.adapter_path), None)
-        )
+        # Never served before: fall back to the base model's version (one without a job or adapter).
+        bases = [v for v in versions if v.job_id is None and not v.adapter_path and v.id != current.id]
+        previous = earlier[-1] if earlier else (bases[-1] if bases else None)
         if previous is None:
             raise VersionError(
                 f"{current.name} is the only version of {project.name!r}; there is nothing to roll back to."
