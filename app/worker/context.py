@@ -86,6 +86,9 @@ class JobContext:
             self.note(f"stopping the training process: {why}")
             process.stop()
             raise
+        except BaseException:
+            process.stop()  # never leave training running behind a job that ended with an error
+            raise
 
     def run_in_thread(
         self, work: Callable[[threading.Event], T], progress: Callable[[], dict[str, Any]] | None = None

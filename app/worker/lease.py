@@ -11,13 +11,18 @@ or at once with `force=True`, and raises when the job must stop:
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from app.runtime import Runtime
 from db.crud import jobs as crud
+
+log = logging.getLogger("rise.worker")
 
 
 class JobInterrupted(Exception):
@@ -68,10 +73,16 @@ class LeaseKeeper:
         now = time.monotonic()
         if not force and now - self._last < self.interval:
             return
-        with self.runtime.sessions.begin() as session:
-            result = crud.heartbeat(
-                session=session, job_id=self.job_id, worker_id=self.worker_id, lease=self.lease, **self._pending
-            )
+        try:
+            with self.runtime.sessions.begin() as session:
+                result = crud.heartbeat(
+                    session=session, job_id=self.job_id, worker_id=self.worker_id, lease=self.lease, **self._pending
+                )
+        except SQLAlchemyError as error:
+            # A busy or briefly unreachable database: keep working and try again at the next beat. If it stays
+            # away past the lease, the job is recovered elsewhere and the next beat that gets through says so.
+            log.warning("job #%s: heartbeat failed (%s); retrying", self.job_id, error)
+            return
         self._last = now
         self._pending = {}
         if not result.owned:

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from app.runtime import Runtime
 from app.services.jobs import DEFAULT_MAX_ATTEMPTS, JobView, job_dir, job_view
 from app.services.retrain_policy import queue_due_retraining
@@ -195,7 +197,14 @@ class Worker:
         """Work until stopped (or `max_jobs` ran, or the queue is empty with `exit_when_idle`); jobs run."""
         ran = 0
         while not self.stop.is_set():
-            job = self.run_once()
+            try:
+                job = self.run_once()
+            except SQLAlchemyError:
+                # The database is unreachable or busy (another writer on SQLite): try again after a pause rather
+                # than stop working; a job that was running keeps its lease logic and recovery.
+                log.exception("worker %s: database error between jobs; retrying", self.config.worker_id)
+                self.stop.wait(self.config.idle_seconds)
+                continue
             if job is not None:
                 ran += 1
                 if max_jobs is not None and ran >= max_jobs:
