@@ -17,20 +17,28 @@ of the evaluation split are reviewed like any other.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any, Literal
+from datetime import timedelta
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from app.runtime import Runtime
-from app.services.projects import task_spec_for
+from app.services import review_answers
+from app.services.review_types import (
+    AlreadyReviewedError,
+    InvalidAnswerError,
+    InvalidVerdictError,
+    ItemNotFoundError,
+    LeaseConflictError,
+    QueueFilter,
+    QueueOptions,
+    ReviewError,
+    ReviewTask,
+)
 from db.crud import review_queue as queue_crud
 from db.crud import reviews as crud
 from db.crud import users as user_crud
-from db.models import Item, Prediction, Project, Review, User, Verdict, utcnow
-from rise.answers import normalize_answer
-from rise.tasks import TaskSpec
+from db.models import Item, Prediction, Project, User, Verdict, utcnow
 
 __all__ = [
     "LEASE_DURATION",
@@ -55,77 +63,6 @@ LEASE_DURATION = timedelta(minutes=20)
 # Candidates tried per request before giving up; each failed try means another reviewer just took that item.
 MAX_LEASE_ATTEMPTS = 20
 MAX_COMMENT_CHARS = 10_000
-
-
-class ReviewError(ValueError):
-    """A review action cannot be done as asked; the message is meant for the reviewer."""
-
-
-class ItemNotFoundError(ReviewError):
-    pass
-
-
-class LeaseConflictError(ReviewError):
-    """Another reviewer holds the item."""
-
-
-class AlreadyReviewedError(ReviewError):
-    """The item already has a verdict and was not leased for a second look."""
-
-
-class InvalidVerdictError(ReviewError):
-    """The verdict does not fit the item (e.g. accepting an answer the model never gave)."""
-
-
-class InvalidAnswerError(ReviewError):
-    """A corrected answer does not fit the project's task, labels or image."""
-
-
-@dataclass(frozen=True)
-class QueueFilter:
-    """Which items the queue offers. `verdict=None` is the unreviewed items; a verdict gives the items whose
-    latest verdict it is, for a second look, oldest verdict first (then `order` does not apply)."""
-
-    label: str | None = None
-    verdict: str | None = None
-    model_name: str | None = None
-    order: Literal["confidence", "oldest"] = "confidence"
-
-
-@dataclass
-class ReviewTask:
-    """One leased item with the prediction to review, as plain values for the UI."""
-
-    item_id: int
-    project_id: int
-    task_type: str
-    labels: list[str]
-    image_path: str
-    width: int
-    height: int
-    query: str | None
-    prediction_id: int | None
-    model_name: str
-    raw_text: str
-    cot: str | None
-    answer: Any
-    parse_error: str | None
-    score: float | None
-    lease_expires_at: datetime | None
-    position: int  # this item's number in the project's progress: items with a verdict, plus one
-    remaining: int  # other items left in this queue (same filter)
-    distribution: bool = False  # classification answers are probability distributions over `labels`
-    verdict: str | None = None  # the item's current verdict when it is up for a second look
-    split: str = "train"
-
-
-@dataclass(frozen=True)
-class QueueOptions:
-    """Choices for the queue filters of a project."""
-
-    labels: list[str]
-    model_names: list[str]
-    verdicts: list[str] = field(default_factory=lambda: [v.value for v in Verdict])
 
 
 # Input checks
@@ -167,52 +104,6 @@ def _require_item(session: Session, item_id: int) -> Item:
     if item is None:
         raise ItemNotFoundError(f"Item #{item_id} does not exist (was it deleted?). Load the queue again.")
     return item
-
-
-def _spec(project: Project) -> TaskSpec:
-    try:
-        return task_spec_for(project)
-    except ValueError as error:
-        raise ReviewError(f"Project {project.name!r} is misconfigured: {error}") from None
-
-
-# Verdict -> annotation
-
-
-def _accepted_answer(item: Item, prediction: Prediction | None, spec: TaskSpec) -> Any:
-    if prediction is None:
-        raise InvalidVerdictError("There is no model answer to accept for this item: correct it or reject it.")
-    if prediction.answer is None:
-        reason = f" ({prediction.parse_error})" if prediction.parse_error else ""
-        raise InvalidVerdictError(f"The model's answer could not be read{reason}: correct it or reject it.")
-    try:
-        return normalize_answer(prediction.answer, spec, item.width, item.height)
-    except ValueError as error:
-        raise InvalidVerdictError(f"The model's answer does not fit this project ({error}): correct it.") from None
-
-
-def validate_correction(answer: Any, spec: TaskSpec, width: int, height: int) -> Any:
-    """The corrected answer in canonical form (labels canonical, distributions summing to 1, boxes clipped)."""
-    if answer is None:
-        raise InvalidAnswerError("A correction needs the corrected answer: pick a label or draw the boxes first.")
-    try:
-        return normalize_answer(answer, spec, width, height)
-    except ValueError as error:
-        raise InvalidAnswerError(f"The correction cannot be saved: {error}") from None
-
-
-def _annotation_for(
-    review: Review, item: Item, spec: TaskSpec, session: Session, prediction: Prediction | None = None
-) -> tuple[Any, str | None] | None:
-    """The (answer, CoT) a recorded verdict makes trusted, or None for a reject."""
-    if review.verdict is Verdict.correct:
-        return review.corrected_answer, None
-    if review.verdict is Verdict.accept:
-        if prediction is None or prediction.id != review.prediction_id:
-            prediction = session.get(Prediction, review.prediction_id) if review.prediction_id else None
-        answer = _accepted_answer(item, prediction, spec)
-        return answer, None if review.reasoning_wrong else prediction.cot
-    return None
 
 
 # Leasing the next item
@@ -398,12 +289,12 @@ def submit_verdict(
             prediction = session.get(Prediction, prediction_id)
             if prediction is None or prediction.item_id != item.id:
                 raise ReviewError(f"Prediction #{prediction_id} does not belong to item #{item.id}. Load it again.")
-        spec = _spec(project)
+        spec = review_answers.project_spec(project)
         correction = None
         if verdict is Verdict.correct:
-            correction = validate_correction(corrected_answer, spec, item.width, item.height)
+            correction = review_answers.validate_correction(corrected_answer, spec, item.width, item.height)
         elif verdict is Verdict.accept:
-            _accepted_answer(item, prediction, spec)  # refuse before anything is written
+            review_answers.accepted_answer(item, prediction, spec)  # refuse before anything is written
         review = crud.create_review(
             session=session,
             item_id=item.id,
@@ -419,7 +310,7 @@ def submit_verdict(
         if entry.verdict is not None:
             # The newest verdict is the item's trusted answer; the annotation of the one it replaces goes.
             crud.delete_review_annotations(session=session, item_id=item.id)
-        derived = _annotation_for(review, item, spec, session, prediction)
+        derived = review_answers.annotation_for(review, item, spec, session, prediction)
         if derived is not None:
             crud.create_review_annotation(session=session, review=review, answer=derived[0], cot=derived[1])
         queue_crud.set_queue_verdict(session=session, entry=entry, review=review)
@@ -465,7 +356,7 @@ def undo_last(runtime: Runtime, *, user_id: int, project_id: int) -> ReviewTask 
         previous = crud.latest_active_review(session=session, item_id=item.id)
         if previous is not None:
             try:
-                derived = _annotation_for(previous, item, _spec(project), session)
+                derived = review_answers.annotation_for(previous, item, review_answers.project_spec(project), session)
             except ReviewError:
                 derived = None  # the earlier answer no longer fits the project: its verdict stays, unannotated
             if derived is not None:
