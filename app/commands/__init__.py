@@ -2,6 +2,7 @@
 
 from app.commands import (
     annotate,  # noqa: F401
+    demo_model,  # noqa: F401
     exchange,  # noqa: F401
     model,  # noqa: F401
     projects,  # noqa: F401

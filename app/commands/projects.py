@@ -206,10 +206,40 @@ def _launch_ui(runtime: Runtime) -> bool:
     return True
 
 
+def _annotate_demo(runtime: Runtime, summary: DemoSummary, model: Path | None) -> None:
+    """Predictions (answers and reasoning) by the demo model for the demo items that have no trusted annotation."""
+    from app.services.demo import DEFAULT_DEMO_MODEL, annotate_demo
+    from rise.modeling import ModelLoadError
+
+    if model is None and not (DEFAULT_DEMO_MODEL / "config.json").is_file():
+        console.print(f"No demo model in {DEFAULT_DEMO_MODEL}: build one with `rise model build-demo`.")
+        return
+    with _progress() as bar:
+        tasks: dict[str, int] = {}
+
+        def report(name: str, done: int, total: int) -> None:
+            if name not in tasks:
+                tasks[name] = bar.add_task(escape(f"{name} predictions"), total=total)
+            bar.update(tasks[name], completed=done, total=total)
+
+        try:
+            runs = annotate_demo(
+                runtime, [p.name for p in summary.projects], model or DEFAULT_DEMO_MODEL, progress=report
+            )
+        except ModelLoadError as error:
+            raise _fail(str(error)) from None
+    stored = ", ".join(f"{run.project} {run.stored}" for run in runs)
+    console.print(Text(f"Predictions stored by {runs[0].model if runs else model}: {stored}."))
+
+
 @cli.command()
 def demo(
     manifest: Path | None = typer.Option(None, help="Demo manifest; default assets/demo/manifest.json."),
     serve: bool = typer.Option(True, "--serve/--no-serve", help="Open the review UI once the demo is set up."),
+    annotate: bool = typer.Option(
+        True, "--annotate/--no-annotate", help="Let the demo model annotate the items that have no ground truth."
+    ),
+    model: Path | None = typer.Option(None, help="Model folder that annotates the demo; default assets/demo-model."),
 ) -> None:
     """Create or upgrade the database, set up the demo projects from the bundled images (idempotent), open the UI."""
     runtime = open_runtime(upgrade=True)
@@ -224,6 +254,8 @@ def demo(
 
             summary = setup_demo(runtime, manifest, progress=report)
         _print_demo_summary(summary)
+        if annotate:
+            _annotate_demo(runtime, summary, model)
         if not (serve and _launch_ui(runtime)):
             console.print("Demo ready. Open the review UI with `rise serve`.")
     except (DemoError, ProjectError, ImportFailed) as error:

@@ -22,6 +22,8 @@ from db.models import Project, Split
 from rise.tasks import TaskType
 
 DEFAULT_MANIFEST = Path(__file__).resolve().parents[2] / "assets" / "demo" / "manifest.json"
+# The committed demo base model (`rise model build-demo`): it sees the scenes but knows no project's rule.
+DEFAULT_DEMO_MODEL = Path(__file__).resolve().parents[2] / "assets" / "demo-model"
 TRAIN_LABELLED_FRACTION = 0.5
 GROUND_TRUTH_AUTHOR = "demo ground truth"
 
@@ -187,3 +189,36 @@ def setup_demo(
             DemoProjectSummary(name, task_type, created, imported, annotations_added=added, bad_answers=bad)
         )
     return DemoSummary(manifest=manifest_path, projects=summaries)
+
+
+def annotate_demo(
+    runtime: Runtime,
+    project_names: list[str],
+    model: str | Path = DEFAULT_DEMO_MODEL,
+    *,
+    progress: DemoProgress | None = None,
+) -> list[Any]:
+    """Make `model` the default model of the demo projects that have none, and store its predictions (answer and
+    reasoning) for every item without one and without a trusted annotation. Resumable: a rerun annotates nothing new.
+
+    Returns:
+        `list[AnnotationRunSummary]`, one per project.
+    """
+    # Imported here: torch and transformers take seconds to import, which setting up the projects never needs.
+    from app.services.annotation import run_annotation
+    from rise.annotate import GenerationSettings
+
+    model_path = Path(model).expanduser().resolve()
+    if not (model_path / "config.json").is_file():
+        raise DemoError(f"No model folder at {model_path}. Build the demo model with `rise model build-demo`.")
+    for name in project_names:
+        with runtime.sessions.begin() as session:
+            project = crud.require_project(session=session, name=name)
+            if not project.default_model:
+                project.default_model = str(model_path)
+    settings = GenerationSettings(batch_size=16, max_new_tokens=256)
+    summaries = []
+    for name in project_names:
+        report = None if progress is None else (lambda done, total, name=name: progress(name, done, total))
+        summaries.append(run_annotation(runtime, name, str(model_path), settings=settings, progress=report))
+    return summaries

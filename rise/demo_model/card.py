@@ -1,0 +1,117 @@
+"""The demo base model's card: README.md in the model folder, saying what it was trained on, how, and how well."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+DEFAULT_COMMAND = "rise model build-demo assets/demo-model"
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
+def metrics_table(metrics: dict[str, Any]) -> str:
+    """The held-out perception metrics as a Markdown table."""
+    caption, detection = metrics["caption"], metrics["detection"]
+    grounding, classification = metrics["grounding"], metrics["classification"]
+    rows = [
+        ("caption: colour accuracy (per object)", caption["colour"]),
+        ("caption: shape accuracy (per object)", caption["shape"]),
+        ("caption: position accuracy (per object, 3×3 grid)", caption["position"]),
+        ("caption: size accuracy (per object)", caption["size"]),
+        ("caption: object count accuracy", caption["count"]),
+        ("detection: matched mean IoU", detection["mean_iou"]),
+        ("detection: objects found at IoU > 0.5 with the right label", detection["recall_at_50"]),
+        ("grounding (named object): mean IoU", grounding["mean_iou"]),
+        ("grounding (named object): IoU > 0.5 rate", grounding["iou_at_50"]),
+        ("attribute classification accuracy", classification["accuracy"]),
+        ("well-formed `<think>…</think><answer>…</answer>` (detection)", detection["format_ok"]),
+    ]
+    lines = ["| metric | value |", "|---|---|"]
+    lines += [f"| {name} | {_pct(value)} |" for name, value in rows]
+    return "\n".join(lines)
+
+
+def write_model_card(out_dir: Path, result: dict[str, Any]) -> Path:
+    """Write `out_dir/README.md` from a `train_demo_model` result."""
+    config, training, metrics = result["config"], result["training"], result["metrics"]
+    command = result.get("command") or DEFAULT_COMMAND
+    metrics_text = (
+        f"Measured on {metrics['images']} held-out scenes per prompt type (seed {config['eval_seed']}), greedy "
+        "decoding through the app's annotation path (`rise.demo_model.metrics`):\n\n" + metrics_table(metrics)
+        if metrics
+        else "Not measured (built with evaluation switched off)."
+    )
+    decoder = (
+        f"hidden {config['hidden_size']}, {config['num_layers']} layers, intermediate {config['intermediate_size']}, "
+        f"{config['num_heads']} heads / {config['num_kv_heads']} KV heads, tied embeddings"
+    )
+    mix = ", ".join(f"{kind} {weight:g}" for kind, weight in config["mix"].items())
+    text = f"""# RISE Annotate demo base model
+
+A {result["parameters"] / 1e6:.1f} M-parameter Qwen2-VL-architecture model (`Qwen2VLForConditionalGeneration`),
+trained from scratch on synthetic 64×64 scenes of coloured shapes (`rise.synthetic`) for **perception only**. It is
+the demo projects' default model: it describes what it sees in `<think>…</think>` and answers in
+`<answer>…</answer>`, in the prompts the app uses (`rise.prompts`).
+
+## Intended use
+
+The offline demo (`make demo`), tests and the learning benchmarks (`bench/learning.py`). It knows no project's
+labelling rule: not the demo's "mood" classes (sunny / stormy / balanced), not the shape of a lone object as a class
+label, and not the context-driven query "the object that differs from the others". Those are what RISE training has
+to teach it. It is not a general-purpose model and has never seen a photograph.
+
+## Architecture
+
+| part | size |
+|---|---|
+| text decoder | {decoder} |
+| vision encoder | depth {config["vision_depth"]}, width {config["vision_embed_dim"]}, patch 8 (a 64×64 image is 16 \
+tokens after the 2×2 merge) |
+| tokenizer | byte-level BPE, vocabulary {config["vocab_size"]}, trained offline on the project's own prompts and \
+answers (`rise.tiny_model`) |
+
+## Training data
+
+Fresh synthetic scenes every step (1–4 objects; the four default shapes; six colours; small or large), never
+repeated, asked in the app's own prompts (`rise.demo_model.examples`). Example mix: {mix}.
+
+- detection: caption, then every object's shape label and box (Qwen2-VL 0–1000 frame);
+- grounding: caption, then the box of the one object a query names by attributes ("the red circle"), size
+  ("the largest object") or position ("the leftmost object");
+- classification: caption, then a visible attribute from a shuffled label list (a lone object's colour, size or
+  grid position, or the number of objects);
+- RISE-CoT reasoning prompts (image + answer → the caption) and reconstruction prompts (scrubbed caption + image →
+  answer), so the model can take part in RISE's closed loop.
+
+The caption lists the object count, then each object's size, colour, shape and coarse position on a 3×3 grid in
+reading order.
+
+## Training
+
+Plain supervised learning of the completion tokens, fp32 on CPU: AdamW (β 0.9/0.95, weight decay
+{config["weight_decay"]}), peak learning rate {config["learning_rate"]:g}, {config["warmup_steps"]} warmup steps,
+cosine to {config["min_lr_ratio"]:g}× over the budget, gradient clipping {config["grad_clip"]:g}, batch
+{config["batch_size"]}; a curriculum grows the objects per scene from one to four over the first
+{config["curriculum_steps"]} steps. Run: {training["steps"]} steps ({training["examples"]:,} examples) in
+{training["seconds"] / 60:.1f} minutes, {training["examples_per_second"]:.0f} examples/s, final loss
+{training["final_loss"]}.
+
+## Metrics
+
+{metrics_text}
+
+## Rebuild
+
+```
+{command}
+```
+
+Seed {config["seed"]}; the data stream is a pure function of the seed and step, but the number of steps that fit in
+the time budget depends on the machine, so a rebuild on another machine gives a similar, not identical, model.
+"""
+    path = out_dir / "README.md"
+    path.write_text(text)
+    return path

@@ -1,0 +1,197 @@
+"""Perception training examples for the demo base model: synthetic scenes asked about in the app's own prompts.
+
+Every example is one image, the chat messages the app would send (`rise.prompts`) and the completion to learn. The
+reasoning is always the scene's caption (`rise.synthetic.caption`: each object's size, colour, shape and coarse
+position), so the model learns to say what it sees before it answers, in the `<think>…</think><answer>…</answer>`
+form the app parses. What it is taught is perception only:
+
+| kind | prompt | completion |
+|---|---|---|
+| detection | annotate, labels = the four shapes | caption + every object's label and box |
+| grounding | annotate, a query naming one object by attributes, size or position | caption + its box |
+| classification | annotate, labels = colours, sizes, positions or counts | caption + the attribute |
+| reasoning | RISE-CoT reasoning prompt (image + answer) | `<think>caption</think>` |
+| reconstruction | reconstruction prompt (scrubbed caption, image) | `<answer>…</answer>` |
+
+No labelling rule of any project is taught: not the "mood" rule, not the shape of a lone object as a class label,
+and not the context-driven "odd one out" query. Those are what RISE has to teach (`bench/learning.py`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from rise.leakage import scrub_leakage
+from rise.parsing import format_answer
+from rise.prompts import annotation_messages, answer_format, reasoning_messages, reconstruction_messages
+from rise.synthetic import (
+    COLOURS,
+    DEFAULT_SHAPES,
+    POSITIONS,
+    SIZES,
+    Scene,
+    SceneConfig,
+    caption,
+    detection_answer,
+    generate_scene,
+    grounding_candidates,
+)
+from rise.synthetic.vocabulary import number_word
+from rise.tasks import Answer, TaskSpec, TaskType
+
+KINDS: tuple[str, ...] = ("detection", "grounding", "classification", "reasoning", "reconstruction")
+DEFAULT_MIX: dict[str, float] = {
+    "detection": 0.35,
+    "grounding": 0.3,
+    "classification": 0.25,
+    "reasoning": 0.05,
+    "reconstruction": 0.05,
+}
+# Query kinds the base model learns; "odd-one-out" is left for RISE to teach.
+PERCEPTION_QUERY_KINDS: tuple[str, ...] = ("attribute", "size", "position")
+# Attribute questions asked as classification; a lone object's shape is left out on purpose (a benchmark task).
+ATTRIBUTES: tuple[str, ...] = ("colour", "size", "position", "count")
+DETECTION_SPEC = TaskSpec(TaskType.detection, labels=DEFAULT_SHAPES)
+GROUNDING_SPEC = TaskSpec(TaskType.grounding)
+ALL_POSITIONS: tuple[str, ...] = tuple(name for row in POSITIONS for name in row)
+
+
+@dataclass
+class PerceptionExample:
+    """One training example: the image, the chat messages (one image part at most) and the completion text."""
+
+    kind: str
+    image: Image.Image | None
+    messages: list[dict]
+    completion: str
+    scene: Scene
+    spec: TaskSpec
+    answer: Answer
+    query: str | None = None
+    # The prompt's constant answer-format instruction: training may leave its tokens out while keeping their
+    # positions (`rise.demo_model.batching`), which halves the cost of most examples.
+    elidable: str | None = None
+    elide: bool = False
+
+
+def _think_answer(scene: Scene, answer_text: str) -> str:
+    return f"<think>{caption(scene)}</think><answer>{answer_text}</answer>"
+
+
+def _random_scene(rng: np.random.Generator, max_objects: int, min_objects: int = 1) -> Scene:
+    config = SceneConfig(min_objects=min_objects, max_objects=max(min_objects, max_objects))
+    return generate_scene(int(rng.integers(2**31)), config)
+
+
+def _label_subset(rng: np.random.Generator, truth: str, pool: tuple[str, ...]) -> tuple[str, ...]:
+    """The true label plus a random number of others from `pool`, shuffled, so the model reads the list it is given
+    instead of memorising one."""
+    others = [label for label in pool if label != truth]
+    count = int(rng.integers(1, len(others) + 1))
+    chosen = [truth, *(others[i] for i in rng.choice(len(others), size=count, replace=False))]
+    rng.shuffle(chosen)
+    return tuple(chosen)
+
+
+def attribute_task(rng: np.random.Generator, max_objects: int) -> tuple[Scene, TaskSpec, str]:
+    """A classification question about something visible: a lone object's colour, size or position, or the count."""
+    attribute = ATTRIBUTES[int(rng.integers(len(ATTRIBUTES)))]
+    if attribute == "count":
+        scene = _random_scene(rng, max_objects)
+        truth = number_word(len(scene.objects))
+        pool = tuple(number_word(n) for n in range(1, SceneConfig().max_objects + 1))
+    else:
+        scene = _random_scene(rng, 1)
+        obj = scene.objects[0]
+        truth, pool = {
+            "colour": (obj.colour, tuple(COLOURS)),
+            "size": (obj.size, SIZES),
+            "position": (obj.position, ALL_POSITIONS),
+        }[attribute]
+    spec = TaskSpec(TaskType.classification, labels=_label_subset(rng, truth, pool))
+    return scene, spec, truth
+
+
+def grounding_task(rng: np.random.Generator, max_objects: int) -> tuple[Scene, str, list[float]]:
+    """A scene and a query that names exactly one of its objects by attributes, size or position."""
+    while True:
+        scene = _random_scene(rng, max_objects)
+        candidates = [
+            pair for kind in PERCEPTION_QUERY_KINDS for pair in grounding_candidates(scene, kind)
+        ]  # attribute queries exist for almost every scene, so this loop rarely repeats
+        if candidates:
+            query, index = candidates[int(rng.integers(len(candidates)))]
+            return scene, query, list(scene.objects[index].box)
+
+
+def _task(rng: np.random.Generator, max_objects: int) -> tuple[Scene, TaskSpec, Answer, str | None]:
+    """A grounding or classification task, for the reasoning and reconstruction kinds (detection answers make those
+    prompts several times longer, and the benchmarks' RISE tasks are grounding and classification)."""
+    if rng.random() < 0.5:
+        scene, query, box = grounding_task(rng, max_objects)
+        return scene, GROUNDING_SPEC, box, query
+    scene, spec, label = attribute_task(rng, max_objects)
+    return scene, spec, label, None
+
+
+def make_example(kind: str, seed: int | list[int], max_objects: int = 4) -> PerceptionExample:
+    """The training example of `kind` drawn by `seed` (deterministic), with at most `max_objects` objects."""
+    if kind not in KINDS:
+        raise ValueError(f"Unknown example kind {kind!r}; choose from {list(KINDS)}")
+    rng = np.random.default_rng(seed)
+    if kind == "detection":
+        scene = _random_scene(rng, max_objects)
+        answer = detection_answer(scene)
+        text = format_answer(answer, DETECTION_SPEC, scene.width, scene.height)
+        return PerceptionExample(
+            kind, scene.image, annotation_messages(DETECTION_SPEC), _think_answer(scene, text), scene,
+            DETECTION_SPEC, answer, elidable=answer_format(DETECTION_SPEC),
+        )  # fmt: skip
+    if kind == "grounding":
+        scene, query, box = grounding_task(rng, max_objects)
+        text = format_answer(box, GROUNDING_SPEC, scene.width, scene.height)
+        messages = annotation_messages(GROUNDING_SPEC, query)
+        return PerceptionExample(
+            kind, scene.image, messages, _think_answer(scene, text), scene, GROUNDING_SPEC, box, query,
+            elidable=answer_format(GROUNDING_SPEC),
+        )  # fmt: skip
+    if kind == "classification":
+        scene, spec, label = attribute_task(rng, max_objects)
+        return PerceptionExample(
+            kind, scene.image, annotation_messages(spec), _think_answer(scene, label), scene, spec, label,
+            elidable=answer_format(spec),
+        )  # fmt: skip
+    scene, spec, answer, query = _task(rng, max_objects)
+    answer_text = format_answer(answer, spec, scene.width, scene.height)
+    if kind == "reasoning":
+        messages = reasoning_messages(spec, answer_text, query)
+        return PerceptionExample(
+            kind, scene.image, messages, f"<think>{caption(scene)}</think>", scene, spec, answer, query
+        )
+    # Reconstruction reads the caption as the RISE-CoT reward hands it over: scrubbed of labels and numbers. A
+    # fifth of the time without the image, so reading the text is a skill of its own.
+    cot = scrub_leakage(caption(scene), spec).text
+    with_image = spec.has_boxes or bool(rng.random() < 0.8)
+    messages = reconstruction_messages(spec, cot, query, with_image=with_image)
+    return PerceptionExample(
+        kind, scene.image if with_image else None, messages, f"<answer>{answer_text}</answer>", scene, spec, answer,
+        query, elidable=answer_format(spec, with_reasoning=False),
+    )  # fmt: skip
+
+
+def sample_kind(rng: np.random.Generator, mix: dict[str, float]) -> str:
+    names = list(mix)
+    weights = np.array([mix[name] for name in names], dtype=float)
+    return names[int(rng.choice(len(names), p=weights / weights.sum()))]
+
+
+def check_mix(mix: dict[str, Any]) -> None:
+    unknown = sorted(set(mix) - set(KINDS))
+    if unknown or not mix:
+        raise ValueError(f"Unknown or missing example kinds {unknown or '()'} in the mix; choose from {list(KINDS)}")
+    if any(float(w) < 0 for w in mix.values()) or sum(float(w) for w in mix.values()) <= 0:
+        raise ValueError(f"Mix weights must be >= 0 with a positive sum, got {mix}")

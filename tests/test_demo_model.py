@@ -1,0 +1,243 @@
+"""The demo base model: perception examples, fast batching, the training loop, metrics, CLI, the committed folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import app.commands  # noqa: F401  (registers the sub-commands on `cli`)
+from app.cli import cli
+from app.services.demo import DemoError, annotate_demo, setup_demo
+from db.crud import predictions as predictions_crud
+from db.crud import projects as projects_crud
+from rise.demo_model import DemoModelConfig, train_demo_model
+from rise.demo_model.batching import IGNORE_INDEX, BatchEncoder, rope_positions
+from rise.demo_model.examples import KINDS, make_example
+from rise.demo_model.metrics import caption_scores, evaluate_perception, parse_caption, recall_at
+from rise.demo_model.train import learning_rate_at, max_objects_at, training_batch
+from rise.parsing import parse_completion
+from rise.synthetic import ODD_ONE_OUT_QUERY, caption, generate_scene, write_demo_assets
+
+COMMITTED_MODEL = Path(__file__).resolve().parents[1] / "assets" / "demo-model"
+# A model far smaller than the real one, so training tests take a second or two.
+SMALL = dict(hidden_size=32, num_layers=1, intermediate_size=64, vision_embed_dim=32, vision_depth=1, vocab_size=512)
+
+
+class TestExamples:
+    @pytest.mark.parametrize("kind", KINDS)
+    def test_same_seed_yields_the_same_example(self, kind):
+        first, second = make_example(kind, [3, 4]), make_example(kind, [3, 4])
+        assert first.messages == second.messages and first.completion == second.completion
+
+    @pytest.mark.parametrize("kind", ["detection", "grounding", "classification"])
+    def test_annotation_completions_parse_back_to_the_answer(self, kind):
+        for seed in range(20):
+            example = make_example(kind, seed)
+            parsed = parse_completion(example.completion, example.spec, example.scene.width, example.scene.height)
+            assert parsed.format_ok and parsed.cot == caption(example.scene)
+            if kind == "classification":
+                assert parsed.answer == example.answer and example.answer in example.spec.labels
+            else:  # boxes go through the 0..1000 frame and back: within a pixel
+                gold = [o["box"] for o in example.answer] if kind == "detection" else [example.answer]
+                got = [o["box"] for o in parsed.answer] if kind == "detection" else [parsed.answer]
+                assert all(
+                    abs(a - b) <= 0.5 for g, p in zip(gold, got, strict=True) for a, b in zip(g, p, strict=True)
+                )
+
+    def test_no_project_rule_is_taught(self):
+        for seed in range(200):
+            example = make_example("classification", seed)
+            # a lone object's shape and the mood classes are benchmark rules, not perception training
+            assert not set(example.spec.labels) & {"circle", "square", "triangle", "diamond", "sunny", "stormy"}
+            assert make_example("grounding", seed).query != ODD_ONE_OUT_QUERY
+
+    def test_reasoning_targets_the_caption_and_reconstruction_the_answer(self):
+        reasoning, reconstruction = make_example("reasoning", 5), make_example("reconstruction", 5)
+        assert reasoning.completion == f"<think>{caption(reasoning.scene)}</think>"
+        assert reconstruction.completion.startswith("<answer>") and "<think>" not in reconstruction.completion
+
+    def test_unknown_kind_is_refused_with_the_choices(self):
+        with pytest.raises(ValueError, match="choose from"):
+            make_example("segmentation", 0)
+
+
+class TestBatching:
+    def test_positions_and_tokens_match_the_processor_and_the_model(self, tiny_model):
+        model, processor = tiny_model
+        encoder = BatchEncoder(processor)
+        examples = [make_example(kind, [1, i]) for i, kind in enumerate(KINDS * 2)]
+        batch = encoder.encode(examples)
+        expected, _ = model.model.get_rope_index(
+            batch["input_ids"],
+            mm_token_type_ids=batch["mm_token_type_ids"],
+            image_grid_thw=batch["image_grid_thw"],
+            attention_mask=batch["attention_mask"],
+        )
+        mask = batch["attention_mask"].bool()
+        assert torch.equal(expected[:, mask], batch["position_ids"][:, mask])
+        with_image = next(e for e in examples if e.image is not None)
+        text = processor.apply_chat_template(with_image.messages, tokenize=False, add_generation_prompt=True)
+        reference = processor(text=[text], images=[with_image.image], return_tensors="pt")
+        single = encoder.encode([with_image])
+        prompt_length = reference["input_ids"].shape[1]
+        assert torch.equal(single["input_ids"][0, :prompt_length], reference["input_ids"][0])
+        assert torch.equal(single["pixel_values"], reference["pixel_values"])
+        assert (single["labels"][0, :prompt_length] == IGNORE_INDEX).all()
+
+    def test_elided_instruction_keeps_the_positions_of_what_follows(self, tiny_model):
+        _, processor = tiny_model
+        encoder = BatchEncoder(processor)
+        full = make_example("detection", 2)
+        short = make_example("detection", 2)
+        short.elide = True
+        a, b = encoder.encode([full]), encoder.encode([short])
+        assert b["input_ids"].shape[1] < a["input_ids"].shape[1] - 50
+        completion_tokens = int((a["labels"] != IGNORE_INDEX).sum())
+        # The completion sits at the same positions (the same distance from the image) with or without the text.
+        assert torch.equal(a["position_ids"][:, 0, -completion_tokens:], b["position_ids"][:, 0, -completion_tokens:])
+
+    def test_text_only_example_has_plain_positions(self):
+        positions = rope_positions([5, 6, 7], image_token_id=9, grid_thw=None, merge_size=2)
+        assert positions.tolist() == [[0, 1, 2]] * 3
+
+
+class TestSchedule:
+    def test_warmup_then_cosine_to_the_floor(self):
+        config = DemoModelConfig(warmup_steps=10, learning_rate=1e-3, min_lr_ratio=0.1)
+        assert learning_rate_at(config, 0, 0.0) == pytest.approx(1e-4)
+        assert learning_rate_at(config, 10, 0.0) == pytest.approx(1e-3)
+        assert learning_rate_at(config, 500, 1.0) == pytest.approx(1e-4)
+
+    def test_curriculum_grows_from_one_object_to_four(self):
+        config = DemoModelConfig(curriculum_steps=300)
+        assert [max_objects_at(config, s) for s in (0, 100, 200, 300, 9000)] == [1, 2, 3, 4, 4]
+
+    def test_batches_are_a_function_of_seed_and_step(self):
+        config = DemoModelConfig(batch_size=4)
+        first, again = training_batch(config, 7), training_batch(config, 7)
+        assert [e.completion for e in first] == [e.completion for e in again]
+        assert [e.completion for e in first] != [e.completion for e in training_batch(config, 8)]
+
+    def test_bad_settings_are_refused(self):
+        with pytest.raises(ValueError, match="mix"):
+            DemoModelConfig(mix={"poetry": 1.0})
+        with pytest.raises(ValueError, match="hidden_size"):
+            DemoModelConfig(hidden_size=100, num_heads=3)
+
+
+class TestMetrics:
+    def test_a_true_caption_scores_full_marks(self):
+        scene = generate_scene(11)
+        assert all(value == 1.0 for value in caption_scores(scene, caption(scene)).values())
+
+    def test_a_missing_or_wrong_caption_scores_zero(self):
+        scene = generate_scene(11)
+        assert caption_scores(scene, None) == {"count": 0.0, "colour": 0.0, "shape": 0.0, "position": 0.0, "size": 0.0}
+        count, objects = parse_caption("There are two objects. A tiny red blob.")
+        assert count == 2 and objects == []
+
+    def test_recall_needs_the_right_label_and_overlap(self):
+        gold = [{"label": "circle", "box": [0, 0, 10, 10]}, {"label": "square", "box": [20, 20, 30, 30]}]
+        assert recall_at(gold, gold) == 1.0
+        assert recall_at([{"label": "square", "box": [0, 0, 10, 10]}], gold) == 0.0
+        assert recall_at([], gold) == 0.0
+
+
+def test_training_writes_a_loadable_model_folder_with_card_and_metrics(tmp_path):
+    from rise.modeling import load_model_and_processor
+
+    config = DemoModelConfig(**SMALL, max_steps=3, max_minutes=None, batch_size=4, warmup_steps=1, eval_images=2)
+    result = train_demo_model(tmp_path / "demo", config, command="rise model build-demo demo --steps 3")
+    assert result["training"]["steps"] == 3 and result["training"]["final_loss"] > 0
+    card = (tmp_path / "demo" / "README.md").read_text()
+    assert "rise model build-demo demo --steps 3" in card and "| caption: colour accuracy (per object) |" in card
+    summary = json.loads((tmp_path / "demo" / "training_summary.json").read_text())
+    assert set(summary["metrics"]) >= {"caption", "detection", "grounding", "classification"}
+    model, _ = load_model_and_processor(str(tmp_path / "demo"), device="cpu")
+    assert sum(p.numel() for p in model.parameters()) == result["parameters"]
+
+
+def test_cli_builds_a_demo_model(tmp_path):
+    out = tmp_path / "cli-demo"
+    result = CliRunner().invoke(
+        cli,
+        ["model", "build-demo", str(out), "--steps", "2", "--batch-size", "2", "--eval-images", "0", "--threads", "1"],
+        env={"COLUMNS": "200", "NO_COLOR": "1"},
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    assert "Trained" in result.output and (out / "model.safetensors").is_file()
+    assert "rise model build-demo" in (out / "README.md").read_text()
+
+
+def _demo_predictions(runtime, name: str) -> tuple[list[dict[str, Any]], str | None]:
+    """A demo project's predictions (reasoning, image file name, whether the item has a trusted annotation) and the
+    project's default model."""
+    with runtime.sessions.begin() as session:
+        project = projects_crud.require_project(session=session, name=name)
+        items = {item.id: item for item in projects_crud.list_items(session=session, project_id=project.id)}
+        rows = [
+            {
+                "cot": row.cot,
+                "file": items[row.item_id].original_name,
+                "annotated": bool(items[row.item_id].annotations),
+            }
+            for row in predictions_crud.list_predictions(session=session, project_id=project.id)
+        ]
+        return rows, project.default_model
+
+
+def test_demo_annotation_sets_the_default_model_and_resumes(runtime, tmp_path, tiny_model_dir):
+    manifest = write_demo_assets(tmp_path / "assets", n_images=8)
+    summary = setup_demo(runtime, manifest)
+    names = [p.name for p in summary.projects]
+    first = annotate_demo(runtime, names, tiny_model_dir)
+    assert sum(run.stored for run in first) > 0
+    for name in names:
+        predictions, default_model = _demo_predictions(runtime, name)
+        assert default_model == str(tiny_model_dir.resolve())
+        assert not any(row["annotated"] for row in predictions)  # ground-truth items are never sent to the model
+    assert sum(run.stored for run in annotate_demo(runtime, names, tiny_model_dir)) == 0
+
+
+def test_demo_annotation_without_a_model_folder_says_how_to_build_one(runtime, tmp_path):
+    with pytest.raises(DemoError, match="rise model build-demo"):
+        annotate_demo(runtime, [], tmp_path / "missing")
+
+
+@pytest.mark.skipif(not (COMMITTED_MODEL / "config.json").is_file(), reason="the demo model is not built yet")
+class TestCommittedModel:
+    def test_is_small_and_documented(self):
+        size = sum(f.stat().st_size for f in COMMITTED_MODEL.iterdir() if f.is_file())
+        assert size <= 20 * 1024 * 1024
+        card = (COMMITTED_MODEL / "README.md").read_text()
+        assert "rise model build-demo" in card and "## Metrics" in card
+
+    def test_describes_what_is_in_the_images(self):
+        from rise.modeling import load_model_and_processor
+
+        model, processor = load_model_and_processor(str(COMMITTED_MODEL), device="cpu")
+        metrics = evaluate_perception(model, processor, n_images=8, seed=77)
+        # Far above chance (one colour in six, one shape in four): the model sees.
+        assert metrics["caption"]["colour"] > 0.5 and metrics["caption"]["shape"] > 0.4
+        assert metrics["detection"]["format_ok"] > 0.8
+
+    def test_demo_reasoning_describes_the_shapes_in_each_image(self, runtime, tmp_path):
+        manifest = write_demo_assets(tmp_path / "assets", n_images=8, seed=3)
+        truth = {item["file"]: item["answer"] for item in json.loads(manifest.read_text())["projects"][1]["items"]}
+        summary = setup_demo(runtime, manifest)
+        annotate_demo(runtime, [p.name for p in summary.projects])
+        predictions, _ = _demo_predictions(runtime, "demo-detection")
+        assert predictions and all(row["cot"] for row in predictions)
+        hits = total = 0
+        for row in predictions:
+            _, described = parse_caption(row["cot"])
+            gold = truth[f"images/{row['file']}"]  # in reading order, as the caption
+            total += len(gold)
+            hits += sum(i < len(described) and described[i].shape == g["label"] for i, g in enumerate(gold))
+        assert hits / total > 0.4  # one shape in four by chance
