@@ -20,9 +20,8 @@ from rich.table import Table
 from rich.text import Text
 
 from app.cli import cli, console
-from app.runtime import open_runtime
+from app.commands._common import fail, migrated_runtime
 from db.crud.projects import ProjectError
-from db.migrate import current_revision, head_revision
 
 if TYPE_CHECKING:
     from app.services.annotation import AnnotationRunSummary
@@ -32,11 +31,6 @@ class ImagesPerSecondColumn(ProgressColumn):
     def render(self, task: Task) -> Text:
         speed = task.finished_speed or task.speed
         return Text(f"{speed:.2f} images/s" if speed else "– images/s", style="progress.data.speed")
-
-
-def _fail(message: str) -> typer.Exit:
-    console.print(Text(f"Error: {message}", style="bold red"))
-    return typer.Exit(code=1)
 
 
 def _print_summary(summary: AnnotationRunSummary) -> None:
@@ -105,22 +99,19 @@ def annotate(
             seed=seed,
         )
     except ValueError as error:
-        raise _fail(str(error)) from None
-    runtime = open_runtime()
+        raise fail(str(error)) from None
+    progress = Progress(
+        TextColumn(f"Annotating {escape(project)}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        ImagesPerSecondColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+    )
     try:
-        if current_revision(runtime.engine) != head_revision():
-            raise _fail("The database schema is missing or old. Run `rise init` first.")
-        progress = Progress(
-            TextColumn(f"Annotating {escape(project)}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            ImagesPerSecondColumn(),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=console,
-        )
-        with progress:
+        with migrated_runtime() as runtime, progress:
             task_id = progress.add_task("annotate", total=None)
 
             def report(done: int, total: int) -> None:
@@ -138,7 +129,5 @@ def annotate(
                 dtype=dtype,
             )
     except (ProjectError, ModelLoadError, ValueError) as error:
-        raise _fail(str(error)) from None
-    finally:
-        runtime.close()
+        raise fail(str(error)) from None
     _print_summary(summary)

@@ -11,8 +11,6 @@ rise ls import export.json --into shapes-gt --image-root images/
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import typer
@@ -20,12 +18,11 @@ from rich.table import Table
 from rich.text import Text
 
 from app.cli import cli, console
+from app.commands._common import fail, migrated_runtime
 from app.export.label_studio_config import LabelingConfigError
 from app.export.label_studio_push import LabelStudioError
 from app.importers.label_studio import LabelStudioImportError, LabelStudioImportReport
-from app.runtime import Runtime, open_runtime
 from app.services import exports
-from db.migrate import current_revision, head_revision
 
 export_cli = typer.Typer(help="Export a project: Label Studio, COCO, Hugging Face datasets.", no_args_is_help=True)
 ls_cli = typer.Typer(help="Exchange projects with a Label Studio server or its export files.", no_args_is_help=True)
@@ -34,22 +31,6 @@ cli.add_typer(ls_cli, name="ls")
 
 URL_HELP = "Label Studio URL (default: $LABEL_STUDIO_URL)."
 KEY_HELP = "Label Studio API key (default: $LABEL_STUDIO_API_KEY). Never printed."
-
-
-def _fail(message: str) -> typer.Exit:
-    console.print(Text(f"Error: {message}", style="bold red"))
-    return typer.Exit(code=1)
-
-
-@contextmanager
-def _runtime() -> Iterator[Runtime]:
-    runtime = open_runtime()
-    try:
-        if current_revision(runtime.engine) != head_revision():
-            raise _fail("The database is missing or not at the newest schema. Run `rise init` first.")
-        yield runtime
-    finally:
-        runtime.close()
 
 
 _ERRORS = (exports.ExportError, LabelStudioError, LabelStudioImportError, LabelingConfigError)
@@ -65,13 +46,13 @@ def export_label_studio(
     inline_images: bool = typer.Option(False, help="Embed each image in its task as a data URI."),
 ) -> None:
     """Write Label Studio tasks with predictions (model, score, CoT) and annotations (author, time)."""
-    with _runtime() as runtime:
+    with migrated_runtime() as runtime:
         try:
             summary = exports.export_label_studio(
                 runtime, project, out, image_root_url=image_root_url, inline_images=inline_images
             )
         except _ERRORS as error:
-            raise _fail(str(error)) from None
+            raise fail(str(error)) from None
     console.print(
         f"Wrote {summary.tasks:,} tasks ({summary.predictions:,} predictions, {summary.annotations:,} annotations) "
         f"to {summary.path}; labeling config: {out.with_name(out.stem + '.label_config.xml')}"
@@ -92,11 +73,11 @@ def export_label_studio_config(
     out: Path = typer.Argument(None, help="XML file to write (default: print it)."),
 ) -> None:
     """The Label Studio labeling config (XML) for a project."""
-    with _runtime() as runtime:
+    with migrated_runtime() as runtime:
         try:
             config = exports.label_studio_config(runtime, project)
         except _ERRORS as error:
-            raise _fail(str(error)) from None
+            raise fail(str(error)) from None
     if out is None:
         typer.echo(config, nl=False)
     else:
@@ -111,11 +92,11 @@ def export_coco(
     source: str = typer.Option("annotations", help="annotations (trusted) or predictions (latest, with score)."),
 ) -> None:
     """Write the project's boxes as COCO detection JSON."""
-    with _runtime() as runtime:
+    with migrated_runtime() as runtime:
         try:
             summary = exports.export_coco(runtime, project, out, source=source)
         except _ERRORS as error:
-            raise _fail(str(error)) from None
+            raise fail(str(error)) from None
     console.print(f"Wrote {summary.images:,} images and {summary.boxes:,} boxes to {summary.path}")
     if summary.images_without_answer:
         console.print(f"{summary.images_without_answer:,} images have no {source} yet and are listed without boxes.")
@@ -132,15 +113,15 @@ def export_hf(
 ) -> None:
     """Save the SFT data or the trusted annotations as a Hugging Face dataset."""
     token = hf_token or (os.environ.get("HF_TOKEN") if repo_id else None)
-    with _runtime() as runtime:
+    with migrated_runtime() as runtime:
         try:
             summary = exports.export_hf_dataset(
                 runtime, project, out, kind=kind, repo_id=repo_id, token=token, private=not public
             )
         except _ERRORS as error:
-            raise _fail(str(error)) from None
+            raise fail(str(error)) from None
         except Exception as error:  # the Hub push: its errors name the repository, never the token
-            raise _fail(f"{type(error).__name__}: {error}") from None
+            raise fail(f"{type(error).__name__}: {error}") from None
     console.print(f"Saved {summary.rows:,} rows ({kind}) to {summary.path}")
     if summary.pushed_to:
         console.print(f"Pushed to https://huggingface.co/datasets/{summary.pushed_to}")
@@ -156,7 +137,7 @@ def ls_push(
     image_root_url: str = typer.Option(None, help="With --images url: the URL that serves the media folder."),
 ) -> None:
     """Push a project to a Label Studio server: labeling config, images, tasks with predictions and annotations."""
-    with _runtime() as runtime:
+    with migrated_runtime() as runtime:
         try:
             summary = exports.push_to_label_studio(
                 runtime,
@@ -168,7 +149,7 @@ def ls_push(
                 image_root_url=image_root_url,
             )
         except _ERRORS as error:
-            raise _fail(str(error)) from None
+            raise fail(str(error)) from None
     verb = "Created" if summary.created_project else "Updated"
     console.print(f"{verb} Label Studio project {summary.project_title!r}: {summary.project_url}")
     console.print(
@@ -208,7 +189,7 @@ def ls_import(
     """Import a Label Studio JSON export: annotations become trusted annotations, predictions stay predictions."""
     from app.importers.label_studio import import_label_studio_file
 
-    with _runtime() as runtime:
+    with migrated_runtime() as runtime:
         try:
             report = import_label_studio_file(
                 runtime,
@@ -219,7 +200,7 @@ def ls_import(
                 config_xml=config.read_text(encoding="utf-8") if config else None,
             )
         except (*_ERRORS, OSError) as error:
-            raise _fail(str(error)) from None
+            raise fail(str(error)) from None
     _print_report(report, into)
 
 
@@ -234,11 +215,11 @@ def ls_pull(
     """Import a project from a live Label Studio server through a snapshot export."""
     from app.importers.label_studio import pull_from_label_studio
 
-    with _runtime() as runtime:
+    with migrated_runtime() as runtime:
         try:
             report = pull_from_label_studio(
                 runtime, into, label_studio_project, url=url, api_key=api_key, image_root=image_root
             )
         except _ERRORS as error:
-            raise _fail(str(error)) from None
+            raise fail(str(error)) from None
     _print_report(report, into)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import typer
@@ -24,34 +22,15 @@ from rich.table import Table
 from rich.text import Text
 
 from app.cli import cli, console
+from app.commands._common import fail, migrated_runtime
 from app.runtime import Runtime, open_runtime
 from app.services.demo import DemoError, DemoSummary, setup_demo
 from app.services.imports import ImportFailed, ImportSummary, SkippedFile, import_paths, load_query_file
 from app.services.projects import ProjectError, create_project, list_projects
-from db.migrate import current_revision, head_revision
 from rise.tasks import TaskType
 
 project_cli = typer.Typer(help="Create and list annotation projects.", no_args_is_help=True)
 cli.add_typer(project_cli, name="project")
-
-
-def _fail(message: str) -> typer.Exit:
-    console.print(Text(f"Error: {message}", style="bold red"))
-    return typer.Exit(code=1)
-
-
-@contextmanager
-def _runtime() -> Iterator[Runtime]:
-    """The configured runtime, refusing a database that `rise init` has not created or upgraded."""
-    runtime = open_runtime()
-    try:
-        revision = current_revision(runtime.engine)
-        if revision != head_revision():
-            state = "has no schema yet" if revision is None else f"is at schema {revision}, not {head_revision()}"
-            raise _fail(f"The database {state}. Run `rise init` first.")
-        yield runtime
-    finally:
-        runtime.close()
 
 
 class RateColumn(ProgressColumn):
@@ -106,7 +85,7 @@ def project_create(
 ) -> None:
     """Create a project, e.g. `rise project create shapes --task classification --labels circle,square`."""
     label_list = [label.strip() for label in labels.split(",")] if labels.strip() else []
-    with _runtime() as runtime:
+    with migrated_runtime() as runtime:
         try:
             project = create_project(
                 runtime,
@@ -118,7 +97,7 @@ def project_create(
                 distribution=distribution,
             )
         except ProjectError as error:
-            raise _fail(str(error)) from None
+            raise fail(str(error)) from None
     shown_labels = ", ".join(project.labels) or "no labels"
     console.print(Text(f"Created project {project.name!r} ({project.task_type.value}; {shown_labels})."))
     console.print(Text(f"Next: rise import --project {project.name} PATH..."))
@@ -127,7 +106,7 @@ def project_create(
 @project_cli.command("list")
 def project_list() -> None:
     """List projects with their item counts."""
-    with _runtime() as runtime:
+    with migrated_runtime() as runtime:
         overviews = list_projects(runtime)
     if not overviews:
         console.print("No projects yet. Create one with `rise project create NAME --task ... --labels ...`.")
@@ -157,7 +136,7 @@ def import_command(
     ),
 ) -> None:
     """Import images; duplicates (same content) are skipped, and so are broken, oversized and non-image files."""
-    with _runtime() as runtime:
+    with migrated_runtime() as runtime:
         try:
             query_map = load_query_file(queries) if queries else None
             with _progress() as bar:
@@ -168,7 +147,7 @@ def import_command(
 
                 summary = import_paths(runtime, project, paths, query=query, queries=query_map, progress=report)
         except ImportFailed as error:
-            raise _fail(str(error)) from None
+            raise fail(str(error)) from None
     _print_import_summary(summary, project)
 
 
@@ -227,7 +206,7 @@ def _annotate_demo(runtime: Runtime, summary: DemoSummary, model: Path | None) -
                 runtime, [p.name for p in summary.projects], model or DEFAULT_DEMO_MODEL, progress=report
             )
         except ModelLoadError as error:
-            raise _fail(str(error)) from None
+            raise fail(str(error)) from None
     stored = ", ".join(f"{run.project} {run.stored}" for run in runs)
     console.print(Text(f"Predictions stored by {runs[0].model if runs else model}: {stored}."))
 
@@ -259,6 +238,6 @@ def demo(
         if not (serve and _launch_ui(runtime)):
             console.print("Demo ready. Open the review UI with `rise serve`.")
     except (DemoError, ProjectError, ImportFailed) as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
     finally:
         runtime.close()

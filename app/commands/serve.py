@@ -9,17 +9,11 @@ from __future__ import annotations
 import dataclasses
 
 import typer
-from rich.text import Text
 
 from app.cli import cli, console
-from app.runtime import Runtime, open_runtime
+from app.commands._common import fail, migrated_runtime
+from app.runtime import Runtime
 from app.settings import Settings, SettingsError, load_settings
-from db.migrate import current_revision, head_revision
-
-
-def _fail(message: str) -> typer.Exit:
-    console.print(Text(f"Error: {message}", style="bold red"))
-    return typer.Exit(code=1)
 
 
 def launch_ui(runtime: Runtime, *, require_login: bool | None = None, block: bool = True) -> None:
@@ -31,7 +25,7 @@ def launch_ui(runtime: Runtime, *, require_login: bool | None = None, block: boo
     try:
         demo = build_demo(runtime, require_login=require_login)
     except LoginRequiredError as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
     login_note = "login required" if require_login or not settings.is_loopback else "no login on loopback"
     console.print(f"Serving the review UI on http://{settings.host}:{settings.port} ({login_note}). Ctrl+C stops it.")
     demo.launch(
@@ -48,7 +42,7 @@ def _settings(host: str | None, port: int | None) -> Settings:
     try:
         return dataclasses.replace(settings, host=host or settings.host, port=port or settings.port)
     except SettingsError as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
 
 
 @cli.command()
@@ -60,11 +54,5 @@ def serve(
     ),
 ) -> None:
     """Open the review UI: review, dashboard, projects and (admins) users and runs."""
-    runtime = open_runtime(_settings(host, port))
-    try:
-        revision = current_revision(runtime.engine)
-        if revision != head_revision():
-            raise _fail("The database has no current schema. Run `rise init` first.")
+    with migrated_runtime(_settings(host, port)) as runtime:
         launch_ui(runtime, require_login=login)
-    finally:
-        runtime.close()

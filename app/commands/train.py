@@ -18,10 +18,9 @@ import typer
 from rich.text import Text
 
 from app.cli import cli, console
-from app.runtime import open_runtime
+from app.commands._common import fail, migrated_runtime
 from app.services.training_data import TrainingDataSummary, snapshot_training_data
 from db.crud.projects import ProjectError
-from db.migrate import current_revision, head_revision
 from rise.training.config import PipelineConfig
 from rise.training.launch import LAUNCHERS, choose_launcher, run_accelerate
 from rise.training.pipeline import STAGE_GROUPS, STAGES, resolve_stages, run_pipeline
@@ -32,19 +31,9 @@ DATA_DIR = "data"
 CONFIG_FILE = "config.yaml"
 
 
-def _fail(message: str) -> typer.Exit:
-    console.print(Text(f"Error: {message}", style="bold red"))
-    return typer.Exit(code=1)
-
-
 def _snapshot(project: str, data_dir: Path) -> TrainingDataSummary:
-    runtime = open_runtime()
-    try:
-        if current_revision(runtime.engine) != head_revision():
-            raise _fail("The database schema is missing or old. Run `rise init` first.")
+    with migrated_runtime() as runtime:
         return snapshot_training_data(runtime, project, data_dir)
-    finally:
-        runtime.close()
 
 
 def _print_snapshot(summary: TrainingDataSummary) -> None:
@@ -93,18 +82,18 @@ def train(
         chosen = choose_launcher(launcher, accelerate_config=accelerate_config, num_processes=num_processes)
         base = PipelineConfig.load(config) if config else PipelineConfig()
     except (ValueError, OSError) as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
     if resnapshot or not (data_dir / SNAPSHOT_INFO).is_file():
         try:
             summary = _snapshot(project, data_dir)
         except ProjectError as error:
-            raise _fail(str(error)) from None
+            raise fail(str(error)) from None
         _print_snapshot(summary)
         default_model = summary.default_model
     else:
         info = json.loads((data_dir / SNAPSHOT_INFO).read_text())
         if info.get("project") != project:
-            raise _fail(
+            raise fail(
                 f"{output_dir} holds a run of project {info.get('project')!r}, not {project!r}. "
                 "Choose another --output-dir."
             )
@@ -121,18 +110,18 @@ def train(
              f"output_dir={json.dumps(str(output_dir))}"]
         )  # fmt: skip
     except ValueError as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
     config_path = pipeline.save(output_dir / CONFIG_FILE)
     if chosen == "accelerate":
         train_args = ["--config", str(config_path), "--stage", stage, *(["--restart"] if restart else [])]
         code = run_accelerate(train_args, accelerate_config=accelerate_config, num_processes=num_processes)
         if code != 0:
-            raise _fail(f"Training failed (accelerate launch exited with {code}); see the output above.")
+            raise fail(f"Training failed (accelerate launch exited with {code}); see the output above.")
         return
     try:
         results = run_pipeline(pipeline, stage, restart=restart, progress=_print_progress)
     except (ValueError, RuntimeError, FileNotFoundError) as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
     _print_results(results)
 
 

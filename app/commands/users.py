@@ -9,37 +9,18 @@ rise user list
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
 from app.cli import cli, console
-from app.runtime import Runtime, open_runtime
+from app.commands._common import fail, migrated_runtime
 from app.services import auth
-from db.migrate import current_revision, head_revision
 from db.models import Role
 
 user_cli = typer.Typer(help="Create and list reviewer and admin accounts.", no_args_is_help=True)
 cli.add_typer(user_cli, name="user")
-
-
-def _fail(message: str) -> typer.Exit:
-    console.print(Text(f"Error: {message}", style="bold red"))
-    return typer.Exit(code=1)
-
-
-@contextmanager
-def _runtime() -> Iterator[Runtime]:
-    runtime = open_runtime()
-    try:
-        if current_revision(runtime.engine) != head_revision():
-            raise _fail("The database is not at the newest schema. Run `rise init` first.")
-        yield runtime
-    finally:
-        runtime.close()
 
 
 def _read_password(password_stdin: bool) -> str:
@@ -57,11 +38,11 @@ def create(
 ) -> None:
     """Create an account. The password is asked for (twice) unless --password-stdin is given."""
     password = _read_password(password_stdin)
-    with _runtime() as runtime:
+    with migrated_runtime() as runtime:
         try:
             user = auth.create_user(runtime, username, password, role)
         except auth.AuthError as error:
-            raise _fail(str(error)) from None
+            raise fail(str(error)) from None
     console.print(Text(f"Created {user.role} {user.username!r} (id {user.id}).", style="green"))
 
 
@@ -72,18 +53,18 @@ def passwd(
 ) -> None:
     """Set a new password for an account."""
     password = _read_password(password_stdin)
-    with _runtime() as runtime:
+    with migrated_runtime() as runtime:
         try:
             user = auth.set_password(runtime, username, password)
         except auth.AuthError as error:
-            raise _fail(str(error)) from None
+            raise fail(str(error)) from None
     console.print(Text(f"Password changed for {user.username!r}.", style="green"))
 
 
 @user_cli.command("list")
 def list_users() -> None:
     """List the accounts."""
-    with _runtime() as runtime:
+    with migrated_runtime() as runtime:
         users = auth.list_users(runtime)
     if not users:
         console.print("No users yet. Create one: rise user create NAME --role admin")

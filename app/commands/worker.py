@@ -25,11 +25,11 @@ from rich.table import Table
 from rich.text import Text
 
 from app.cli import cli, console
-from app.runtime import Runtime, open_runtime
+from app.commands._common import fail, migrated_runtime
+from app.runtime import Runtime
 from app.services import jobs as job_service
 from app.services import model_versions as version_service
 from app.services import retrain_policy as policy_service
-from db.migrate import current_revision, head_revision
 from db.models import JobKind
 from rise.training.config import PipelineConfig
 
@@ -48,25 +48,15 @@ USER_ERRORS = (
 )
 
 
-def _fail(message: str) -> typer.Exit:
-    console.print(Text(f"Error: {message}", style="bold red"))
-    return typer.Exit(code=1)
-
-
 @contextmanager
 def _runtime() -> Iterator[Runtime]:
     """The configured runtime, refusing a database that `rise init` has not created or upgraded; user errors from
     the services become one red line and exit code 1."""
-    runtime = open_runtime()
-    try:
-        revision = current_revision(runtime.engine)
-        if revision != head_revision():
-            raise _fail(f"The database is at schema {revision}, not {head_revision()}. Run `rise init` first.")
-        yield runtime
-    except USER_ERRORS as error:
-        raise _fail(str(error)) from None
-    finally:
-        runtime.close()
+    with migrated_runtime() as runtime:
+        try:
+            yield runtime
+        except USER_ERRORS as error:
+            raise fail(str(error)) from None
 
 
 def config_file_overrides(path: Path) -> list[str]:
@@ -102,7 +92,7 @@ def worker(
     try:
         kinds = tuple(JobKind(k) for k in kind)
     except ValueError:
-        raise _fail(f"Unknown job kind in {kind}; use train and/or annotate.") from None
+        raise fail(f"Unknown job kind in {kind}; use train and/or annotate.") from None
     stop = threading.Event()
 
     def on_signal(signum, _frame) -> None:
@@ -116,7 +106,7 @@ def worker(
     try:
         config = WorkerConfig(**config_values)
     except ValueError as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         with _runtime() as runtime:
@@ -145,7 +135,7 @@ def retrain(
     try:
         from_file = config_file_overrides(config) if config else []
     except (ValueError, OSError) as error:
-        raise _fail(f"{config}: {error}") from None
+        raise fail(f"{config}: {error}") from None
     with _runtime() as runtime:
         job = job_service.request_retrain(
             runtime,
@@ -191,7 +181,7 @@ def jobs_show(job_id: int = typer.Argument(..., help="Job number.")) -> None:
     with _runtime() as runtime:
         job = job_service.get_job(runtime, job_id)
     if job is None:
-        raise _fail(f"No job #{job_id}.")
+        raise fail(f"No job #{job_id}.")
     console.print(Text(f"Job #{job.id} ({job.kind}, {job.project}): {job.status}, attempt {job.attempts}"))
     console.print(Text(f"stage {job.stage or '–'}, step {job.step}/{job.total_steps}, {job.progress:.0%}"))
     console.print(Text(json.dumps(job.config, indent=1)))
