@@ -8,6 +8,7 @@ import typer
 from rich.text import Text
 
 from app.cli import cli, console
+from app.commands._common import fail
 
 model_cli = typer.Typer(help="Model folders.", no_args_is_help=True)
 cli.add_typer(model_cli, name="model")
@@ -47,8 +48,7 @@ def build_tiny(
             seed=seed,
         )
     except ValueError as error:
-        console.print(Text(f"Error: {error}", style="bold red"))
-        raise typer.Exit(code=1) from None
+        raise fail(str(error)) from None
     path = build_tiny_model(out_dir, config)
     size = sum(f.stat().st_size for f in path.iterdir() if f.is_file())
     console.print(Text(f"Wrote a tiny Qwen2-VL model to {path} ({size / 1e6:.1f} MB)."))
