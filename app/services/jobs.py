@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from app.runtime import Runtime
+from app.services.projects import project_called
 from db.crud import jobs as crud
 from db.crud import model_versions as version_crud
 from db.crud.jobs import ActiveJobExistsError
-from db.crud.projects import get_project_by_name, list_projects
+from db.crud.projects import list_projects
 from db.models import JobKind, JobStatus, Project, Split, TrainingJob
 
 __all__ = [
@@ -104,13 +105,6 @@ def job_dir(runtime: Runtime, job_id: int) -> Path:
     return runtime.settings.data_dir / "jobs" / f"job-{job_id:05d}"
 
 
-def _require_project(session: Any, name: str) -> Project:
-    project = get_project_by_name(session=session, name=name)
-    if project is None:
-        raise JobRequestError(f"No project called {name!r}. List them with `rise project list`.")
-    return project
-
-
 def _base_model(session: Any, project: Project, model: str | None) -> str:
     """The model a retraining starts from: as asked, else the serving version's base, else the project's default."""
     if model:
@@ -195,7 +189,7 @@ def request_retrain(
     if promotion_tolerance < 0:
         raise JobRequestError(f"promotion_tolerance must be >= 0, got {promotion_tolerance}.")
     with runtime.sessions.begin() as session:
-        project = _require_project(session, project_name)
+        project = project_called(session, project_name, JobRequestError)
         base = _base_model(session, project, (model or "").strip() or None)
         checked = _check_overrides(base, overrides)
         existing = crud.active_train_job(session=session, project_id=project.id)
@@ -231,7 +225,7 @@ def request_reannotation(
 ) -> JobView:
     """Queue an annotation of the project's unreviewed items by a model version (default: the serving one)."""
     with runtime.sessions.begin() as session:
-        project = _require_project(session, project_name)
+        project = project_called(session, project_name, JobRequestError)
         if version_id is None:
             version = version_crud.serving_version(session=session, project_id=project.id)
             if version is None:
@@ -265,7 +259,7 @@ def _project_names(session: Any) -> dict[int, str]:
 def list_jobs(runtime: Runtime, project_name: str | None = None, *, limit: int = 50) -> list[JobView]:
     """Newest first; all projects when `project_name` is None."""
     with runtime.sessions.begin() as session:
-        project_id = _require_project(session, project_name).id if project_name else None
+        project_id = project_called(session, project_name, JobRequestError).id if project_name else None
         names = _project_names(session)
         jobs = crud.list_jobs(session=session, project_id=project_id, limit=limit)
         return [job_view(job, names.get(job.project_id, "?")) for job in jobs]

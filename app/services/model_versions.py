@@ -18,9 +18,9 @@ from sqlalchemy.orm import Session
 
 from app.runtime import Runtime
 from app.services.jobs import DEFAULT_MAX_ATTEMPTS
+from app.services.projects import project_called
 from db.crud import jobs as job_crud
 from db.crud import model_versions as crud
-from db.crud.projects import get_project_by_name
 from db.models import JobKind, JobStatus, ModelVersion, Project
 
 __all__ = [
@@ -136,23 +136,16 @@ def _view(session: Session, version: ModelVersion, project: Project) -> VersionV
     )
 
 
-def _require_project(session: Session, name: str) -> Project:
-    project = get_project_by_name(session=session, name=name)
-    if project is None:
-        raise VersionError(f"No project called {name!r}. List them with `rise project list`.")
-    return project
-
-
 def list_versions(runtime: Runtime, project_name: str) -> list[VersionView]:
     """Newest first."""
     with runtime.sessions.begin() as session:
-        project = _require_project(session, project_name)
+        project = project_called(session, project_name, VersionError)
         return [_view(session, v, project) for v in crud.list_model_versions(session=session, project_id=project.id)]
 
 
 def serving_version(runtime: Runtime, project_name: str) -> VersionView | None:
     with runtime.sessions.begin() as session:
-        project = _require_project(session, project_name)
+        project = project_called(session, project_name, VersionError)
         version = crud.serving_version(session=session, project_id=project.id)
         return _view(session, version, project) if version else None
 
@@ -186,7 +179,7 @@ def promote_version(
     """Make a version (id or name) serve the project's new predictions; with `reannotate`, also queue an annotation
     of the unreviewed items by it."""
     with runtime.sessions.begin() as session:
-        project = _require_project(session, project_name)
+        project = project_called(session, project_name, VersionError)
         crud.lock_project(session=session, project_id=project.id)
         version = crud.set_serving(session=session, version=_find_version(session, project, version_ref))
         if reannotate:
@@ -197,7 +190,7 @@ def promote_version(
 def rollback(runtime: Runtime, project_name: str, *, reannotate: bool = False) -> VersionView:
     """Serve the version that served before the current one (or the base model's version)."""
     with runtime.sessions.begin() as session:
-        project = _require_project(session, project_name)
+        project = project_called(session, project_name, VersionError)
         crud.lock_project(session=session, project_id=project.id)
         versions = crud.list_model_versions(session=session, project_id=project.id)
         current = next((v for v in versions if v.is_serving), None)

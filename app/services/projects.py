@@ -14,7 +14,7 @@ from db.crud.projects import ProjectError
 from db.models import Project, Split
 from rise.tasks import TaskSpec, TaskType
 
-__all__ = ["ProjectError", "ProjectOverview", "create_project", "list_projects", "task_spec_for"]
+__all__ = ["ProjectError", "ProjectOverview", "create_project", "list_projects", "project_called", "task_spec_for"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,14 @@ def task_spec_for(project: Project) -> TaskSpec:
         distribution=project.distribution,
         prompt_overrides=dict(project.prompt_overrides),
     )
+
+
+def project_called(session: Session, name: str, error: type[Exception]) -> Project:
+    """The project called `name`; else the calling service's own `error`, pointing to `rise project list`."""
+    project = crud.get_project_by_name(session=session, name=name)
+    if project is None:
+        raise error(f"No project called {name!r}. List them with `rise project list`.")
+    return project
 
 
 def _check_task_rules(task_type: TaskType, labels: Sequence[str], distribution: bool) -> None:

@@ -17,8 +17,8 @@ from datetime import datetime, timedelta
 
 from app.runtime import Runtime
 from app.services.jobs import ActiveJobExistsError, JobRequestError, JobView, request_retrain
+from app.services.projects import project_called
 from db.crud import jobs as crud
-from db.crud.projects import get_project_by_name
 from db.models import Project, utcnow
 
 # Settings of the latest training job that a policy job repeats (keyword arguments of `request_retrain`).
@@ -78,9 +78,7 @@ def _status(session, project: Project, now: datetime) -> PolicyStatus:
 
 def policy_status(runtime: Runtime, project_name: str, *, now: datetime | None = None) -> PolicyStatus:
     with runtime.sessions.begin() as session:
-        project = get_project_by_name(session=session, name=project_name)
-        if project is None:
-            raise PolicyError(f"No project called {project_name!r}.")
+        project = project_called(session, project_name, PolicyError)
         return _status(session, project, now or utcnow())
 
 
@@ -93,9 +91,7 @@ def set_retrain_policy(
     if every_hours is not None and every_hours <= 0:
         raise PolicyError(f"Retrain every a positive number of hours (got {every_hours}), or leave it empty for off.")
     with runtime.sessions.begin() as session:
-        project = get_project_by_name(session=session, name=project_name)
-        if project is None:
-            raise PolicyError(f"No project called {project_name!r}.")
+        project = project_called(session, project_name, PolicyError)
         crud.update_retrain_policy(
             session=session, project_id=project.id, every_verdicts=every_verdicts, every_hours=every_hours
         )
