@@ -130,6 +130,37 @@ def _next_message(task: ReviewTask | None, done: str) -> str:
     return done if task is not None else f"{done} That was the last item in this queue."
 
 
+_DONE = {"accept": "accepted", "correct": "corrected", "reject": "rejected"}
+
+
+def _submit(
+    runtime: Runtime,
+    verdict: str,
+    *,
+    user_id: int,
+    task: ReviewTask,
+    edits: Edits,
+    shown_at: float | None,
+    queue: QueueFilter,
+    answer: Any = None,
+) -> Outcome:
+    """Record `verdict` on the task on screen, with the reviewer's reasoning flag, comment and time spent on it
+    (`answer`: the corrected answer, for `correct` only); the outcome shows the reviewer's next task."""
+    next_task = review_service.submit_verdict(
+        runtime,
+        user_id=user_id,
+        item_id=task.item_id,
+        verdict=verdict,
+        corrected_answer=answer,
+        reasoning_wrong=edits.reasoning_wrong,
+        comment=edits.comment.strip(),
+        time_spent_ms=_elapsed_ms(shown_at),
+        queue=queue,
+        prediction_id=task.prediction_id,
+    )
+    return Outcome(next_task, _next_message(next_task, f"Item #{task.item_id} {_DONE[verdict]}."))
+
+
 def accept(
     runtime: Runtime,
     *,
@@ -147,18 +178,7 @@ def accept(
         return Outcome(outcome.task, _next_message(outcome.task, f"Item #{task.item_id} saved as a correction."))
     if task.answer is None:
         raise ReviewInputError("The model gave no readable answer to accept: correct it (S) or reject it (R).")
-    next_task = review_service.submit_verdict(
-        runtime,
-        user_id=user_id,
-        item_id=task.item_id,
-        verdict="accept",
-        reasoning_wrong=edits.reasoning_wrong,
-        comment=edits.comment.strip(),
-        time_spent_ms=_elapsed_ms(shown_at),
-        queue=queue,
-        prediction_id=task.prediction_id,
-    )
-    return Outcome(next_task, _next_message(next_task, f"Item #{task.item_id} accepted."))
+    return _submit(runtime, "accept", user_id=user_id, task=task, edits=edits, shown_at=shown_at, queue=queue)
 
 
 def correct(
@@ -174,19 +194,9 @@ def correct(
     answer = edited_answer(task, edits)
     if task.answer is not None and not is_edited(task, edits):
         raise ReviewInputError("Nothing was changed. Edit the answer first, or accept it as it is (A).")
-    next_task = review_service.submit_verdict(
-        runtime,
-        user_id=user_id,
-        item_id=task.item_id,
-        verdict="correct",
-        corrected_answer=answer,
-        reasoning_wrong=edits.reasoning_wrong,
-        comment=edits.comment.strip(),
-        time_spent_ms=_elapsed_ms(shown_at),
-        queue=queue,
-        prediction_id=task.prediction_id,
+    return _submit(
+        runtime, "correct", user_id=user_id, task=task, edits=edits, shown_at=shown_at, queue=queue, answer=answer
     )
-    return Outcome(next_task, _next_message(next_task, f"Item #{task.item_id} corrected."))
 
 
 def reject(
@@ -199,18 +209,7 @@ def reject(
     queue: QueueFilter,
 ) -> Outcome:
     task = _require(task)
-    next_task = review_service.submit_verdict(
-        runtime,
-        user_id=user_id,
-        item_id=task.item_id,
-        verdict="reject",
-        reasoning_wrong=edits.reasoning_wrong,
-        comment=edits.comment.strip(),
-        time_spent_ms=_elapsed_ms(shown_at),
-        queue=queue,
-        prediction_id=task.prediction_id,
-    )
-    return Outcome(next_task, _next_message(next_task, f"Item #{task.item_id} rejected."))
+    return _submit(runtime, "reject", user_id=user_id, task=task, edits=edits, shown_at=shown_at, queue=queue)
 
 
 def skip(runtime: Runtime, *, user_id: int, task: ReviewTask | None, queue: QueueFilter) -> Outcome:
