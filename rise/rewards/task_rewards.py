@@ -143,6 +143,28 @@ def get_grounding_iou_reward(spec: TaskSpec) -> Callable:
     return get_accuracy_reward(spec)
 
 
+def _score_against_gold(
+    spec: TaskSpec,
+    completions: list[Any],
+    solution: list[Any],
+    kwargs: dict[str, Any],
+    score: Callable[[Any, Any], float],
+) -> list[float | None]:
+    """`score(answer, gold)` for each completion with a readable answer, 0.0 for one without, and `None` (which TRL
+    skips) for an example whose gold answer is missing or invalid."""
+    parsed, sizes = parse_completions(spec, completions, kwargs)
+    rewards: list[float | None] = []
+    for completion, gold_value, size in zip(parsed, solution, sizes, strict=True):
+        gold = load_gold(gold_value, spec, size)
+        if gold is None:
+            rewards.append(None)
+        elif completion.answer is None:
+            rewards.append(0.0)
+        else:
+            rewards.append(score(completion.answer, gold))
+    return rewards
+
+
 class _AccuracyReward:
     # Callable class rather than a closure so the reward stays picklable; the name says which accuracy it is.
     def __init__(self, spec: TaskSpec, name: str, *, match_labels: bool = True, length_penalty: bool = False):
@@ -152,24 +174,12 @@ class _AccuracyReward:
         self.length_penalty = length_penalty
 
     def __call__(self, completions: list[Any], solution: list[Any], **kwargs) -> list[float | None]:
-        parsed, sizes = parse_completions(self.spec, completions, kwargs)
-        rewards: list[float | None] = []
-        for completion, gold_value, size in zip(parsed, solution, sizes, strict=True):
-            gold = load_gold(gold_value, self.spec, size)
-            if gold is None:
-                rewards.append(None)
-            elif completion.answer is None:
-                rewards.append(0.0)
-            else:
-                score = answer_accuracy(
-                    completion.answer,
-                    gold,
-                    self.spec,
-                    match_labels=self.match_labels,
-                    length_penalty=self.length_penalty,
-                )
-                rewards.append(score)
-        return rewards
+        return _score_against_gold(self.spec, completions, solution, kwargs, self._score)
+
+    def _score(self, answer: Any, gold: Any) -> float:
+        return answer_accuracy(
+            answer, gold, self.spec, match_labels=self.match_labels, length_penalty=self.length_penalty
+        )
 
 
 def get_box_count_penalty(spec: TaskSpec, *, max_penalty: float = -1.0) -> Callable:
@@ -208,14 +218,10 @@ class _BoxCountPenalty:
         self.max_penalty = max_penalty
 
     def __call__(self, completions: list[Any], solution: list[Any], **kwargs) -> list[float | None]:
-        parsed, sizes = parse_completions(self.spec, completions, kwargs)
-        rewards: list[float | None] = []
-        for completion, gold_value, size in zip(parsed, solution, sizes, strict=True):
-            gold = load_gold(gold_value, self.spec, size)
-            if gold is None:
-                rewards.append(None)
-            elif completion.answer is None or len(completion.answer) <= len(gold):
-                rewards.append(0.0)  # unreadable answers are the format reward's business
-            else:
-                rewards.append(self.max_penalty * (1.0 - len(gold) / len(completion.answer)))
-        return rewards
+        # Unreadable answers score 0.0 here: they are the format reward's business.
+        return _score_against_gold(self.spec, completions, solution, kwargs, self._penalty)
+
+    def _penalty(self, answer: Any, gold: Any) -> float:
+        if len(answer) <= len(gold):
+            return 0.0
+        return self.max_penalty * (1.0 - len(gold) / len(answer))
