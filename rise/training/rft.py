@@ -15,7 +15,6 @@ Rewards (each weighted by its config field; a weight of 0 leaves the reward out)
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +27,11 @@ from rise.training.config import RFTStageConfig
 from rise.training.records import Snapshot
 from rise.training.trainer_setup import (
     as_content_parts,
+    grpo_arguments,
     load_policy,
     lora_config,
-    save_final,
     time_limit_callbacks,
-    train_summary,
-    trl_arguments,
+    train_and_save,
 )
 
 
@@ -96,7 +94,7 @@ def train_rft(
         model (`str`): the starting model: the base model, or the SFT stage's folder after a full fine-tune.
         adapter (`str`, *optional*): the SFT stage's LoRA adapter, trained further here.
     """
-    from trl import GRPOConfig, GRPOTrainer
+    from trl import GRPOTrainer
 
     dataset = rft_dataset(snapshot, with_rejections_only=config.human_feedback_weight > 0)
     if len(dataset) == 0:
@@ -106,16 +104,7 @@ def train_rft(
         )
     reward_funcs, weights = rft_rewards(snapshot.spec, config)
     policy, processor = load_policy(model, config, adapter=adapter)
-    args = trl_arguments(
-        GRPOConfig,
-        config,
-        stage_dir / "trainer",
-        num_generations=config.num_generations,
-        max_completion_length=config.max_completion_length,
-        temperature=config.temperature,
-        beta=config.beta,
-        reward_weights=weights,
-    )
+    args = grpo_arguments(config, stage_dir / "trainer", reward_weights=weights)
     callbacks = time_limit_callbacks(config)
     trainer = GRPOTrainer(
         model=policy,
@@ -127,10 +116,7 @@ def train_rft(
         peft_config=None if adapter else lora_config(config),
         callbacks=callbacks,
     )
-    started = time.perf_counter()
-    trainer.train()
-    final = save_final(trainer, processor, stage_dir)
-    summary = train_summary(trainer, callbacks, time.perf_counter() - started)
+    summary, final = train_and_save(trainer, processor, callbacks, stage_dir)
     return {
         **summary,
         "items": len(dataset),

@@ -10,7 +10,6 @@ reward parts); the filter stage picks the SFT data from them.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +22,11 @@ from rise.training.reconstruction import PolicyReconstructor, Reconstruct, Recon
 from rise.training.records import Snapshot, load_answer
 from rise.training.trainer_setup import (
     as_content_parts,
+    grpo_arguments,
     load_policy,
     lora_config,
-    save_final,
     time_limit_callbacks,
-    train_summary,
-    trl_arguments,
+    train_and_save,
 )
 
 ROLLOUTS_DIR = "rollouts"
@@ -78,7 +76,7 @@ def train_rise_cot(
     Returns:
         `dict`: a summary (steps, time, the rollout folder, the final folder, the last logged metrics).
     """
-    from trl import GRPOConfig, GRPOTrainer
+    from trl import GRPOTrainer
 
     dataset = reasoning_dataset(snapshot)
     if len(dataset) == 0:
@@ -96,15 +94,7 @@ def train_rise_cot(
         batch_size=config.reconstruction_batch_size,
         max_new_tokens=config.reconstruction_max_new_tokens,
     )
-    args = trl_arguments(
-        GRPOConfig,
-        config,
-        stage_dir / "trainer",
-        num_generations=config.num_generations,
-        max_completion_length=config.max_completion_length,
-        temperature=config.temperature,
-        beta=config.beta,
-    )
+    args = grpo_arguments(config, stage_dir / "trainer")
     # Each process logs to its own file. A restarted stage must not mix its rollouts with a failed run's: this
     # process's old file goes here, the whole folder before the stage starts (`rise.training.pipeline`).
     log_file = rollouts / f"rank-{args.process_index:05d}.jsonl"
@@ -128,8 +118,5 @@ def train_rise_cot(
     )
     if isinstance(judge, PolicyReconstructor):
         judge.trainer = trainer  # the live policy only exists once the trainer has wrapped it
-    started = time.perf_counter()
-    trainer.train()
-    final = save_final(trainer, processor, stage_dir)
-    summary = train_summary(trainer, callbacks, time.perf_counter() - started)
+    summary, final = train_and_save(trainer, processor, callbacks, stage_dir)
     return {**summary, "items": len(dataset), "rollouts": str(rollouts), "final": str(final)}

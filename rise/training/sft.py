@@ -8,7 +8,6 @@ reasoning, which the parser accepts (its format check fails, its answer still co
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +22,8 @@ from rise.training.trainer_setup import (
     as_content_parts,
     load_policy,
     lora_config,
-    save_final,
     time_limit_callbacks,
-    train_summary,
+    train_and_save,
     trl_arguments,
 )
 
@@ -95,8 +93,5 @@ def train_sft(
         peft_config=lora_config(config),
         callbacks=callbacks,
     )
-    started = time.perf_counter()
-    trainer.train()
-    final = save_final(trainer, processor, stage_dir)
-    summary = train_summary(trainer, callbacks, time.perf_counter() - started)
+    summary, final = train_and_save(trainer, processor, callbacks, stage_dir)
     return {**summary, "examples": len(dataset), "answers_only": config.answers_only, "final": str(final)}

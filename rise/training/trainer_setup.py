@@ -12,7 +12,7 @@ import torch
 from transformers import TrainerCallback
 
 from rise.modeling import load_model_and_processor
-from rise.training.config import TrainerSettings
+from rise.training.config import RFTStageConfig, RiseCoTConfig, TrainerSettings
 from rise.training.progress import progress_callbacks
 
 FINAL_DIR = "final"
@@ -57,6 +57,22 @@ def trl_arguments(config_cls: type, settings: TrainerSettings, output_dir: str |
     kwargs.update(stage_fields)
     kwargs.update(settings.extra_trl_args)
     return config_cls(**kwargs)
+
+
+def grpo_arguments(settings: RiseCoTConfig | RFTStageConfig, output_dir: str | Path, **stage_fields: Any) -> Any:
+    """`trl_arguments` for a GRPO stage, with the group sampling settings both GRPO stages have."""
+    from trl import GRPOConfig
+
+    return trl_arguments(
+        GRPOConfig,
+        settings,
+        output_dir,
+        num_generations=settings.num_generations,
+        max_completion_length=settings.max_completion_length,
+        temperature=settings.temperature,
+        beta=settings.beta,
+        **stage_fields,
+    )
 
 
 def lora_config(settings: TrainerSettings) -> Any:
@@ -139,6 +155,16 @@ def train_summary(trainer: Any, callbacks: list[TimeLimitCallback], seconds: flo
         "last_log": history[-1] if history else {},
         "train_loss": next((e["train_loss"] for e in trainer.state.log_history if "train_loss" in e), None),
     }
+
+
+def train_and_save(
+    trainer: Any, processor: Any, callbacks: list[TrainerCallback], stage_dir: Path
+) -> tuple[dict[str, Any], Path]:
+    """Run the training loop, then save the final folder (`save_final`): the loop's `train_summary` and that folder."""
+    started = time.perf_counter()
+    trainer.train()
+    final = save_final(trainer, processor, stage_dir)
+    return train_summary(trainer, callbacks, time.perf_counter() - started), final
 
 
 def as_content_parts(messages: list[dict]) -> list[dict]:
