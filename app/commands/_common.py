@@ -21,8 +21,14 @@ def fail(message: str) -> typer.Exit:
 
 
 @contextmanager
-def migrated_runtime(settings: Settings | None = None) -> Iterator[Runtime]:
-    """The configured runtime, refusing a database that `rise init` has not created or upgraded; closed on exit."""
+def migrated_runtime(
+    settings: Settings | None = None, *, user_errors: tuple[type[Exception], ...] = ()
+) -> Iterator[Runtime]:
+    """The configured runtime, refusing a database that `rise init` has not created or upgraded; closed on exit.
+
+    `user_errors` raised inside the block (the services' errors whose message says the fix) become one red line and
+    exit code 1.
+    """
     runtime = open_runtime(settings)
     try:
         revision = current_revision(runtime.engine)
@@ -30,5 +36,7 @@ def migrated_runtime(settings: Settings | None = None) -> Iterator[Runtime]:
             state = "has no schema yet" if revision is None else f"is at schema {revision}, not {head_revision()}"
             raise fail(f"The database {state}. Run `rise init` first.")
         yield runtime
+    except user_errors as error:
+        raise fail(str(error)) from None
     finally:
         runtime.close()

@@ -46,13 +46,10 @@ def export_label_studio(
     inline_images: bool = typer.Option(False, help="Embed each image in its task as a data URI."),
 ) -> None:
     """Write Label Studio tasks with predictions (model, score, CoT) and annotations (author, time)."""
-    with migrated_runtime() as runtime:
-        try:
-            summary = exports.export_label_studio(
-                runtime, project, out, image_root_url=image_root_url, inline_images=inline_images
-            )
-        except _ERRORS as error:
-            raise fail(str(error)) from None
+    with migrated_runtime(user_errors=_ERRORS) as runtime:
+        summary = exports.export_label_studio(
+            runtime, project, out, image_root_url=image_root_url, inline_images=inline_images
+        )
     console.print(
         f"Wrote {summary.tasks:,} tasks ({summary.predictions:,} predictions, {summary.annotations:,} annotations) "
         f"to {summary.path}; labeling config: {out.with_name(out.stem + '.label_config.xml')}"
@@ -73,11 +70,8 @@ def export_label_studio_config(
     out: Path = typer.Argument(None, help="XML file to write (default: print it)."),
 ) -> None:
     """The Label Studio labeling config (XML) for a project."""
-    with migrated_runtime() as runtime:
-        try:
-            config = exports.label_studio_config(runtime, project)
-        except _ERRORS as error:
-            raise fail(str(error)) from None
+    with migrated_runtime(user_errors=_ERRORS) as runtime:
+        config = exports.label_studio_config(runtime, project)
     if out is None:
         typer.echo(config, nl=False)
     else:
@@ -92,11 +86,8 @@ def export_coco(
     source: str = typer.Option("annotations", help="annotations (trusted) or predictions (latest, with score)."),
 ) -> None:
     """Write the project's boxes as COCO detection JSON."""
-    with migrated_runtime() as runtime:
-        try:
-            summary = exports.export_coco(runtime, project, out, source=source)
-        except _ERRORS as error:
-            raise fail(str(error)) from None
+    with migrated_runtime(user_errors=_ERRORS) as runtime:
+        summary = exports.export_coco(runtime, project, out, source=source)
     console.print(f"Wrote {summary.images:,} images and {summary.boxes:,} boxes to {summary.path}")
     if summary.images_without_answer:
         console.print(f"{summary.images_without_answer:,} images have no {source} yet and are listed without boxes.")
@@ -137,19 +128,16 @@ def ls_push(
     image_root_url: str = typer.Option(None, help="With --images url: the URL that serves the media folder."),
 ) -> None:
     """Push a project to a Label Studio server: labeling config, images, tasks with predictions and annotations."""
-    with migrated_runtime() as runtime:
-        try:
-            summary = exports.push_to_label_studio(
-                runtime,
-                project,
-                url=url,
-                api_key=api_key,
-                title=title,
-                image_mode=images,
-                image_root_url=image_root_url,
-            )
-        except _ERRORS as error:
-            raise fail(str(error)) from None
+    with migrated_runtime(user_errors=_ERRORS) as runtime:
+        summary = exports.push_to_label_studio(
+            runtime,
+            project,
+            url=url,
+            api_key=api_key,
+            title=title,
+            image_mode=images,
+            image_root_url=image_root_url,
+        )
     verb = "Created" if summary.created_project else "Updated"
     console.print(f"{verb} Label Studio project {summary.project_title!r}: {summary.project_url}")
     console.print(
@@ -189,18 +177,15 @@ def ls_import(
     """Import a Label Studio JSON export: annotations become trusted annotations, predictions stay predictions."""
     from app.importers.label_studio import import_label_studio_file
 
-    with migrated_runtime() as runtime:
-        try:
-            report = import_label_studio_file(
-                runtime,
-                into,
-                file,
-                image_root=image_root,
-                label_studio_media=label_studio_media,
-                config_xml=config.read_text(encoding="utf-8") if config else None,
-            )
-        except (*_ERRORS, OSError) as error:
-            raise fail(str(error)) from None
+    with migrated_runtime(user_errors=(*_ERRORS, OSError)) as runtime:
+        report = import_label_studio_file(
+            runtime,
+            into,
+            file,
+            image_root=image_root,
+            label_studio_media=label_studio_media,
+            config_xml=config.read_text(encoding="utf-8") if config else None,
+        )
     _print_report(report, into)
 
 
@@ -215,11 +200,8 @@ def ls_pull(
     """Import a project from a live Label Studio server through a snapshot export."""
     from app.importers.label_studio import pull_from_label_studio
 
-    with migrated_runtime() as runtime:
-        try:
-            report = pull_from_label_studio(
-                runtime, into, label_studio_project, url=url, api_key=api_key, image_root=image_root
-            )
-        except _ERRORS as error:
-            raise fail(str(error)) from None
+    with migrated_runtime(user_errors=_ERRORS) as runtime:
+        report = pull_from_label_studio(
+            runtime, into, label_studio_project, url=url, api_key=api_key, image_root=image_root
+        )
     _print_report(report, into)

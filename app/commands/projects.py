@@ -85,19 +85,16 @@ def project_create(
 ) -> None:
     """Create a project, e.g. `rise project create shapes --task classification --labels circle,square`."""
     label_list = [label.strip() for label in labels.split(",")] if labels.strip() else []
-    with migrated_runtime() as runtime:
-        try:
-            project = create_project(
-                runtime,
-                name,
-                task,
-                label_list,
-                description=description,
-                eval_fraction=eval_fraction,
-                distribution=distribution,
-            )
-        except ProjectError as error:
-            raise fail(str(error)) from None
+    with migrated_runtime(user_errors=(ProjectError,)) as runtime:
+        project = create_project(
+            runtime,
+            name,
+            task,
+            label_list,
+            description=description,
+            eval_fraction=eval_fraction,
+            distribution=distribution,
+        )
     shown_labels = ", ".join(project.labels) or "no labels"
     console.print(Text(f"Created project {project.name!r} ({project.task_type.value}; {shown_labels})."))
     console.print(Text(f"Next: rise import --project {project.name} PATH..."))
@@ -136,18 +133,15 @@ def import_command(
     ),
 ) -> None:
     """Import images; duplicates (same content) are skipped, and so are broken, oversized and non-image files."""
-    with migrated_runtime() as runtime:
-        try:
-            query_map = load_query_file(queries) if queries else None
-            with _progress() as bar:
-                task_id = bar.add_task("Importing", total=None)
+    with migrated_runtime(user_errors=(ImportFailed,)) as runtime:
+        query_map = load_query_file(queries) if queries else None
+        with _progress() as bar:
+            task_id = bar.add_task("Importing", total=None)
 
-                def report(done: int, total: int) -> None:
-                    bar.update(task_id, completed=done, total=total)
+            def report(done: int, total: int) -> None:
+                bar.update(task_id, completed=done, total=total)
 
-                summary = import_paths(runtime, project, paths, query=query, queries=query_map, progress=report)
-        except ImportFailed as error:
-            raise fail(str(error)) from None
+            summary = import_paths(runtime, project, paths, query=query, queries=query_map, progress=report)
     _print_import_summary(summary, project)
 
 

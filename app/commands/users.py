@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from app.cli import cli, console
-from app.commands._common import fail, migrated_runtime
+from app.commands._common import migrated_runtime
 from app.services import auth
 from db.models import Role
 
@@ -38,11 +38,8 @@ def create(
 ) -> None:
     """Create an account. The password is asked for (twice) unless --password-stdin is given."""
     password = _read_password(password_stdin)
-    with migrated_runtime() as runtime:
-        try:
-            user = auth.create_user(runtime, username, password, role)
-        except auth.AuthError as error:
-            raise fail(str(error)) from None
+    with migrated_runtime(user_errors=(auth.AuthError,)) as runtime:
+        user = auth.create_user(runtime, username, password, role)
     console.print(Text(f"Created {user.role} {user.username!r} (id {user.id}).", style="green"))
 
 
@@ -53,11 +50,8 @@ def passwd(
 ) -> None:
     """Set a new password for an account."""
     password = _read_password(password_stdin)
-    with migrated_runtime() as runtime:
-        try:
-            user = auth.set_password(runtime, username, password)
-        except auth.AuthError as error:
-            raise fail(str(error)) from None
+    with migrated_runtime(user_errors=(auth.AuthError,)) as runtime:
+        user = auth.set_password(runtime, username, password)
     console.print(Text(f"Password changed for {user.username!r}.", style="green"))
 
 

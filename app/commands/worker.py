@@ -15,8 +15,6 @@ import json
 import logging
 import signal
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +24,6 @@ from rich.text import Text
 
 from app.cli import cli, console
 from app.commands._common import fail, migrated_runtime
-from app.runtime import Runtime
 from app.services import jobs as job_service
 from app.services import model_versions as version_service
 from app.services import retrain_policy as policy_service
@@ -46,17 +43,6 @@ USER_ERRORS = (
     version_service.VersionError,
     policy_service.PolicyError,
 )
-
-
-@contextmanager
-def _runtime() -> Iterator[Runtime]:
-    """The configured runtime, refusing a database that `rise init` has not created or upgraded; user errors from
-    the services become one red line and exit code 1."""
-    with migrated_runtime() as runtime:
-        try:
-            yield runtime
-        except USER_ERRORS as error:
-            raise fail(str(error)) from None
 
 
 def config_file_overrides(path: Path) -> list[str]:
@@ -109,7 +95,7 @@ def worker(
         raise fail(str(error)) from None
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        with _runtime() as runtime:
+        with migrated_runtime(user_errors=USER_ERRORS) as runtime:
             console.print(Text(f"Worker {config.worker_id} is waiting for jobs ({', '.join(kinds)})."))
             ran = Worker(runtime, config, stop=stop).run(max_jobs=max_jobs, exit_when_idle=exit_when_idle)
     finally:
@@ -136,7 +122,7 @@ def retrain(
         from_file = config_file_overrides(config) if config else []
     except (ValueError, OSError) as error:
         raise fail(f"{config}: {error}") from None
-    with _runtime() as runtime:
+    with migrated_runtime(user_errors=USER_ERRORS) as runtime:
         job = job_service.request_retrain(
             runtime,
             project,
@@ -163,7 +149,7 @@ def jobs_list(
     limit: int = typer.Option(20, min=1, help="How many of the newest jobs."),
 ) -> None:
     """The newest jobs with their status and progress."""
-    with _runtime() as runtime:
+    with migrated_runtime(user_errors=USER_ERRORS) as runtime:
         jobs = job_service.list_jobs(runtime, project, limit=limit)
     table = Table("#", "project", "kind", "status", "stage", "step", "progress", "attempts", "created", "error")
     for job in jobs:
@@ -178,7 +164,7 @@ def jobs_list(
 @jobs_cli.command("show")
 def jobs_show(job_id: int = typer.Argument(..., help="Job number.")) -> None:
     """One job's settings, progress and log."""
-    with _runtime() as runtime:
+    with migrated_runtime(user_errors=USER_ERRORS) as runtime:
         job = job_service.get_job(runtime, job_id)
     if job is None:
         raise fail(f"No job #{job_id}.")
@@ -193,7 +179,7 @@ def jobs_show(job_id: int = typer.Argument(..., help="Job number.")) -> None:
 @jobs_cli.command("cancel")
 def jobs_cancel(job_id: int = typer.Argument(..., help="Job number.")) -> None:
     """Cancel a queued job, or stop a running one (its worker stops the training within a heartbeat)."""
-    with _runtime() as runtime:
+    with migrated_runtime(user_errors=USER_ERRORS) as runtime:
         job = job_service.cancel_job(runtime, job_id)
     state = "cancelled" if job.status == "cancelled" else f"{job.status}; its worker will stop it shortly"
     console.print(Text(f"Job #{job.id}: {state}."))
@@ -213,7 +199,7 @@ def _version_rows(versions: list[version_service.VersionView]) -> Table:
 @versions_cli.command("list")
 def versions_list(project: str = typer.Option(..., "--project", "-p")) -> None:
     """The project's model versions, newest first, with their held-out score."""
-    with _runtime() as runtime:
+    with migrated_runtime(user_errors=USER_ERRORS) as runtime:
         versions = version_service.list_versions(runtime, project)
     console.print(_version_rows(versions))
 
@@ -225,7 +211,7 @@ def versions_promote(
     reannotate: bool = typer.Option(False, help="Also queue a re-annotation of unreviewed items by it."),
 ) -> None:
     """Make a version serve new predictions."""
-    with _runtime() as runtime:
+    with migrated_runtime(user_errors=USER_ERRORS) as runtime:
         promoted = version_service.promote_version(runtime, project, version, reannotate=reannotate)
     console.print(Text(f"{promoted.name} serves {project} now."))
 
@@ -236,7 +222,7 @@ def versions_rollback(
     reannotate: bool = typer.Option(False, help="Also queue a re-annotation of unreviewed items by it."),
 ) -> None:
     """Serve the version that served before the current one."""
-    with _runtime() as runtime:
+    with migrated_runtime(user_errors=USER_ERRORS) as runtime:
         version = version_service.rollback(runtime, project, reannotate=reannotate)
     console.print(Text(f"Rolled back: {version.name} serves {project} now."))
 
@@ -251,7 +237,7 @@ def _print_policy(status: policy_service.PolicyStatus) -> None:
 @policy_cli.command("show")
 def policy_show(project: str = typer.Option(..., "--project", "-p")) -> None:
     """The project's retraining policy and whether it is due."""
-    with _runtime() as runtime:
+    with migrated_runtime(user_errors=USER_ERRORS) as runtime:
         _print_policy(policy_service.policy_status(runtime, project))
 
 
@@ -262,7 +248,7 @@ def policy_set(
     every_hours: float | None = typer.Option(None, help="Retrain this often (when there are new verdicts)."),
 ) -> None:
     """Set the project's periodic retraining (leave an option out to switch that trigger off)."""
-    with _runtime() as runtime:
+    with migrated_runtime(user_errors=USER_ERRORS) as runtime:
         status = policy_service.set_retrain_policy(
             runtime, project, every_verdicts=every_verdicts, every_hours=every_hours
         )
