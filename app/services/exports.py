@@ -334,7 +334,7 @@ def push_to_label_studio(
         image_mode: `upload` sends the image files to the server; `url` references them under `image_root_url`
             (a server that serves the media folder); `inline` embeds them in the task as data URIs.
     """
-    from app.export.label_studio_push import LabelStudioServer, resolve_credentials
+    from app.export.label_studio_push import LabelStudioServer, batched, resolve_credentials
 
     if image_mode not in IMAGE_MODES:
         raise ExportError(f"Unknown image mode {image_mode!r}; choose one of {', '.join(IMAGE_MODES)}.")
@@ -357,7 +357,7 @@ def push_to_label_studio(
             total = exchange.count_items(session=session, project_id=info.id)
             done = 0
             records = exchange.iter_item_records(session=session, project_id=info.id, batch_size=batch_size)
-            for batch in _pages(records, batch_size):
+            for batch in batched(records, batch_size):
                 done += len(batch)
                 fresh = [record for record in batch if record.sha256 not in known]
                 summary.already_there += len(batch) - len(fresh)
@@ -374,17 +374,6 @@ def push_to_label_studio(
         summary.annotations = counts.annotations
         summary.predictions_without_answer = counts.predictions_without_answer
     return summary
-
-
-def _pages(records: Iterator[ItemRecord], size: int) -> Iterator[list[ItemRecord]]:
-    page: list[ItemRecord] = []
-    for record in records:
-        page.append(record)
-        if len(page) >= size:
-            yield page
-            page = []
-    if page:
-        yield page
 
 
 def _push_images(
