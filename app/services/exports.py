@@ -112,20 +112,24 @@ class TaskCounts:
 
 def build_task(record: ItemRecord, spec: TaskSpec, image: str, counts: TaskCounts) -> dict[str, Any]:
     """The Label Studio task for one item: every prediction that has an answer, every trusted annotation."""
-    predictions = []
-    for prediction in record.predictions:
-        if prediction.answer is None:
-            counts.predictions_without_answer += 1
-            continue
-        results = ls.answer_to_results(
-            prediction.answer,
+
+    def results_of(answer: Any, region_prefix: str) -> list[dict[str, Any]]:
+        return ls.answer_to_results(
+            answer,
             spec.task_type,
             spec.labels,
             record.width,
             record.height,
             distribution=spec.distribution,
-            region_prefix=f"p{prediction.id}_",
+            region_prefix=region_prefix,
         )
+
+    predictions = []
+    for prediction in record.predictions:
+        if prediction.answer is None:
+            counts.predictions_without_answer += 1
+            continue
+        results = results_of(prediction.answer, f"p{prediction.id}_")
         predictions.append(
             ls.prediction_json(
                 results=results,
@@ -137,15 +141,7 @@ def build_task(record: ItemRecord, spec: TaskSpec, image: str, counts: TaskCount
         )
     annotations, provenance = [], []
     for annotation in record.annotations:
-        results = ls.answer_to_results(
-            annotation.answer,
-            spec.task_type,
-            spec.labels,
-            record.width,
-            record.height,
-            distribution=spec.distribution,
-            region_prefix=f"a{annotation.id}_",
-        )
+        results = results_of(annotation.answer, f"a{annotation.id}_")
         author = annotation.author or ("import" if annotation.source == "import" else "reviewer")
         annotations.append(
             ls.annotation_json(
