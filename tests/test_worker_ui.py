@@ -52,13 +52,20 @@ class TestHandlers:
         message = retrain_tab.on_retrain(runtime, admin, project, "", "rft.max_steps=2\n\n", "python")
         assert "Queued job #1" in message
 
-        jobs, progress, reward, loss, log, versions, choices, policy = retrain_tab.refresh(runtime, admin, project, 0)
+        jobs, progress, reward, loss, log, versions, choices, shown = retrain_tab.refresh(runtime, admin, project, 0)
         assert jobs[0][:3] == [1, "train", "queued"]
         assert "Job #1 (train): queued" in progress
         assert list(reward.columns) == ["step", "value", "stage"] and reward.empty
         assert [row[1] for row in versions] == ["shapes-v1", "shapes-base"]
         assert [value for _, value in choices["choices"]] == [row[0] for row in versions]
-        assert "not due" in policy
+
+        # Nothing changed since: the next refresh re-draws nothing; a cancel changes the queue and the job only.
+        skip = gr.skip()  # an update that changes nothing
+        assert list(retrain_tab.refresh(runtime, admin, project, 0, shown)[:7]) == [skip] * 7
+        job_service.cancel_job(runtime, 1)
+        again = retrain_tab.refresh(runtime, admin, project, 0, shown)
+        assert again[0][0][2] == "cancelled" and "cancelled" in again[1]
+        assert again[5] == skip and again[6] == skip
 
     def test_progress_and_curves_come_from_the_job_row(self, runtime, project, admin):
         job = job_service.request_retrain(runtime, "shapes")
@@ -119,6 +126,8 @@ def test_admin_promotes_rolls_back_cancels_and_sets_a_policy(runtime, project, s
         timeout=TIMEOUT_MS,
     )
 
+    # The form was filled when the project was chosen at sign-in.
+    page.locator("#retrain-policy").get_by_text(re.compile(r"^Policy: not due")).wait_for(timeout=TIMEOUT_MS)
     page.get_by_label("Retrain after this many new verdicts (empty: off)").fill("40")
     page.locator("#retrain-policy-save").click()
     page.locator("#retrain-policy").get_by_text(re.compile("0 of 40 new verdicts")).wait_for(timeout=TIMEOUT_MS)

@@ -143,33 +143,73 @@ def _selected_job(jobs: list[job_service.JobView], job_number: float | None) -> 
     return trains[0] if trains else (jobs[0] if jobs else None)
 
 
+def _job_signature(job: job_service.JobView | None) -> tuple:
+    if job is None:
+        return ()
+    curves = sum(len(points) for stage in (job.metrics.get("curves") or {}).values() for points in stage.values())
+    return (
+        job.id,
+        job.status,
+        job.stage,
+        job.step,
+        job.progress,
+        job.cancel_requested,
+        job.error,
+        len(job.log),
+        curves,
+    )
+
+
 def refresh(
-    runtime: Runtime, user: UserInfo | None, project_id: int | None, job_number: float | None
+    runtime: Runtime,
+    user: UserInfo | None,
+    project_id: int | None,
+    job_number: float | None,
+    shown: dict[str, Any] | None = None,
 ) -> tuple[Any, ...]:
-    """Everything the tab shows, for the selected project and job (default: its newest training job)."""
+    """The queue, the selected job (default: the newest training job) and the versions of the selected project.
+
+    `shown` (a per-browser `gr.State`) remembers what was last sent; parts that have not changed since come back as
+    `gr.skip()`, so a refresh every few seconds re-draws nothing (plots, log, tables) while a job waits or has
+    ended. The last value returned is the new `shown`.
+    """
     if not is_admin(user) or project_id is None:
         return tuple(gr.skip() for _ in range(8))
+    shown = dict(shown or {})
     name = project_name(runtime, project_id)
     jobs = job_service.list_jobs(runtime, name, limit=30)
     job = _selected_job(jobs, job_number)
     if job is not None:
         job = job_service.get_job(runtime, job.id)  # the full row, log included
     versions = version_service.list_versions(runtime, name)
+    current = {
+        "project": project_id,
+        "jobs": job_rows(jobs),
+        "job": _job_signature(job),
+        "versions": version_rows(versions),
+    }
+    same_project = shown.get("project") == project_id
+
+    def changed(key: str) -> bool:
+        return not same_project or shown.get(key) != current[key]
+
     choices = [(f"#{v.id} {v.name}" + (" (serving)" if v.is_serving else ""), v.id) for v in versions]
+    job_changed = changed("job")
+    versions_changed = changed("versions")
     return (
-        job_rows(jobs),
-        progress_html(job),
-        curves_frame(job, "reward"),
-        curves_frame(job, "loss"),
-        job.log if job else "",
-        version_rows(versions),
-        gr.update(choices=choices),
-        policy_html(policy_service.policy_status(runtime, name)),
+        current["jobs"] if changed("jobs") else gr.skip(),
+        progress_html(job) if job_changed else gr.skip(),
+        curves_frame(job, "reward") if job_changed else gr.skip(),
+        curves_frame(job, "loss") if job_changed else gr.skip(),
+        (job.log if job else "") if job_changed else gr.skip(),
+        current["versions"] if versions_changed else gr.skip(),
+        gr.update(choices=choices) if versions_changed else gr.skip(),
+        current,
     )
 
 
 def load_policy(runtime: Runtime, user: UserInfo | None, project_id: int | None) -> tuple[Any, ...]:
-    """The project's policy into the form (only when the project or tab changes, never while an admin types)."""
+    """The project's policy into the form: only when the project changes, never while an admin may be typing."""
     if not is_admin(user) or project_id is None:
         return gr.skip(), gr.skip(), gr.skip()
     status = policy_service.policy_status(runtime, project_name(runtime, project_id))
@@ -336,9 +376,12 @@ def build_retrain_tab(
         reannotate_now = gr.Button("Re-annotate with the serving version", elem_id="retrain-reannotate")
     timer = gr.Timer(REFRESH_SECONDS, active=tab is None)
 
-    refresh_outputs = [jobs, progress, reward_plot, loss_plot, log, versions, version_choice, policy]
+    # The policy form and its status are filled by `load_policy` only (project change, save), so neither the live
+    # refresh nor opening the tab overwrites what an admin is typing.
+    shown = gr.State(None)
+    refresh_outputs = [jobs, progress, reward_plot, loss_plot, log, versions, version_choice, shown]
     do_refresh = partial(refresh, runtime)
-    refresh_inputs = [user_state, project, job_number]
+    refresh_inputs = [user_state, project, job_number, shown]
     refresh_button.click(do_refresh, refresh_inputs, refresh_outputs, api_name="retrain_refresh")
     timer.tick(do_refresh, refresh_inputs, refresh_outputs, api_visibility="private", show_progress="hidden")
     policy_form = partial(load_policy, runtime)
@@ -347,17 +390,21 @@ def build_retrain_tab(
         policy_form, [user_state, project], policy_outputs
     )
     if tab is not None:
-        opened = tab.select(lambda: gr.Timer(active=True), None, [timer])
-        opened.then(do_refresh, refresh_inputs, refresh_outputs).then(
-            policy_form, [user_state, project], policy_outputs
-        )
+        # Opening the tab starts the live refresh and sends everything once more: what was sent while the tab was
+        # never opened may not have reached its components.
+        opened = tab.select(lambda: (gr.Timer(active=True), None), None, [timer, shown])
+        opened.then(do_refresh, refresh_inputs, refresh_outputs)
 
     def then_refresh(event: Any) -> None:
         event.then(do_refresh, refresh_inputs, refresh_outputs)
 
     inputs = [user_state, project, model, settings, launcher]
     then_refresh(start.click(partial(on_retrain, runtime), inputs, [message], api_name="retrain_start"))
-    then_refresh(cancel.click(partial(on_cancel, runtime), refresh_inputs, [message], api_name="retrain_cancel"))
+    then_refresh(
+        cancel.click(
+            partial(on_cancel, runtime), [user_state, project, job_number], [message], api_name="retrain_cancel"
+        )
+    )
     then_refresh(
         promote.click(
             partial(on_promote, runtime),
