@@ -91,7 +91,7 @@ def test_accept_rate_of_box_labels_counts_each_label_once_per_item(runtime):
     assert stats.per_label_accept_rate == {"circle": 0.5, "square": 0.0}
 
 
-def test_model_metrics_history_is_ordered_by_time_and_flattened(runtime):
+def test_model_metrics_history_is_ordered_by_time_and_plots_held_out_scores(runtime):
     with runtime.sessions.begin() as session:
         project, other = make_project(session), make_project(session, name="other")
         session.add_all(
@@ -100,7 +100,8 @@ def test_model_metrics_history_is_ordered_by_time_and_flattened(runtime):
                     project_id=project.id,
                     name="v2",
                     base_model="tiny",
-                    metrics={"accuracy": 0.8, "eval": {"iou": 0.6}},
+                    # A registered version: held-out scores under "eval", training records beside them.
+                    metrics={"eval": {"iou": 0.6, "map50": 0.4}, "training": {"sft": {"seconds": 12.0}}},
                     created_at=datetime(2026, 2, 1),
                     is_serving=True,
                 ),
@@ -119,12 +120,12 @@ def test_model_metrics_history_is_ordered_by_time_and_flattened(runtime):
 
     assert [(p.name, p.metrics, p.is_serving) for p in stats.model_metrics_history] == [
         ("v1", {"accuracy": 0.5}, False),
-        ("v2", {"accuracy": 0.8, "eval.iou": 0.6}, True),
+        ("v2", {"iou": 0.6, "map50": 0.4}, True),
     ]
     assert stats.metrics_rows() == [
         {"model": "v1", "created_at": datetime(2026, 1, 1), "metric": "accuracy", "value": 0.5},
-        {"model": "v2", "created_at": datetime(2026, 2, 1), "metric": "accuracy", "value": 0.8},
-        {"model": "v2", "created_at": datetime(2026, 2, 1), "metric": "eval.iou", "value": 0.6},
+        {"model": "v2", "created_at": datetime(2026, 2, 1), "metric": "iou", "value": 0.6},
+        {"model": "v2", "created_at": datetime(2026, 2, 1), "metric": "map50", "value": 0.4},
     ]
 
 

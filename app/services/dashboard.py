@@ -13,7 +13,14 @@ from db.crud import review_queue as queue_crud
 from db.crud import review_stats as stats_crud
 from db.models import Project, Verdict, utcnow
 
-__all__ = ["DashboardStats", "ModelMetricsPoint", "ReviewerThroughput", "dashboard_stats", "flatten_metrics"]
+__all__ = [
+    "DashboardStats",
+    "ModelMetricsPoint",
+    "ReviewerThroughput",
+    "dashboard_stats",
+    "flatten_metrics",
+    "held_out_metrics",
+]
 
 RECENT_WINDOW = timedelta(hours=24)
 
@@ -63,6 +70,20 @@ class DashboardStats:
             for point in self.model_metrics_history
             for name, value in sorted(point.metrics.items())
         ]
+
+
+def held_out_metrics(metrics: Any) -> Any:
+    """The part of `ModelVersion.metrics` that scores the version on the held-out slice.
+
+    Registered versions keep their held-out scores under "eval" beside training and promotion records (timings,
+    step counts), which would swamp the plot; older or hand-made rows without "eval" are plotted whole.
+
+    >>> held_out_metrics({"eval": {"accuracy": 0.9}, "training": {"sft.seconds": 12.0}})
+    {'accuracy': 0.9}
+    """
+    if isinstance(metrics, dict) and isinstance(metrics.get("eval"), dict):
+        return metrics["eval"]
+    return metrics
 
 
 def flatten_metrics(metrics: Any, prefix: str = "") -> dict[str, float]:
@@ -131,7 +152,7 @@ def dashboard_stats(runtime: Runtime, project_id: int) -> DashboardStats:
                     model_version_id=version.id,
                     name=version.name,
                     created_at=version.created_at,
-                    metrics=flatten_metrics(version.metrics),
+                    metrics=flatten_metrics(held_out_metrics(version.metrics)),
                     is_serving=version.is_serving,
                 )
                 for version in versions
