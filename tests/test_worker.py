@@ -219,6 +219,16 @@ def test_row_log_keeps_earlier_attempts_in_front(claimed, runtime):
     assert log.index("attempt 1 said hello") < log.index("attempt 2 here")
 
 
+def test_row_log_keeps_the_attempt_line_when_the_log_outgrows_its_tail(claimed, monkeypatch):
+    ctx, _ = claimed
+    monkeypatch.setattr("app.worker.context.LOG_TAIL_CHARS", 200)
+    with ctx.log_path.open("a") as handle:
+        handle.writelines(f"step {step}: loss 0.5\n" for step in range(1000))
+    log = ctx.row_log()
+    assert log.startswith("[worker ") and f"attempt 1 of job #{ctx.job.id}" in log.splitlines()[0]
+    assert log.rstrip().endswith("step 999: loss 0.5") and "step 10: loss" not in log
+
+
 @pytest.mark.parametrize(
     ("values", "message"),
     [

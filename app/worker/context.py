@@ -34,6 +34,7 @@ class JobContext:
     grace_seconds: float = 10.0
     log_path: Path = field(init=False)
     _earlier_log: str = field(init=False, default="")
+    _attempt_line: str = field(init=False, default="")
     _log_start: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
@@ -41,20 +42,23 @@ class JobContext:
         self.log_path = self.folder / "job.log"
         earlier = self.job.log.strip()
         self._earlier_log = ("…" + earlier[-EARLIER_LOG_CHARS:]) if len(earlier) > EARLIER_LOG_CHARS else earlier
-        self._log_start = self.log_path.stat().st_size if self.log_path.is_file() else 0
-        self.note(
+        self._attempt_line = self.note(
             f"attempt {self.job.attempts} of job #{self.job.id} ({self.job.kind}) on worker {self.keeper.worker_id}"
         )
+        self._log_start = self.log_path.stat().st_size
 
-    def note(self, message: str) -> None:
-        """A line from the worker itself in the job's log."""
+    def note(self, message: str) -> str:
+        """A line from the worker itself in the job's log; returns the line as written."""
         stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+        line = f"[worker {stamp} UTC] {message}\n"
         with self.log_path.open("a", encoding="utf-8") as log:
-            log.write(f"[worker {stamp} UTC] {message}\n")
+            log.write(line)
+        return line
 
     def row_log(self) -> str:
-        """Earlier attempts' log (as the row held it when this attempt began), then this attempt's log file tail."""
-        current = read_tail(self.log_path, self._log_start, LOG_TAIL_CHARS)
+        """Earlier attempts' log (as the row held it when this attempt began), this attempt's first line (which
+        attempt, which worker: kept however long the log grows), then the tail of the rest of its log file."""
+        current = self._attempt_line + read_tail(self.log_path, self._log_start, LOG_TAIL_CHARS)
         return f"{self._earlier_log}\n{current}".strip() + "\n" if self._earlier_log else current
 
     def finish_log(self) -> None:
