@@ -132,6 +132,23 @@ class TestRunAnnotation:
         summary = run_annotation(runtime, "find", str(tiny_model_dir), settings=FAST)
         assert summary.stored == 2
 
+    def test_without_a_model_the_serving_version_annotates_else_the_default_model(
+        self, runtime, tmp_path, tiny_model_dir
+    ):
+        make_project(runtime, tmp_path, n=2)
+        with pytest.raises(ProjectError, match="no serving model version and no default model"):
+            run_annotation(runtime, "shapes", None, settings=FAST)
+        with runtime.sessions.begin() as session:
+            require_project(session=session, name="shapes").default_model = str(tiny_model_dir)
+        assert run_annotation(runtime, "shapes", None, settings=FAST).model == str(tiny_model_dir.resolve())
+        with runtime.sessions.begin() as session:
+            project = require_project(session=session, name="shapes")
+            session.add(
+                ModelVersion(project_id=project.id, name="shapes-v1", base_model=str(tiny_model_dir), is_serving=True)
+            )
+        summary = run_annotation(runtime, "shapes", None, settings=FAST)
+        assert (summary.model, summary.stored) == ("shapes-v1", 2)
+
     def test_unknown_project_names_the_fix(self, runtime, tiny_model_dir):
         with pytest.raises(ProjectError, match="rise project create"):
             run_annotation(runtime, "nope", str(tiny_model_dir), settings=FAST)

@@ -280,12 +280,14 @@ class TestProjectsTab:
         assert rows[0][3] == 3 and "Added 3" in message and "skipped 1" in message
         assert calls[-1] == ((3, 3),)  # the missing file is reported as skipped before the images are read
         run_log = RunLog()
+        _, message = projects.on_annotate(runtime, run_log, boss, selector["value"], "", progress=lambda *a, **k: None)
+        assert "no serving model version and no default model: name a model" in message  # nothing to default to
         rows, message = projects.on_annotate(
             runtime, run_log, boss, selector["value"], str(tiny_model_dir), progress=lambda *a, **k: None
         )
         assert "Annotated 3 of 3 new items" in message
-        [run] = run_log.rows()
-        assert run[1] == "shapes" and run[5] == "finished" and run[6] == "3/3"
+        [run, failed] = run_log.rows()  # newest first
+        assert run[1] == "shapes" and run[5] == "finished" and run[6] == "3/3" and failed[5] == "failed"
         with runtime.sessions.begin() as session:
             user_id = make_reviewer(session).id
         assert review_service.next_task(runtime, project_id=selector["value"], user_id=user_id) is not None

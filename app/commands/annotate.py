@@ -62,8 +62,12 @@ def _print_summary(summary: AnnotationRunSummary) -> None:
 @cli.command()
 def annotate(
     project: str = typer.Option(..., "--project", "-p", help="Project whose unannotated items to annotate."),
-    model: str = typer.Option(
-        ..., "--model", "-m", help="Model version name, Hub id (e.g. Qwen/Qwen2-VL-2B-Instruct) or model folder."
+    model: str | None = typer.Option(
+        None,
+        "--model",
+        "-m",
+        help="Model version name, Hub id (e.g. Qwen/Qwen2-VL-2B-Instruct) or model folder; default: the project's "
+        "serving version, else its default model.",
     ),
     adapter: str | None = typer.Option(None, help="PEFT (LoRA) adapter folder to apply on top of the model."),
     batch_size: int = typer.Option(16, min=1, help="Images per generate call."),

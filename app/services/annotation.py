@@ -18,8 +18,10 @@ from PIL import Image
 
 from app.runtime import Runtime
 from app.services.projects import task_spec_for
+from db.crud import model_versions as version_crud
 from db.crud import predictions as crud
-from db.crud.projects import require_project
+from db.crud.projects import ProjectError, require_project
+from db.models import Project
 from rise.annotate import AnnotationInput, GenerationSettings, PredictionResult, annotate_images
 from rise.modeling import load_model_and_processor
 
@@ -55,6 +57,19 @@ class _ModelChoice:
     adapter: str | None
     prediction_name: str  # what Prediction.model_name records, and what "already annotated" is checked against
     version_id: int | None
+
+
+def project_model(session: Any, project: Project) -> str:
+    """The model a project annotates with when none is named: its serving version, else its default model."""
+    serving = version_crud.serving_version(session=session, project_id=project.id)
+    if serving is not None:
+        return serving.name
+    if project.default_model:
+        return project.default_model
+    raise ProjectError(
+        f"Project {project.name!r} has no serving model version and no default model: name a model "
+        "(a Hub id such as Qwen/Qwen2-VL-2B-Instruct, or a model folder)."
+    )
 
 
 def _resolve_model(session: Any, project_id: int, model: str, adapter: str | None) -> _ModelChoice:
@@ -105,7 +120,7 @@ def _to_new_prediction(item_id: int, choice: _ModelChoice, result: PredictionRes
 def run_annotation(
     runtime: Runtime,
     project_name: str,
-    model: str,
+    model: str | None,
     *,
     settings: GenerationSettings | None = None,
     progress: Callable[[int, int], None] | None = None,
@@ -117,21 +132,23 @@ def run_annotation(
     """Store a prediction from `model` for every item of the project that has neither one nor a trusted annotation.
 
     Args:
-        model: a model version registered for the project, a Hub id or a model folder.
+        model: a model version registered for the project, a Hub id or a model folder; None: the project's
+            serving version, else its default model (`project_model`).
         settings: batching and sampling (`rise.annotate.GenerationSettings`).
         progress: called with (items done, items pending) after each batch.
         adapter: a PEFT adapter folder to apply on top of `model`.
         limit: annotate at most this many items (oldest first).
 
     Raises:
-        `ProjectError` for an unknown project, `ModelLoadError` when the model cannot be loaded.
+        `ProjectError` for an unknown project or one with no model to default to, `ModelLoadError` when the model
+        cannot be loaded.
     """
     settings = settings or GenerationSettings()
     started = time.perf_counter()
     with runtime.sessions.begin() as session:
         project = require_project(session=session, name=project_name)
         spec = task_spec_for(project)
-        choice = _resolve_model(session, project.id, model, adapter)
+        choice = _resolve_model(session, project.id, model or project_model(session, project), adapter)
         pending = crud.items_to_annotate(
             session=session, project_id=project.id, model_name=choice.prediction_name, limit=limit
         )

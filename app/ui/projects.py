@@ -144,10 +144,8 @@ def on_annotate(
 
     user = require_admin(user)
     model = (model or "").strip()
-    if not model:
-        return gr.skip(), _problem("Name a model: a registered model version, a Hub id or a model folder.")
     name = _project_name(runtime, project_id)
-    record = run_log.start(project=name, model=model, started_by=user.username)
+    record = run_log.start(project=name, model=model or "the project's model", started_by=user.username)
 
     def report(done: int, total: int) -> None:
         record.done, record.total = done, total
@@ -155,7 +153,7 @@ def on_annotate(
 
     progress((0, None), desc="Loading the model")
     try:
-        summary = run_annotation(runtime, name, model, progress=report)
+        summary = run_annotation(runtime, name, model or None, progress=report)
     except (ProjectError, ModelLoadError, OSError) as error:
         record.status, record.message = "failed", str(error)
         return gr.skip(), _problem(f"Annotation did not run: {error}")
@@ -168,7 +166,8 @@ def on_annotate(
     record.stored, record.parsed, record.failed = summary.stored, summary.parsed, summary.failed
     record.skipped, record.seconds, record.model = len(summary.skipped), summary.seconds, summary.model
     if summary.pending == 0:
-        return project_rows(runtime), _ok(f"Nothing to do: every item of {name!r} already has an answer from {model}.")
+        done = f"Nothing to do: every item of {name!r} already has an answer from {summary.model}."
+        return project_rows(runtime), _ok(done)
     text = (
         f"Annotated {summary.stored} of {summary.pending} new items with {summary.model} "
         f"({summary.parsed} readable answers, {summary.failed} unreadable, {len(summary.skipped)} images skipped) "
@@ -200,7 +199,8 @@ def build_projects_tab(
             gr.HTML("<h3>Annotate new items with a model</h3>", js_on_load=None)
             model = gr.Textbox(
                 label="Model",
-                placeholder="a model version name, a Hub id such as Qwen/Qwen2-VL-2B-Instruct, or a model folder",
+                placeholder="empty: the serving version, else the project's default model; or a version name, "
+                "a Hub id such as Qwen/Qwen2-VL-2B-Instruct, a model folder",
                 elem_id="annotate-model",
             )
             annotate = gr.Button("Start annotation", variant="primary", elem_id="annotate-start")
