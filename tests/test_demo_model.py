@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,9 @@ from rise.demo_model.batching import IGNORE_INDEX, BatchEncoder, rope_positions
 from rise.demo_model.examples import KINDS, make_example
 from rise.demo_model.metrics import caption_scores, evaluate_perception, parse_caption, recall_at
 from rise.demo_model.train import learning_rate_at, max_objects_at, training_batch
+from rise.demo_model.vision_targets import COLOUR_CLASSES, SHAPE_CLASSES, CellHead, cell_targets
 from rise.parsing import parse_completion
-from rise.synthetic import ODD_ONE_OUT_QUERY, caption, generate_scene, write_demo_assets
+from rise.synthetic import ODD_ONE_OUT_QUERY, ObjectSpec, caption, compose_scene, generate_scene, write_demo_assets
 
 COMMITTED_MODEL = Path(__file__).resolve().parents[1] / "assets" / "demo-model"
 # A model far smaller than the real one, so training tests take a second or two.
@@ -130,6 +132,25 @@ class TestSchedule:
             DemoModelConfig(hidden_size=100, num_heads=3)
 
 
+class TestCellTargets:
+    def test_each_cell_names_the_object_covering_it(self):
+        specs = [
+            ObjectSpec("circle", "blue", "large", 20, x=40, y=40),  # cells (2, 2), (2, 3), (3, 2), (3, 3)
+            ObjectSpec("triangle", "yellow", "small", 10, x=3, y=3),  # cell (0, 0)
+        ]
+        scene = compose_scene(specs, seed=0, place=False)
+        colours, shapes = cell_targets(scene, 4, 4)
+        assert COLOUR_CLASSES[colours[0]] == "yellow" and SHAPE_CLASSES[shapes[0]] == "triangle"
+        assert COLOUR_CLASSES[colours[15]] == "blue" and SHAPE_CLASSES[shapes[15]] == "circle"
+        assert colours[5] == 0 and shapes[5] == 0  # an empty cell is background
+
+    def test_head_loss_backpropagates_to_the_features(self):
+        head = CellHead(8)
+        features = torch.randn(16, 8, requires_grad=True)
+        head.loss(features, torch.zeros(16, dtype=torch.long), torch.ones(16, dtype=torch.long)).backward()
+        assert features.grad is not None and features.grad.abs().sum() > 0
+
+
 class TestMetrics:
     def test_a_true_caption_scores_full_marks(self):
         scene = generate_scene(11)
@@ -173,6 +194,38 @@ def test_cli_builds_a_demo_model(tmp_path):
     assert result.exit_code == 0, result.output
     assert "Trained" in result.output and (out / "model.safetensors").is_file()
     assert "rise model build-demo" in (out / "README.md").read_text()
+
+
+def test_training_goes_on_from_a_model_folder_and_the_card_keeps_every_command(tmp_path):
+    config = DemoModelConfig(**SMALL, max_steps=2, max_minutes=None, batch_size=2, warmup_steps=1)
+    first = train_demo_model(tmp_path / "first", config, evaluate=False, command="rise model build-demo first")
+    weights = (tmp_path / "first" / "model.safetensors").read_bytes()
+    more = dataclasses.replace(config, hidden_size=64, mix={"grounding": 1.0})  # the folder's sizes win
+    second = train_demo_model(
+        tmp_path / "second",
+        more,
+        evaluate=False,
+        command="rise model build-demo second",
+        continue_from=tmp_path / "first",
+    )
+    assert second["parameters"] == first["parameters"]
+    assert (tmp_path / "second" / "model.safetensors").read_bytes() != weights  # it trained on
+    assert [run["command"] for run in second["earlier"]] == ["rise model build-demo first"]
+    card = (tmp_path / "second" / "README.md").read_text()
+    assert "rise model build-demo first\nrise model build-demo second" in card  # rebuilt by both, in order
+    assert "Before that, from the model of `rise model build-demo first`: 2 steps" in card
+
+
+@pytest.mark.parametrize(
+    ("mix", "message"),
+    [("detection=0.5,grounding", "Write the mix as kind=weight"), ("pictures=1", "Unknown or missing example kinds")],
+)
+def test_cli_refuses_a_bad_mix(tmp_path, mix, message):
+    result = CliRunner().invoke(
+        cli, ["model", "build-demo", str(tmp_path / "m"), "--mix", mix], env={"COLUMNS": "200"}
+    )
+    assert result.exit_code == 1 and message in result.output
+    assert not (tmp_path / "m").exists()
 
 
 def _demo_predictions(runtime, name: str) -> tuple[list[dict[str, Any]], str | None]:

@@ -15,6 +15,20 @@ from app.commands.model import model_cli
 DEFAULT_OUT = Path("assets/demo-model")
 
 
+def parse_mix(text: str) -> dict[str, float]:
+    """`detection=0.4,grounding=0.3` as a mix; ValueError says what is wrong."""
+    mix = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        kind, sep, weight = part.partition("=")
+        try:
+            mix[kind.strip()] = float(weight)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise ValueError(f"Write the mix as kind=weight,... (e.g. detection=0.4,grounding=0.3), not {part!r}")
+    return mix
+
+
 @model_cli.command("build-demo")
 def build_demo(
     out_dir: Path = typer.Argument(DEFAULT_OUT, help="Model folder to write (created; its model files are replaced)."),
@@ -27,6 +41,17 @@ def build_demo(
     ),
     seed: int = typer.Option(0, help="Seed of the weights and the training stream."),
     eval_images: int = typer.Option(200, min=0, help="Held-out scenes per prompt type for the metrics; 0 skips."),
+    continue_from: Path | None = typer.Option(
+        None, help="Go on training this demo model folder instead of starting from random weights."
+    ),
+    mix: str | None = typer.Option(
+        None,
+        help="Example mix as kind=weight,... (kinds: describe, detection, grounding, classification, "
+        "reasoning, reconstruction); default: the built-in mix.",
+    ),
+    curriculum_steps: int = typer.Option(
+        1500, min=1, help="Steps over which the objects per scene grow from one to four (1: four from the start)."
+    ),
 ) -> None:
     """Train a small Qwen2-VL from scratch on synthetic scenes, for perception only: captions (each object's colour,
     shape, size and coarse position), detection and grounding of named objects, in the app's prompt formats. Prints
@@ -41,7 +66,10 @@ def build_demo(
 
     hf_logging.disable_progress_bar()  # its bars would interleave with ours
     try:
+        extra = {} if mix is None else {"mix": parse_mix(mix)}
         config = DemoModelConfig(
+            **extra,
+            curriculum_steps=curriculum_steps,
             max_minutes=minutes,
             max_steps=steps,
             batch_size=batch_size,
@@ -65,8 +93,16 @@ def build_demo(
     options = ["--minutes", f"{minutes:g}", "--steps", str(steps), "--batch-size", str(batch_size)]
     options += ["--learning-rate", f"{learning_rate:g}", "--seed", str(seed), "--eval-images", str(eval_images)]
     options += ["--threads", str(threads)] if threads else []
+    options += ["--curriculum-steps", str(curriculum_steps)]
+    options += ["--mix", mix] if mix else []
+    options += ["--continue-from", str(continue_from)] if continue_from else []
+    if continue_from is not None and not (continue_from / "config.json").is_file():
+        console.print(Text(f"Error: no model folder at {continue_from} to continue from.", style="bold red"))
+        raise typer.Exit(code=1)
     command = "rise model " + shlex.join(["build-demo", str(out_dir), *options])
-    result = train_demo_model(out_dir, config, progress=report, evaluate=eval_images > 0, command=command)
+    result = train_demo_model(
+        out_dir, config, progress=report, evaluate=eval_images > 0, command=command, continue_from=continue_from
+    )
     training = result["training"]
     console.print(
         f"Trained {result['parameters'] / 1e6:.2f} M parameters for {training['steps']} steps "

@@ -49,6 +49,18 @@ def write_model_card(out_dir: Path, result: dict[str, Any]) -> Path:
         f"{config['num_heads']} heads / {config['num_kv_heads']} KV heads, tied embeddings"
     )
     mix = ", ".join(f"{kind} {weight:g}" for kind, weight in config["mix"].items())
+    earlier = result.get("earlier") or []
+    # A model trained on from another one is rebuilt by running the commands in order.
+    rebuild = "\n".join([*(run.get("command") or DEFAULT_COMMAND for run in earlier), command])
+    earlier_runs = "".join(
+        f" Before that, from the model of `{run.get('command')}`: {run['training']['steps']} steps "
+        f"({run['training']['examples']:,} examples) in {run['training']['seconds'] / 60:.1f} minutes, peak learning "
+        f"rate {run['config']['learning_rate']:g}, mix "
+        + ", ".join(f"{kind} {weight:g}" for kind, weight in run["config"]["mix"].items())
+        + "."
+        for run in earlier
+        if run.get("training") and run.get("config")
+    )
     text = f"""# RISE Annotate demo base model
 
 A {result["parameters"] / 1e6:.1f} M-parameter Qwen2-VL-architecture model (`Qwen2VLForConditionalGeneration`),
@@ -78,6 +90,8 @@ answers (`rise.tiny_model`) |
 Fresh synthetic scenes every step (1–4 objects; the four default shapes; six colours; small or large), never
 repeated, asked in the app's own prompts (`rise.demo_model.examples`). Example mix: {mix}.
 
+- description: a short request to describe the objects, answered with the caption alone (these short examples are
+  what gets a model trained from scratch reading the image at all);
 - detection: caption, then every object's shape label and box (Qwen2-VL 0–1000 frame);
 - grounding: caption, then the box of the one object a query names by attributes ("the red circle"), size
   ("the largest object") or position ("the leftmost object");
@@ -91,13 +105,16 @@ reading order.
 
 ## Training
 
-Plain supervised learning of the completion tokens, fp32 on CPU: AdamW (β 0.9/0.95, weight decay
+Supervised learning of the completion tokens plus, with weight {config["vision_loss_weight"]:g}, an auxiliary loss
+on a linear head that names the colour and shape of the object in each merged image token's cell
+(`rise.demo_model.vision_targets`; trained on captions alone, the from-scratch vision tower kept where objects were
+but lost their colour). The head is not part of the saved model. fp32 on CPU: AdamW (β 0.9/0.95, weight decay
 {config["weight_decay"]}), peak learning rate {config["learning_rate"]:g}, {config["warmup_steps"]} warmup steps,
 cosine to {config["min_lr_ratio"]:g}× over the budget, gradient clipping {config["grad_clip"]:g}, batch
 {config["batch_size"]}; a curriculum grows the objects per scene from one to four over the first
 {config["curriculum_steps"]} steps. Run: {training["steps"]} steps ({training["examples"]:,} examples) in
 {training["seconds"] / 60:.1f} minutes, {training["examples_per_second"]:.0f} examples/s, final loss
-{training["final_loss"]}.
+{training["final_loss"]}.{earlier_runs}
 
 ## Metrics
 
@@ -106,7 +123,7 @@ cosine to {config["min_lr_ratio"]:g}× over the budget, gradient clipping {confi
 ## Rebuild
 
 ```
-{command}
+{rebuild}
 ```
 
 Seed {config["seed"]}; the data stream is a pure function of the seed and step, but the number of steps that fit in

@@ -26,6 +26,7 @@ import torch
 
 from rise.demo_model.batching import IGNORE_INDEX, BatchEncoder
 from rise.demo_model.examples import DEFAULT_MIX, PerceptionExample, check_mix, make_example, sample_kind
+from rise.demo_model.vision_targets import CellHead, cell_targets
 from rise.tiny_model import TinyModelConfig, build_tiny_model
 
 Progress = Callable[[dict[str, Any]], None]
@@ -43,7 +44,7 @@ class DemoModelConfig:
     > Training
 
     max_steps / max_minutes / batch_size / learning_rate / min_lr_ratio / warmup_steps / weight_decay / grad_clip /
-    curriculum_steps / mix / seed / threads
+    curriculum_steps / vision_loss_weight / mix / seed / threads
 
     > Evaluation
 
@@ -83,8 +84,15 @@ class DemoModelConfig:
         },
     )
     curriculum_steps: int = field(
-        default=250,
+        default=1500,
         metadata={"help": "Steps over which the most objects per scene grows from one to four."},
+    )
+    vision_loss_weight: float = field(
+        default=1.0,
+        metadata={
+            "help": "Weight of the auxiliary loss that has each merged image token name the colour and shape in its "
+            "cell (rise.demo_model.vision_targets); 0 trains on the captions alone."
+        },
     )
     mix: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_MIX), metadata={"help": "Example kinds."})
     seed: int = field(default=0, metadata={"help": "Seeds the weights and the training stream."})
@@ -138,9 +146,10 @@ def max_objects_at(config: DemoModelConfig, step: int) -> int:
     return min(4, 1 + int(3 * step / config.curriculum_steps + 0.5))
 
 
-def _optimizer(model: torch.nn.Module, config: DemoModelConfig) -> torch.optim.AdamW:
+def _optimizer(model: torch.nn.Module, config: DemoModelConfig, head: CellHead | None) -> torch.optim.AdamW:
     decay, no_decay = [], []
-    for name, parameter in model.named_parameters():
+    named = [*model.named_parameters(), *(head.named_parameters(prefix="cell_head") if head else [])]
+    for name, parameter in named:
         if parameter.requires_grad:
             (no_decay if parameter.ndim < 2 or "norm" in name else decay).append(parameter)
     groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
@@ -165,18 +174,28 @@ def _text_length(example: PerceptionExample) -> int:
     return prompt + len(example.completion) - (len(example.elidable or "") if example.elide else 0)
 
 
-def _accumulate_gradients(model: Any, encoder: BatchEncoder, examples: list, micro_batches: int) -> float:
-    """Backpropagate the mean completion-token loss of `examples`, in micro-batches of similar length (less padding);
-    returns the loss."""
+def _accumulate_gradients(
+    model: Any,
+    encoder: BatchEncoder,
+    examples: list[PerceptionExample],
+    micro_batches: int,
+    head: CellHead | None = None,
+    vision_weight: float = 0.0,
+) -> float:
+    """Backpropagate the mean completion-token loss of `examples` (plus the weighted cell loss of their images, with
+    a `head`), in micro-batches of similar length (less padding); returns the language-model loss."""
     lengths = [_text_length(e) for e in examples]
     order = sorted(range(len(examples)), key=lengths.__getitem__)
     chunks = [list(chunk) for chunk in np.array_split(np.array(order), micro_batches) if len(chunk)]
-    batches = [encoder.encode([examples[i] for i in chunk]) for chunk in chunks]
+    groups = [[examples[i] for i in chunk] for chunk in chunks]
+    batches = [encoder.encode(group) for group in groups]
     total_tokens = sum(int((b["labels"][:, 1:] != IGNORE_INDEX).sum()) for b in batches)
+    with_images = max(1, sum(e.image is not None for e in examples))
     total = 0.0
-    for batch in batches:
+    for group, batch in zip(groups, batches, strict=True):
         labels = batch.pop("labels")
-        hidden = model.model(**batch).last_hidden_state[:, :-1]
+        outputs = model.model(**batch)
+        hidden = outputs.last_hidden_state[:, :-1]
         targets = labels[:, 1:]
         keep = targets != IGNORE_INDEX
         # The vocabulary projection only where there is a target: a tenth of the compute saved on prompt tokens.
@@ -184,9 +203,25 @@ def _accumulate_gradients(model: Any, encoder: BatchEncoder, examples: list, mic
         # Summed here and divided by the whole batch's token count, so every token weighs the same whatever its
         # micro-batch.
         loss = torch.nn.functional.cross_entropy(logits, targets[keep], reduction="sum") / total_tokens
-        loss.backward()
         total += loss.item()
+        if head is not None and outputs.image_outputs is not None:
+            # The cell loss is a mean over this micro-batch's images, weighted by their share of the step's images.
+            share = sum(e.image is not None for e in group) / with_images
+            loss = loss + vision_weight * share * _cell_loss(head, outputs.image_outputs.pooler_output, group, batch)
+        loss.backward()
     return total
+
+
+def _cell_loss(head: CellHead, features: tuple, group: list[PerceptionExample], batch: dict) -> torch.Tensor:
+    """The cell head's loss over the images of one micro-batch (in the order the encoder placed them)."""
+    scenes = [e.scene for e in group if e.image is not None]
+    colours, shapes = [], []
+    merge = 2  # Qwen2-VL merges 2x2 patches into one image token
+    for scene, grid in zip(scenes, batch["image_grid_thw"].tolist(), strict=True):
+        colour, shape = cell_targets(scene, grid[1] // merge, grid[2] // merge)
+        colours.append(torch.from_numpy(colour))
+        shapes.append(torch.from_numpy(shape))
+    return head.loss(torch.cat(features), torch.cat(colours), torch.cat(shapes))
 
 
 def train_loop(
@@ -196,7 +231,8 @@ def train_loop(
     if config.threads:
         torch.set_num_threads(config.threads)
     encoder = BatchEncoder(processor)
-    optimizer = _optimizer(model, config)
+    head = CellHead(model.config.text_config.hidden_size) if config.vision_loss_weight > 0 else None
+    optimizer = _optimizer(model, config, head)
     model.train()
     model.config.use_cache = False
     budget = None if config.max_minutes is None else config.max_minutes * 60
@@ -211,7 +247,9 @@ def train_loop(
         for group in optimizer.param_groups:
             group["lr"] = learning_rate_at(config, step, fraction)
         optimizer.zero_grad(set_to_none=True)
-        loss = _accumulate_gradients(model, encoder, training_batch(config, step), config.micro_batches)
+        loss = _accumulate_gradients(
+            model, encoder, training_batch(config, step), config.micro_batches, head, config.vision_loss_weight
+        )
         if config.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
@@ -248,6 +286,7 @@ def train_demo_model(
     progress: Progress | None = None,
     evaluate: bool = True,
     command: str | None = None,
+    continue_from: str | Path | None = None,
 ) -> dict[str, Any]:
     """Build, train, evaluate and save the demo base model to `out_dir` with its model card.
 
@@ -257,6 +296,9 @@ def train_demo_model(
         progress (`Callable[[dict], None]`, *optional*): called with training statistics every `log_every` steps.
         evaluate (`bool`): measure held-out perception metrics (written to the card and `metrics.json`).
         command (`str`, *optional*): the command that ran this, recorded in the card so the folder can be rebuilt.
+        continue_from (`str` or `Path`, *optional*): a demo model folder to go on training instead of starting from
+            random weights (its sizes are kept; the model sizes in `config` are ignored). Its training record is
+            kept in the new card, so the folder still says every command that made it.
 
     Returns:
         `dict`: `{"training": ..., "metrics": ..., "parameters": ..., "path": ...}`.
@@ -267,10 +309,20 @@ def train_demo_model(
 
     config = config or DemoModelConfig()
     out_dir = Path(out_dir)
-    build_tiny_model(out_dir, config.tiny_config())
-    model, processor = load_model_and_processor(str(out_dir), device="cpu", dtype="float32")
+    earlier: list[dict[str, Any]] = []
+    if continue_from is None:
+        build_tiny_model(out_dir, config.tiny_config())
+        source = out_dir
+    else:
+        source = Path(continue_from)
+        summary = source / "training_summary.json"
+        if summary.is_file():  # what made the starting point, oldest first
+            before = json.loads(summary.read_text())
+            earlier = [*before.get("earlier", []), {k: before.get(k) for k in ("command", "config", "training")}]
+    model, processor = load_model_and_processor(str(source), device="cpu", dtype="float32")
     parameters = sum(p.numel() for p in model.parameters())
     training = train_loop(model, processor, config, progress)
+    out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
     metrics = None
@@ -283,6 +335,7 @@ def train_demo_model(
         "training": training,
         "metrics": metrics,
         "command": command,
+        "earlier": earlier,
     }
     (out_dir / "training_summary.json").write_text(json.dumps(result, indent=1) + "\n")
     write_model_card(out_dir, result)
