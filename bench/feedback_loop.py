@@ -1,0 +1,331 @@
+"""Human feedback in rounds through the app itself: how held-out accuracy grows with the verdicts spent, for RISE with
+the human-feedback reward against SFT on the corrected labels.
+
+    .venv/bin/python bench/feedback_loop.py                   # the committed results (bench/results/feedback_loop.*)
+    .venv/bin/python bench/feedback_loop.py --task odd-one-out --rounds 3 --verdicts 16
+    .venv/bin/python bench/feedback_loop.py --quick --model DIR --out /tmp/loop   # seconds; what the tests run
+
+A project of synthetic items (`bench/learning_tasks.py`; ground truth stored for the held-out items only) is
+annotated by the demo base model. Then, round after round:
+
+1. a simulated reviewer, driven by the synthetic ground truth, works through the app's review queue
+   (`app.services.review.next_task` / `submit_verdict`): it accepts a right prediction, corrects a wrong one, and
+   sometimes (`--reject-share`) rejects it without a correction, as a hurried reviewer would;
+2. a retraining job is queued (`app.services.jobs.request_retrain`) and the worker runs it (`app.worker.loop.Worker`):
+   snapshot of the verdicts, RISE pipeline in a subprocess, evaluation on the held-out items, version registration,
+   and re-annotation of the unreviewed items when the new version is promoted;
+3. from the same snapshot, SFT on the trusted answers alone (accepted and corrected labels) is trained with the same
+   number of optimiser steps and scored on the same held-out items.
+
+Writes `feedback_loop.json`, `feedback_loop.md` and `feedback_loop.png` (held-out score against verdicts spent).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+if __package__ in (None, ""):  # run as a script: make the project importable without installing it
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.learning import REPO, BenchSettings, bench_parser, pipeline_config, pyplot, quiet_model_folder
+from bench.learning_tasks import BenchTask, get_task
+
+TRAINED_SECTIONS = ("rise_cot", "filter", "sft", "rft", "evaluation")
+
+
+@dataclass
+class LoopSettings:
+    items: int = 150  # images in the project
+    eval_fraction: float = 0.25  # share held out (with ground truth) for evaluation
+    rounds: int = 4
+    verdicts_per_round: int = 24
+    reject_share: float = 0.2  # of wrong predictions, rejected without a correction
+    seed: int = 0
+
+    @classmethod
+    def quick(cls) -> LoopSettings:
+        return cls(items=12, eval_fraction=0.3, rounds=1, verdicts_per_round=4)
+
+
+class SimulatedReviewer:
+    """Accepts right predictions, corrects wrong ones with the ground truth, rejects some without correcting."""
+
+    def __init__(self, task: BenchTask, truths: dict[str, Any], reject_share: float, seed: int):
+        self.task = task
+        self.truths = truths
+        self.reject_share = reject_share
+        self.rng = np.random.default_rng(seed)
+
+    def verdict(self, review_task: Any, file_name: str) -> tuple[str, Any]:
+        """The verdict on a review task whose image was imported from `file_name`, and the correction if any."""
+        from rise.rewards import answer_accuracy
+
+        truth = self.truths[file_name]
+        if review_task.answer is not None:
+            score = answer_accuracy(review_task.answer, truth, self.task.spec)
+            if score >= (1.0 if self.task.metric == "accuracy" else 0.5):
+                return "accept", None
+        if self.rng.random() < self.reject_share:
+            return "reject", None
+        return "correct", truth
+
+
+def _write_project_files(task: BenchTask, folder: Path, settings: LoopSettings) -> tuple[Path, dict[str, Any]]:
+    """Images plus a demo-style manifest for one project; the ground truth by image file name."""
+    from bench.learning_tasks import png_bytes
+
+    images = folder / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    items, truths = [], {}
+    for index in range(settings.items):
+        item = task.make_item(settings.seed * 100_003 + index)
+        name = f"{task.name}_{index:04d}.png"
+        (images / name).write_bytes(png_bytes(item.image))
+        items.append({"file": f"images/{name}", "query": item.query, "answer": item.answer})
+        truths[name] = item.answer
+    project = {
+        "name": f"feedback-{task.name}",
+        "task_type": task.spec.task_type.value,
+        "labels": list(task.spec.labels),
+        "description": task.description,
+        "eval_fraction": settings.eval_fraction,
+        "items": items,
+    }
+    manifest = folder / "manifest.json"
+    manifest.write_text(json.dumps({"generator": {"benchmark": "feedback_loop"}, "projects": [project]}))
+    return manifest, truths
+
+
+def pipeline_overrides(model: str, bench: BenchSettings, seed: int) -> list[str]:
+    """The retraining job's pipeline settings (`section.field=value`): RISE's stages as in the learning benchmark."""
+    config = pipeline_config(model, Path("."), Path("."), bench, seed)
+    overrides = []
+    for section in TRAINED_SECTIONS:
+        for name, value in asdict(getattr(config, section)).items():
+            overrides.append(f"{section}.{name}={json.dumps(value)}")
+    # The job scores the base model beside the new version (in the same process): the promotion compares them.
+    return [*overrides, "evaluation.include_base=true"]
+
+
+def review_round(runtime: Any, project_id: int, user_id: int, reviewer: SimulatedReviewer, count: int) -> dict:
+    """`count` verdicts through the review queue; returns how many of each."""
+    from app.services.review import next_task, submit_verdict
+    from db.models import Item
+
+    counts = {"accept": 0, "correct": 0, "reject": 0}
+    task = next_task(runtime, project_id=project_id, user_id=user_id)
+    while task is not None and sum(counts.values()) < count:
+        with runtime.sessions.begin() as session:
+            file_name = session.get(Item, task.item_id).original_name  # the reviewer "knows" the image it sees
+        verdict, correction = reviewer.verdict(task, file_name)
+        counts[verdict] += 1
+        task = submit_verdict(
+            runtime, user_id=user_id, item_id=task.item_id, verdict=verdict, corrected_answer=correction
+        )
+    if task is not None:
+        from app.services.review import release_task
+
+        release_task(runtime, user_id=user_id, item_id=task.item_id)  # leave the next item for the next round
+    return counts
+
+
+def sft_on_labels(model: str, data: Path, out: Path, bench: BenchSettings, seed: int) -> dict[str, Any]:
+    """SFT on the snapshot's trusted answers alone, the same steps as RISE in total; held-out metrics and seconds."""
+    from rise.training.config import EvalConfig
+    from rise.training.evaluate import evaluate_model
+    from rise.training.records import load_snapshot
+    from rise.training.sft import train_sft
+
+    config = pipeline_config(model, data, out, bench, seed)
+    snapshot = load_snapshot(data)
+    summary = train_sft(model, snapshot, config.baseline_sft, out / "baseline_sft", None)
+    evaluation = EvalConfig(batch_size=bench.eval_batch, max_new_tokens=bench.eval_max_new_tokens)
+    report = evaluate_model(model, snapshot, evaluation, adapter=summary["final"], name="sft")
+    return {"metrics": report["metrics"], "train_seconds": summary["seconds"], "steps": summary["steps"]}
+
+
+def run_loop(task: BenchTask, model: str, work: Path, settings: LoopSettings, bench: BenchSettings) -> dict[str, Any]:
+    from app.runtime import open_runtime
+    from app.services.auth import create_user
+    from app.services.demo import annotate_demo, setup_demo
+    from app.services.jobs import job_dir, request_retrain
+    from app.services.model_versions import list_versions
+    from app.settings import load_settings
+    from app.worker.loop import Worker, WorkerConfig
+    from db.crud.projects import require_project
+
+    manifest, truths = _write_project_files(task, work / "files", settings)
+    runtime = open_runtime(load_settings({"RISE_DATA_DIR": str(work / "data")}), upgrade=True)
+    rounds: list[dict[str, Any]] = []
+    try:
+        summary = setup_demo(runtime, manifest, train_labelled_fraction=0.0)  # ground truth for held-out items only
+        name = summary.projects[0].name
+        annotate_demo(runtime, [name], model)
+        with runtime.sessions.begin() as session:
+            project_id = require_project(session=session, name=name).id
+        user = create_user(runtime, "simulated-reviewer", "simulated-reviewer-password", "reviewer")
+        reviewer = SimulatedReviewer(task, truths, settings.reject_share, settings.seed)
+        worker = Worker(runtime, WorkerConfig(check_policies=False, idle_seconds=0.1, progress_seconds=2.0))
+        overrides = pipeline_overrides(model, bench, settings.seed)
+        spent = 0
+        for number in range(1, settings.rounds + 1):
+            started = time.perf_counter()
+            counts = review_round(runtime, project_id, user.id, reviewer, settings.verdicts_per_round)
+            spent += sum(counts.values())
+            job = request_retrain(runtime, name, model=model, overrides=overrides, launcher="python")
+            worker.run(exit_when_idle=True)  # the training job, then the re-annotation it queues on promotion
+            versions = list_versions(runtime, name)
+            version = next((v for v in versions if v.job_id == job.id), None)
+            base = next((v.metrics.get("eval") for v in versions if v.is_base), None)
+            data = job_dir(runtime, job.id) / "data"
+            baseline = sft_on_labels(model, data, work / f"round-{number}", bench, settings.seed)
+            row = {
+                "round": number,
+                "verdicts": spent,
+                "verdict_counts": counts,
+                "rise": None if version is None else (version.metrics.get("eval") or {}),
+                "rise_promoted": bool(version and version.is_serving),
+                "base": base,
+                "sft": baseline["metrics"],
+                "sft_train_seconds": baseline["train_seconds"],
+                "seconds": round(time.perf_counter() - started, 1),
+            }
+            if version is None:
+                row["error"] = f"retraining job #{job.id} registered no version; see {job_dir(runtime, job.id)}"
+            rounds.append(row)
+            print(
+                f"  round {number}: {spent} verdicts {counts}; held-out {task.metric}: "
+                f"RISE {_score(row['rise'], task)}, SFT {_score(row['sft'], task)} ({row['seconds']:.0f} s)",
+                flush=True,
+            )
+    finally:
+        runtime.close()
+    return {"project": name, "rounds": rounds}
+
+
+def _score(metrics: dict[str, Any] | None, task: BenchTask) -> str:
+    value = (metrics or {}).get(task.metric)
+    return "–" if value is None else f"{value:.2f}"
+
+
+def markdown_report(report: dict[str, Any]) -> str:
+    task = get_task(report["task"])
+    settings = report["settings"]
+    label = "accuracy" if task.metric == "accuracy" else "IoU > 0.5 rate"
+    lines = [
+        "# Feedback-loop benchmark",
+        "",
+        f"Task `{task.name}` ({task.description}); {settings['items']} images, {report['held_out']} held out "
+        f"with ground truth. A simulated reviewer gives {settings['verdicts_per_round']} verdicts per round: it "
+        f"accepts right predictions and corrects wrong ones, or rejects them without a correction "
+        f"{settings['reject_share']:.0%} of the time. After each round the worker retrains with RISE (the "
+        f"human-feedback reward included) and SFT trains on the trusted labels, both from the base model "
+        f"`{report['model']}` with {report['bench']['steps']} optimiser steps. Held-out {label}. Made by "
+        f"`{report['command']}` in {report['total_minutes']:.0f} min on {report['machine']}.",
+        "",
+        "| round | verdicts spent | accepted / corrected / rejected | RISE + feedback | promoted | SFT on labels |",
+        "|---|---|---|---|---|---|",
+    ]
+    base = next((r["base"] for r in report["rounds"] if r.get("base")), None)
+    lines.append(f"| 0 | 0 | – | {_score(base, task)} (base) | – | {_score(base, task)} (base) |")
+    for row in report["rounds"]:
+        counts = row["verdict_counts"]
+        lines.append(
+            f"| {row['round']} | {row['verdicts']} | {counts['accept']} / {counts['correct']} / {counts['reject']} "
+            f"| {_score(row['rise'], task)} | {'yes' if row['rise_promoted'] else 'no'} | {_score(row['sft'], task)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot_report(report: dict[str, Any], path: Path) -> Path | None:
+    plt = pyplot()
+    if plt is None:
+        return None
+    task = get_task(report["task"])
+    base = next((r["base"] for r in report["rounds"] if r.get("base")), None) or {}
+    xs = [0] + [r["verdicts"] for r in report["rounds"]]
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    for key, label in (("rise", "RISE + human feedback"), ("sft", "SFT on corrected labels")):
+        ys = [base.get(task.metric)] + [(r[key] or {}).get(task.metric) for r in report["rounds"]]
+        ax.plot(xs, [np.nan if y is None else y for y in ys], marker="o", label=label)
+    ax.set_xlabel("verdicts spent")
+    ax.set_ylabel(f"held-out {'accuracy' if task.metric == 'accuracy' else 'IoU > 0.5 rate'}")
+    ax.set_ylim(0, 1)
+    ax.set_title(f"{task.name}: learning from review verdicts")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = bench_parser(__doc__, "feedback_loop")
+    parser.add_argument("--task", default="mood", help="benchmark task (bench/learning_tasks.py)")
+    parser.add_argument("--rounds", type=int, help="review-and-retrain rounds")
+    parser.add_argument("--verdicts", type=int, help="verdicts per round")
+    parser.add_argument("--items", type=int, help="images in the project")
+    parser.add_argument("--steps", type=int, help="optimiser steps per retraining")
+    args = parser.parse_args(argv)
+
+    if not quiet_model_folder(args.model):
+        return 2
+    settings = LoopSettings.quick() if args.quick else LoopSettings()
+    bench = BenchSettings.quick() if args.quick else BenchSettings()
+    for option, target, field in (
+        ("rounds", settings, "rounds"), ("verdicts", settings, "verdicts_per_round"), ("items", settings, "items"),
+        ("steps", bench, "steps"),
+    ):  # fmt: skip
+        if getattr(args, option) is not None:
+            setattr(target, field, getattr(args, option))
+    task = get_task(args.task)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="rise-feedback-"))
+    started = time.perf_counter()
+    try:
+        print(f"{task.name}: {task.description}", flush=True)
+        loop = run_loop(task, str(Path(args.model).resolve()), work, settings, bench)
+    finally:
+        if not args.work:
+            shutil.rmtree(work, ignore_errors=True)
+    model = Path(args.model).resolve()
+    report = {
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": "python bench/feedback_loop.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "model": str(model.relative_to(REPO)) if model.is_relative_to(REPO) else str(model),
+        "machine": _machine(),
+        "task": task.name,
+        "settings": dataclasses.asdict(settings),
+        "bench": {**asdict(bench), "rise_split": list(bench.rise_split)},
+        "held_out": next((r["rise"].get("items") for r in loop["rounds"] if r.get("rise")), None),
+        "rounds": loop["rounds"],
+        "total_minutes": round((time.perf_counter() - started) / 60, 1),
+    }
+    (out / "feedback_loop.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
+    table = markdown_report(report)
+    (out / "feedback_loop.md").write_text(table)
+    plot_report(report, out / "feedback_loop.png")
+    print(table)
+    return 0
+
+
+def _machine() -> str:
+    from bench.learning import _machine as machine
+
+    return machine()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,420 @@
+"""Does RISE teach the demo base model new labelling tasks better than its baselines? Same model, same data, same
+optimiser-step budget, three seeds.
+
+    .venv/bin/python bench/learning.py                      # the committed results (bench/results/learning.*)
+    .venv/bin/python bench/learning.py --tasks mood --seeds 0 --steps 12
+    .venv/bin/python bench/learning.py --quick --model DIR --out /tmp/learning   # seconds; what the tests run
+
+For each task (`bench/learning_tasks.py`: mood, odd-one-out, shape, named-object) the same N trusted annotations
+form one training-data snapshot, and from the same base model (`assets/demo-model`) four methods are compared on
+held-out items, greedy decoding through the app's annotation path:
+
+| method | training |
+|---|---|
+| base | none |
+| sft | SFT on the answers alone (`baseline_sft`) |
+| visual_rft | GRPO from the base model with format + accuracy rewards (`visual_rft`) |
+| rise | RISE-CoT GRPO -> filter -> SFT on reasoning + answer -> RFT (`rise_cot`, `filter`, `sft`, `rft`) |
+
+Every method gets the same number of optimiser steps: `--steps` for each baseline, split over RISE's three training
+stages. Everything runs through `rise.training.pipeline`, the code `rise train` and the worker use.
+Writes `learning.json` (per task, method and seed: metrics and training time), `learning.md` (tables) and
+`learning.png` (a plot, when matplotlib is installed) to `--out`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make the project importable without installing it
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.learning_tasks import TASKS, BenchTask, get_task, write_task_snapshot
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_MODEL = REPO / "assets" / "demo-model"
+DEFAULT_OUT = REPO / "bench" / "results"
+METHODS = ("base", "sft", "visual_rft", "rise")
+METHOD_NAMES = {"base": "base", "sft": "SFT (answers)", "visual_rft": "Visual-RFT", "rise": "RISE"}
+TRAINING_STAGES = {
+    "sft": ("baseline_sft",),
+    "visual_rft": ("visual_rft",),
+    "rise": ("rise_cot", "filter", "sft", "rft"),
+}
+
+
+@dataclass
+class BenchSettings:
+    """The benchmark's knobs; `quick()` shrinks them to a plumbing check that runs in seconds."""
+
+    n_train: int = 48  # trusted annotations per task, the same for every method and seed
+    n_eval: int = 48  # held-out items per task
+    steps: int = 24  # optimiser steps per method; RISE splits them over its three training stages
+    rise_split: tuple[int, int, int] = (1, 1, 1)  # RISE-CoT : SFT : RFT share of the steps
+    sft_batch: int = 8
+    sft_learning_rate: float = 2e-3
+    grpo_learning_rate: float = 1e-3
+    num_generations: int = 4
+    grpo_prompts_per_step: int = 2
+    max_completion_length: int = 80  # the caption of four objects and a box fit
+    eval_max_new_tokens: int = 96
+    eval_batch: int = 16
+    filter_tau: float | None = None  # None: the task's default (a correct label; IoU 0.75 for boxes)
+    lora_r: int = 16
+
+    @classmethod
+    def quick(cls) -> BenchSettings:
+        # tau 0 lets an untrained test model's reasoning through the filter, so every RISE stage runs
+        return cls(
+            n_train=4, n_eval=2, steps=3, sft_batch=2, num_generations=2, grpo_prompts_per_step=1,
+            max_completion_length=8, eval_max_new_tokens=8, eval_batch=2, filter_tau=0.0, lora_r=4,
+        )  # fmt: skip
+
+    def stage_steps(self) -> tuple[int, int, int]:
+        """RISE-CoT, SFT and RFT steps: `steps` split by `rise_split`, each at least one, summing to `steps`."""
+        total = sum(self.rise_split)
+        parts = [max(1, self.steps * share // total) for share in self.rise_split]
+        parts[-1] = max(1, self.steps - sum(parts[:-1]))
+        return parts[0], parts[1], parts[2]
+
+
+def pipeline_config(model: str, data: Path, out: Path, settings: BenchSettings, seed: int) -> Any:
+    """The pipeline config of one (task, seed): every stage's settings from `settings`."""
+    from rise.training.config import PipelineConfig
+
+    cot_steps, sft_steps, rft_steps = settings.stage_steps()
+    common = {"seed": seed, "lora_r": settings.lora_r, "lora_alpha": 2 * settings.lora_r, "logging_steps": 1}
+    grpo = {
+        **common,
+        "learning_rate": settings.grpo_learning_rate,
+        "num_generations": settings.num_generations,
+        "per_device_train_batch_size": settings.num_generations * settings.grpo_prompts_per_step,
+        "max_completion_length": settings.max_completion_length,
+    }
+    sft = {**common, "learning_rate": settings.sft_learning_rate, "per_device_train_batch_size": settings.sft_batch}
+    rft_lengths = {"overlong_buffer": min(16, settings.max_completion_length // 2)}
+    return PipelineConfig(
+        model=model,
+        data=str(data),
+        output_dir=str(out),
+        rise_cot={**grpo, "max_steps": cot_steps, "reconstruction_max_new_tokens": settings.eval_max_new_tokens},
+        filter={"tau": settings.filter_tau},
+        sft={**sft, "max_steps": sft_steps},
+        rft={**grpo, "max_steps": rft_steps, **rft_lengths},
+        baseline_sft={**sft, "max_steps": settings.steps, "answers_only": True},
+        visual_rft={**grpo, "max_steps": settings.steps},
+        evaluation={
+            "batch_size": settings.eval_batch,
+            "max_new_tokens": settings.eval_max_new_tokens,
+            "include_base": False,  # the base model is scored once per task, not once per seed
+        },
+    )
+
+
+def _stage_seconds(out: Path, stages: tuple[str, ...]) -> tuple[float, int]:
+    """Seconds in the training loops and optimiser steps of the given stages, from their markers."""
+    from rise.training.pipeline import finished_stage
+
+    seconds, steps = 0.0, 0
+    for stage in stages:
+        marker = finished_stage(out, stage) or {}
+        seconds += float(marker.get("seconds") or 0.0)
+        steps += int(marker.get("steps") or 0)
+    return round(seconds, 1), steps
+
+
+def _run_group(config: Any, stages: str) -> tuple[dict[str, Any], str | None, float]:
+    """Run pipeline stages; (stage summaries, the error that stopped them or None, wall seconds)."""
+    from rise.training.pipeline import run_pipeline
+
+    started = time.perf_counter()
+    try:
+        results = run_pipeline(config, stages)
+        return results, None, time.perf_counter() - started
+    except (ValueError, RuntimeError) as error:  # e.g. no reasoning passed the filter, so SFT had no data
+        return {}, f"{type(error).__name__}: {error}", time.perf_counter() - started
+
+
+def run_seed(model: str, data: Path, out: Path, settings: BenchSettings, seed: int) -> dict[str, Any]:
+    """Train and evaluate the three trained methods for one seed; per method metrics, steps, seconds, error."""
+    from rise.training.pipeline import finished_stage
+
+    config = pipeline_config(model, data, out, settings, seed)
+    outcome: dict[str, Any] = {}
+    results, error, wall = _run_group(config, "baselines")
+    reports = (results.get("evaluate_baselines") or {}).get("reports", {})
+    for method, stage in (("sft", "baseline_sft"), ("visual_rft", "visual_rft")):
+        seconds, steps = _stage_seconds(out, TRAINING_STAGES[method])
+        failed = error if finished_stage(out, stage) is None or stage not in reports else None
+        outcome[method] = {
+            "seed": seed, "metrics": (reports.get(stage) or {}).get("metrics"), "train_seconds": seconds,
+            "steps": steps, "error": failed,
+        }  # fmt: skip
+    results, error, wall = _run_group(config, "all")
+    seconds, steps = _stage_seconds(out, TRAINING_STAGES["rise"])
+    rise_report = ((results.get("evaluate") or {}).get("reports") or {}).get("rise") or {}
+    filter_summary = finished_stage(out, "filter")
+    outcome["rise"] = {
+        "seed": seed,
+        "metrics": rise_report.get("metrics"),
+        "train_seconds": seconds,
+        "steps": steps,
+        "error": error,
+        "filter": {k: filter_summary[k] for k in ("items", "qualified", "reasons") if k in filter_summary}
+        if filter_summary
+        else None,
+        "rise_cot": _cot_log_summary(finished_stage(out, "rise_cot")),
+    }
+    return outcome
+
+
+def _cot_log_summary(marker: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Leak rate and reconstruction accuracy over RISE-CoT's rollouts, from its rollout log."""
+    if not marker or not marker.get("rollouts"):
+        return None
+    from rise.training.reconstruction import read_rollouts
+
+    rows = list(read_rollouts(marker["rollouts"]))
+    if not rows:
+        return None
+    return {
+        "rollouts": len(rows),
+        "leak_rate": round(sum(bool(r.get("leaked")) for r in rows) / len(rows), 3),
+        "reconstruction_accuracy": round(sum(float(r.get("accuracy") or 0) for r in rows) / len(rows), 3),
+    }
+
+
+def evaluate_base(model: str, data: Path, settings: BenchSettings, out: Path) -> dict[str, Any]:
+    from rise.training.config import EvalConfig
+    from rise.training.evaluate import evaluate_model
+    from rise.training.records import load_snapshot
+
+    config = EvalConfig(batch_size=settings.eval_batch, max_new_tokens=settings.eval_max_new_tokens)
+    report = evaluate_model(model, load_snapshot(data), config, out_path=out / "base.json", name="base")
+    return {"metrics": report["metrics"], "seconds": report["seconds"]}
+
+
+def run_task(task: BenchTask, model: str, work: Path, settings: BenchSettings, seeds: list[int]) -> dict[str, Any]:
+    data = write_task_snapshot(task, work / task.name / "data", settings.n_train, settings.n_eval)
+    base = evaluate_base(model, data, settings, work / task.name)
+    methods: dict[str, list[dict[str, Any]]] = {method: [] for method in METHODS if method != "base"}
+    for seed in seeds:
+        started = time.perf_counter()
+        outcome = run_seed(model, data, work / task.name / f"seed-{seed}", settings, seed)
+        for method, row in outcome.items():
+            methods[method].append(row)
+        summary = ", ".join(f"{m}={_headline(row['metrics'], task)}" for m, row in outcome.items())
+        print(f"  {task.name} seed {seed}: {summary} ({time.perf_counter() - started:.0f} s)", flush=True)
+    return {
+        "type": task.spec.task_type.value,
+        "description": task.description,
+        "metric": task.metric,
+        "n_train": settings.n_train,
+        "n_eval": settings.n_eval,
+        "base": base,
+        "methods": methods,
+    }
+
+
+def _headline(metrics: dict[str, Any] | None, task: BenchTask) -> str:
+    return "failed" if not metrics else f"{metrics[task.metric]:.2f}"
+
+
+# Reporting
+
+
+def _values(rows: list[dict[str, Any]], metric: str) -> list[float]:
+    return [row["metrics"][metric] for row in rows if row.get("metrics")]
+
+
+def _cell(values: list[float], expected: int) -> str:
+    if not values:
+        return "failed"
+    text = f"{statistics.mean(values):.2f}"
+    if len(values) > 1:
+        text += f" ± {statistics.stdev(values):.2f}"
+    return text + (f" ({len(values)}/{expected} ran)" if len(values) < expected else "")
+
+
+def markdown_report(report: dict[str, Any]) -> str:
+    """The results as Markdown tables: the headline metric, mean IoU for box tasks, training time, RISE's filter."""
+    settings = report["settings"]
+    lines = [
+        "# Learning benchmark",
+        "",
+        f"Base model `{report['model']}`; {settings['n_train']} trusted annotations and {settings['n_eval']} held-out "
+        f"items per task; {settings['steps']} optimiser steps per method (RISE: "
+        f"{' + '.join(map(str, report['rise_stage_steps']))} for RISE-CoT + SFT + RFT); seeds "
+        f"{', '.join(map(str, report['seeds']))}. Mean ± standard deviation over seeds; held-out, greedy. "
+        f"Made by `{report['command']}` in {report['total_minutes']:.0f} min on {report['machine']}.",
+        "",
+        "| task | metric | " + " | ".join(METHOD_NAMES[m] for m in METHODS) + " |",
+        "|---|---|" + "---|" * len(METHODS),
+    ]
+    for name, task in report["tasks"].items():
+        metric = task["metric"]
+        label = "accuracy" if metric == "accuracy" else "IoU > 0.5"
+        cells = [f"{task['base']['metrics'][metric]:.2f}"]
+        cells += [_cell(_values(task["methods"][m], metric), len(report["seeds"])) for m in METHODS[1:]]
+        lines.append(f"| {name} | {label} | " + " | ".join(cells) + " |")
+        if task["type"] == "grounding":
+            cells = [f"{task['base']['metrics']['mean_iou']:.2f}"]
+            cells += [_cell(_values(task["methods"][m], "mean_iou"), len(report["seeds"])) for m in METHODS[1:]]
+            lines.append(f"| {name} | mean IoU | " + " | ".join(cells) + " |")
+    lines += ["", "Training time per run (seconds in the training loops, mean over seeds):", ""]
+    lines += ["| task | " + " | ".join(METHOD_NAMES[m] for m in METHODS[1:]) + " |", "|---|" + "---|" * 3]
+    for name, task in report["tasks"].items():
+        cells = [f"{statistics.mean([r['train_seconds'] for r in task['methods'][m]]):.0f}" for m in METHODS[1:]]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "RISE's reasoning stage: items whose reasoning passed the filter (per seed); leak rate and reconstruction "
+        "accuracy of the RISE-CoT rollouts (over all seeds); why runs failed:",
+        "",
+    ]
+    lines += ["| task | passed the filter | leak rate | reconstruction accuracy | errors |", "|---|---|---|---|---|"]
+    for name, task in report["tasks"].items():
+        rows = task["methods"]["rise"]
+        passed = [f"{r['filter']['qualified']}/{r['filter']['items']}" for r in rows if r.get("filter")]
+        logs = [r["rise_cot"] for r in rows if r.get("rise_cot")]
+        leak = f"{statistics.mean(log['leak_rate'] for log in logs):.2f}" if logs else "–"
+        rec = f"{statistics.mean(log['reconstruction_accuracy'] for log in logs):.2f}" if logs else "–"
+        errors = "; ".join(sorted({r["error"].split(":", 1)[-1].strip()[:90] for r in rows if r.get("error")}))
+        lines.append(f"| {name} | {', '.join(passed) or '–'} | {leak} | {rec} | {errors or '–'} |")
+    return "\n".join(lines) + "\n"
+
+
+def pyplot() -> Any | None:
+    """matplotlib's pyplot drawing to files only, or None (saying so) when matplotlib is not installed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed (pip install -e '.[dev]'): no plot written", file=sys.stderr)
+        return None
+    return plt
+
+
+def quiet_model_folder(model: str) -> bool:
+    """Silence transformers' progress bars and info logs; False (saying how to build one) without a model folder."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    if (Path(model) / "config.json").is_file():
+        return True
+    print(f"No model folder at {model}; build the demo model with `rise model build-demo`.", file=sys.stderr)
+    return False
+
+
+def plot_report(report: dict[str, Any], path: Path) -> Path | None:
+    """A grouped bar chart of the headline metric per task and method (one dot per seed); None without matplotlib."""
+    plt = pyplot()
+    if plt is None:
+        return None
+    tasks = list(report["tasks"])
+    fig, ax = plt.subplots(figsize=(1.9 * len(tasks) + 2, 3.6))
+    width = 0.8 / len(METHODS)
+    for offset, method in enumerate(METHODS):
+        means, dots = [], []
+        for index, name in enumerate(tasks):
+            task = report["tasks"][name]
+            if method == "base":
+                values = [task["base"]["metrics"][task["metric"]]]
+            else:
+                values = _values(task["methods"][method], task["metric"])
+            means.append(statistics.mean(values) if values else 0.0)
+            dots += [(index + (offset - 1.5) * width, v) for v in values]
+        positions = [i + (offset - 1.5) * width for i in range(len(tasks))]
+        ax.bar(positions, means, width, label=METHOD_NAMES[method])
+        if dots and method != "base":
+            ax.scatter(*zip(*dots, strict=True), s=8, color="black", zorder=3)
+    labels = [f"{n}\n({'acc.' if report['tasks'][n]['metric'] == 'accuracy' else 'IoU>0.5'})" for n in tasks]
+    ax.set_xticks(range(len(tasks)), labels)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("held-out score")
+    ax.set_title(f"Same base model, {report['settings']['n_train']} annotations, {report['settings']['steps']} steps")
+    ax.legend(ncols=4, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.22))
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _machine() -> str:
+    return f"{platform.machine()} CPU, {os.cpu_count()} cores (shared)"
+
+
+def bench_parser(doc: str | None, results: str) -> argparse.ArgumentParser:
+    """The options every learning benchmark has: the base model, where results and work go, the quick form."""
+    parser = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0])
+    parser.add_argument("--model", default=str(DEFAULT_MODEL), help="base model folder (default: the demo model)")
+    parser.add_argument("--out", default=str(DEFAULT_OUT), help=f"folder for {results}.json, .md and .png")
+    parser.add_argument("--work", help="folder for data, checkpoints and databases (default: a temporary folder)")
+    parser.add_argument("--quick", action="store_true", help="tiny settings: a plumbing check in seconds")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = bench_parser(__doc__, "learning")
+    parser.add_argument("--tasks", default=",".join(TASKS), help=f"comma-separated, from {', '.join(TASKS)}")
+    parser.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds")
+    parser.add_argument("--steps", type=int, help="optimiser steps per method")
+    parser.add_argument("--n-train", type=int, help="trusted annotations per task")
+    parser.add_argument("--n-eval", type=int, help="held-out items per task")
+    args = parser.parse_args(argv)
+
+    if not quiet_model_folder(args.model):
+        return 2
+    settings = BenchSettings.quick() if args.quick else BenchSettings()
+    for name in ("steps", "n_train", "n_eval"):
+        if getattr(args, name) is not None:
+            setattr(settings, name, getattr(args, name))
+    tasks = [get_task(name.strip()) for name in args.tasks.split(",") if name.strip()]
+    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="rise-learning-"))
+    started = time.perf_counter()
+    report: dict[str, Any] = {
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": "python bench/learning.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "model": os.path.relpath(args.model, REPO) if Path(args.model).resolve().is_relative_to(REPO) else args.model,
+        "machine": _machine(),
+        "settings": {**asdict(settings), "rise_split": list(settings.rise_split)},
+        "rise_stage_steps": list(settings.stage_steps()),
+        "seeds": seeds,
+        "tasks": {},
+    }
+    try:
+        for task in tasks:
+            print(f"{task.name}: {task.description}", flush=True)
+            report["tasks"][task.name] = run_task(task, args.model, work, settings, seeds)
+    finally:
+        if not args.work:
+            shutil.rmtree(work, ignore_errors=True)
+    report["total_minutes"] = round((time.perf_counter() - started) / 60, 1)
+    (out / "learning.json").write_text(json.dumps(report, indent=1) + "\n")
+    table = markdown_report(report)
+    (out / "learning.md").write_text(table)
+    plot_report(report, out / "learning.png")
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

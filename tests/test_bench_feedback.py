@@ -1,0 +1,44 @@
+"""The feedback-loop benchmark (`bench/feedback_loop.py`) in its quick form on a tiny model, so it cannot rot: the
+simulated reviewer gives verdicts through the review service, the worker retrains and registers a version, SFT on
+the labels is scored beside it, and the report, table and plot are written."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+from bench.feedback_loop import SimulatedReviewer, main
+from bench.learning_tasks import TASKS
+
+
+def test_quick_loop_reviews_retrains_and_reports(tmp_path, tiny_model_dir):
+    out = tmp_path / "results"
+    assert main(["--quick", "--model", str(tiny_model_dir), "--out", str(out), "--work", str(tmp_path / "w")]) == 0
+    report = json.loads((out / "feedback_loop.json").read_text())
+    (row,) = report["rounds"]
+    assert row["verdicts"] == 4 and sum(row["verdict_counts"].values()) == 4
+    assert "error" not in row and row["rise"]["items"] == report["held_out"] > 0  # the worker registered a version
+    assert row["sft"]["items"] == report["held_out"]  # the baseline is scored on the same held-out items
+    assert "| 1 | 4 |" in (out / "feedback_loop.md").read_text()
+    assert (out / "feedback_loop.png").stat().st_size > 0
+
+
+class TestSimulatedReviewer:
+    def _task(self, answer):
+        return SimpleNamespace(answer=answer)
+
+    def test_right_answer_is_accepted(self):
+        reviewer = SimulatedReviewer(TASKS["mood"], {"a.png": "sunny"}, reject_share=1.0, seed=0)
+        assert reviewer.verdict(self._task("sunny"), "a.png") == ("accept", None)
+
+    def test_wrong_answer_is_corrected_or_rejected(self):
+        correcting = SimulatedReviewer(TASKS["mood"], {"a.png": "sunny"}, reject_share=0.0, seed=0)
+        assert correcting.verdict(self._task("stormy"), "a.png") == ("correct", "sunny")
+        assert correcting.verdict(self._task(None), "a.png") == ("correct", "sunny")  # unreadable prediction
+        rejecting = SimulatedReviewer(TASKS["mood"], {"a.png": "sunny"}, reject_share=1.0, seed=0)
+        assert rejecting.verdict(self._task("stormy"), "a.png") == ("reject", None)
+
+    def test_a_box_counts_as_right_from_iou_one_half(self):
+        reviewer = SimulatedReviewer(TASKS["named-object"], {"a.png": [0, 0, 10, 10]}, reject_share=0.0, seed=0)
+        assert reviewer.verdict(self._task([0, 0, 10, 8]), "a.png")[0] == "accept"
+        assert reviewer.verdict(self._task([5, 5, 15, 15]), "a.png") == ("correct", [0, 0, 10, 10])

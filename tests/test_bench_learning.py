@@ -1,0 +1,64 @@
+"""The learning benchmark (`bench/learning.py`) in its quick form on a tiny model, so it cannot rot: every method
+runs through the real pipeline and the report, table and plot are written. Scores are not checked (an untrained
+tiny model scores zero); the committed results come from the full run on the demo model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bench.learning import METHODS, BenchSettings, main, markdown_report
+from bench.learning_tasks import TASKS, task_records
+
+
+def test_quick_run_trains_every_method_and_writes_the_report(tmp_path, tiny_model_dir):
+    out = tmp_path / "results"
+    code = main(
+        ["--quick", "--model", str(tiny_model_dir), "--out", str(out), "--tasks", "odd-one-out", "--seeds", "0"]
+    )
+    assert code == 0
+    report = json.loads((out / "learning.json").read_text())
+    task = report["tasks"]["odd-one-out"]
+    assert task["metric"] == "accuracy_at_iou" and "mean_iou" in task["base"]["metrics"]
+    for method in METHODS[1:]:
+        (run,) = task["methods"][method]
+        # every method trained for its step budget and was scored on the held-out items (or says why not)
+        assert run["error"] is None, run["error"]
+        assert run["steps"] == BenchSettings.quick().steps and run["metrics"]["items"] == 2
+    assert task["methods"]["rise"][0]["filter"]["items"] == 4
+    table = (out / "learning.md").read_text()
+    assert "| odd-one-out | IoU > 0.5 |" in table and "| odd-one-out | mean IoU |" in table
+    assert (out / "learning.png").stat().st_size > 0
+
+
+def test_a_failed_method_is_reported_not_fatal():
+    report = {
+        "model": "m", "command": "c", "machine": "x", "total_minutes": 1.0, "seeds": [0],
+        "settings": {"n_train": 4, "n_eval": 2, "steps": 3}, "rise_stage_steps": [1, 1, 1],
+        "tasks": {
+            "shape": {
+                "type": "classification", "metric": "accuracy", "base": {"metrics": {"accuracy": 0.5}},
+                "methods": {
+                    "sft": [{"metrics": {"accuracy": 0.75}, "train_seconds": 1.0}],
+                    "visual_rft": [{"metrics": {"accuracy": 0.5}, "train_seconds": 2.0}],
+                    "rise": [
+                        {"metrics": None, "train_seconds": 1.0, "error": "ValueError: SFT has no data",
+                         "filter": {"items": 4, "qualified": 0}, "rise_cot": None},
+                    ],
+                },
+            }
+        },
+    }  # fmt: skip
+    table = markdown_report(report)
+    assert "| shape | accuracy | 0.50 | 0.75 | 0.50 | failed |" in table
+    assert "SFT has no data" in table and "0/4" in table
+
+
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_task_items_are_fixed_by_seed_and_held_out_apart(name):
+    records = task_records(TASKS[name], n_train=3, n_eval=2)
+    again = task_records(TASKS[name], n_train=3, n_eval=2)
+    assert [r.image for r in records] == [r.image for r in again]
+    assert [r.split for r in records] == ["train"] * 3 + ["eval"] * 2
+    assert len({r.image for r in records}) == 5  # no held-out image is a training image
