@@ -2,7 +2,7 @@
 the human-feedback reward against SFT on the corrected labels.
 
     .venv/bin/python bench/feedback_loop.py                   # the committed results (bench/results/feedback_loop.*)
-    .venv/bin/python bench/feedback_loop.py --task odd-one-out --rounds 3 --verdicts 16
+    .venv/bin/python bench/feedback_loop.py --task mood --rounds 3 --verdicts 16
     .venv/bin/python bench/feedback_loop.py --quick --model DIR --out /tmp/loop   # seconds; what the tests run
 
 A project of synthetic items (`bench/learning_tasks.py`; ground truth stored for the held-out items only) is
@@ -272,7 +272,7 @@ def plot_report(report: dict[str, Any], path: Path) -> Path | None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = bench_parser(__doc__, "feedback_loop")
-    parser.add_argument("--task", default="mood", help="benchmark task (bench/learning_tasks.py)")
+    parser.add_argument("--task", default="odd-one-out", help="benchmark task (bench/learning_tasks.py)")
     parser.add_argument("--rounds", type=int, help="review-and-retrain rounds")
     parser.add_argument("--verdicts", type=int, help="verdicts per round")
     parser.add_argument("--items", type=int, help="images in the project")

@@ -52,6 +52,19 @@ class TestSelectCots:
         chosen = {s.item_id: (s.cot, s.source) for s in report.selected}
         assert chosen == {0: ("Best evidence.", "rollout"), 1: ("A reviewer's reasoning.", "human")}
 
+    def test_too_few_qualified_are_topped_up_with_unverified_rationales(self, snapshot):
+        extra = [rollout(3, "A better try.", 0.4, 0.9), rollout(3, "Leaky try.", 0.9, 0.5, leaked=True)]
+        report = select_cots(snapshot, [*ROLLOUTS, *extra], FilterConfig(min_selected=5))
+        chosen = {s.item_id: (s.cot, s.source, s.accuracy) for s in report.selected}
+        # item 3's best clean rollout joins; leaked (2) and empty (4) reasonings never do, whatever the shortfall
+        assert chosen[3] == ("A better try.", "rationale", 0.4) and len(chosen) == 3
+        assert report.rejected == {2: ALL_LEAKED, 4: ALL_EMPTY}
+        assert report.summary()["unverified_rationales"] == 1
+
+    def test_no_top_up_when_enough_qualified(self, snapshot):
+        report = select_cots(snapshot, ROLLOUTS, FilterConfig(min_selected=2))
+        assert all(s.source != "rationale" for s in report.selected) and 3 in report.rejected
+
     def test_every_other_item_gets_its_reason(self, snapshot):
         report = select_cots(snapshot, ROLLOUTS, FilterConfig())
         assert report.rejected == {2: ALL_LEAKED, 3: BELOW_TAU, 4: ALL_EMPTY}

@@ -246,8 +246,18 @@ class FilterConfig:
         metadata={"help": "When an item has both, train on the reviewer-accepted reasoning rather than a rollout."},
     )
 
+    min_selected: int = field(
+        default=0,
+        metadata={
+            "help": "When fewer reasonings than this qualify, add the best clean rollouts of the other items "
+            "(written with the answer in view, not verified by reconstruction) up to this many, so a model that "
+            "does not yet know the labels still gets SFT data. 0: only qualified reasonings (the paper)."
+        },
+    )
+
     def __post_init__(self) -> None:
         _check(self.tau is None or 0.0 <= self.tau <= 1.0, f"tau must be in [0, 1] or None, got {self.tau}.")
+        _check(self.min_selected >= 0, f"min_selected must be at least 0, got {self.min_selected}.")
         _check(0.0 <= self.box_tau <= 1.0, f"box_tau must be in [0, 1], got {self.box_tau}.")
 
 

@@ -3,6 +3,11 @@
 Per item the best-reward RISE-CoT rollout qualifies when its reconstruction accuracy reaches τ and it did not leak;
 a reviewer-accepted reasoning that was not flagged as wrong qualifies as well (and wins by default). The report says
 how many items qualified and, for each of the rest, why not.
+
+A model that has never seen a project's label names cannot reconstruct them from any reasoning, so at the start of a
+project nothing may qualify and SFT would have no data. With `min_selected` the filter then tops the selection up
+with the best clean rollouts of the other items: reasonings written with the answer in view but not verified by
+reconstruction (STaR's "rationalisation"), marked as source "rationale" in the report.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ class SelectedCoT:
 
     item_id: int
     cot: str
-    source: str  # "rollout" or "human"
+    source: str  # "rollout", "human" or "rationale" (a top-up below tau, see `min_selected`)
     accuracy: float | None = None
     reward: float | None = None
 
@@ -53,6 +58,7 @@ class FilterReport:
             "qualified": len(self.selected),
             "from_rollouts": sources.get("rollout", 0),
             "from_reviewers": sources.get("human", 0),
+            "unverified_rationales": sources.get("rationale", 0),
             "not_qualified": len(self.rejected),
             "reasons": dict(Counter(self.rejected.values())),
         }
@@ -117,7 +123,29 @@ def select_cots(snapshot: Snapshot, rollouts: Iterable[dict[str, Any]], config: 
             )
         else:
             report.rejected[item_id] = reason
+    _top_up_with_rationales(report, by_item, config.min_selected)
     return report
+
+
+def _top_up_with_rationales(report: FilterReport, by_item: dict[int, list[dict[str, Any]]], wanted: int) -> None:
+    """Add the best below-tau rollouts of rejected items, best reconstruction first, until `wanted` are selected."""
+    missing = wanted - len(report.selected)
+    if missing <= 0:
+        return
+
+    def score(rollout: dict[str, Any]) -> tuple[float, float]:
+        return float(rollout.get("accuracy") or 0.0), float(rollout.get("reward") or 0.0)
+
+    candidates = []
+    for item_id, reason in report.rejected.items():
+        if reason == BELOW_TAU:  # such an item has clean, non-empty rollouts; leaked or empty ones never join
+            usable = [r for r in by_item[item_id] if not r.get("leaked") and (r.get("cot") or "").strip()]
+            best = max(usable, key=score)
+            candidates.append((*score(best), item_id, best))
+    candidates.sort(key=lambda c: (-c[0], -c[1], c[2]))
+    for accuracy, reward, item_id, best in candidates[:missing]:
+        report.selected.append(SelectedCoT(item_id, best["cot"].strip(), "rationale", accuracy, reward))
+        del report.rejected[item_id]
 
 
 def write_filter_outputs(report: FilterReport, stage_dir: Path) -> dict[str, Any]:

@@ -73,7 +73,8 @@ def train_sft(
     if len(dataset) == 0:
         what = "training items with a trusted answer" if config.answers_only else "reasonings that passed the filter"
         raise ValueError(
-            f"SFT has no data: there are no {what}. Lower the filter's tau, review more predictions (accepted "
+            f"SFT has no data: there are no {what}. Lower the filter's tau, set filter.min_selected (unverified "
+            "rationales for a model that does not know the labels yet), review more predictions (accepted "
             "reasonings count), or run RISE-CoT for more steps."
         )
     policy, processor = load_policy(model, config)
