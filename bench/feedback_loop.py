@@ -46,10 +46,10 @@ TRAINED_SECTIONS = ("rise_cot", "filter", "sft", "rft", "evaluation")
 
 @dataclass
 class LoopSettings:
-    items: int = 150  # images in the project
+    items: int = 300  # images in the project
     eval_fraction: float = 0.25  # share held out (with ground truth) for evaluation
-    rounds: int = 4
-    verdicts_per_round: int = 24
+    rounds: int = 6
+    verdicts_per_round: int = 32
     reject_share: float = 0.2  # of wrong predictions, rejected without a correction
     seed: int = 0
 
