@@ -219,10 +219,18 @@ def _score(metrics: dict[str, Any] | None, task: BenchTask) -> str:
     return "–" if value is None else f"{value:.2f}"
 
 
+def _cell(metrics: dict[str, Any] | None, task: BenchTask) -> str:
+    """The headline score; for boxes also the mean IoU, the metric that decides a version's promotion."""
+    if task.metric == "accuracy":
+        return _score(metrics, task)
+    mean_iou = (metrics or {}).get("mean_iou")
+    return f"{_score(metrics, task)} / {'–' if mean_iou is None else f'{mean_iou:.2f}'}"
+
+
 def markdown_report(report: dict[str, Any]) -> str:
     task = get_task(report["task"])
     settings = report["settings"]
-    label = "accuracy" if task.metric == "accuracy" else "IoU > 0.5 rate"
+    label = "accuracy" if task.metric == "accuracy" else "IoU > 0.5 rate / mean IoU (which decides promotion)"
     lines = [
         "# Feedback-loop benchmark",
         "",
@@ -238,12 +246,12 @@ def markdown_report(report: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|",
     ]
     base = next((r["base"] for r in report["rounds"] if r.get("base")), None)
-    lines.append(f"| 0 | 0 | – | {_score(base, task)} (base) | – | {_score(base, task)} (base) |")
+    lines.append(f"| 0 | 0 | – | {_cell(base, task)} (base) | – | {_cell(base, task)} (base) |")
     for row in report["rounds"]:
         counts = row["verdict_counts"]
         lines.append(
             f"| {row['round']} | {row['verdicts']} | {counts['accept']} / {counts['correct']} / {counts['reject']} "
-            f"| {_score(row['rise'], task)} | {'yes' if row['rise_promoted'] else 'no'} | {_score(row['sft'], task)} |"
+            f"| {_cell(row['rise'], task)} | {'yes' if row['rise_promoted'] else 'no'} | {_cell(row['sft'], task)} |"
         )
     return "\n".join(lines) + "\n"
 
