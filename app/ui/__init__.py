@@ -107,6 +107,13 @@ def build_demo(runtime: Runtime, *, require_login: bool | None = None) -> gr.Blo
                 *(gr.update(visible=is_admin(user)) for _ in admin_tabs),
             )
 
+        def on_page_load(user: UserInfo | None) -> tuple[Any, ...]:
+            if user is None:
+                # The page is built signed out. On a busy server this event can finish after a quick sign-in, and
+                # answering it would sign that reviewer out again; so it changes nothing.
+                return tuple(gr.skip() for _ in session_outputs)
+            return show_session(user)
+
         def on_login(username: str, password: str) -> tuple[Any, ...]:
             user, message = login.sign_in(runtime, username, password)
             if user is None:
@@ -126,7 +133,7 @@ def build_demo(runtime: Runtime, *, require_login: bool | None = None) -> gr.Blo
         dashboard_tab.select(partial(dashboard.refresh, runtime), [user_state, project], board.outputs())
         users_tab.select(partial(admin.on_refresh_users, runtime), [user_state], [users_table])
         runs_tab.select(partial(admin.on_refresh_runs, run_log), [user_state], [runs_table])
-        demo.load(show_session, [user_state], session_outputs, api_visibility="private")
+        demo.load(on_page_load, [user_state], session_outputs, api_visibility="private")
         demo.load(None, js=page_load_js())
     # Gradio runs one event of each kind at a time by default; reviewers should not wait for each other's clicks.
     demo.queue(default_concurrency_limit=8)
