@@ -228,6 +228,13 @@ def test_cli_refuses_a_bad_mix(tmp_path, mix, message):
     assert not (tmp_path / "m").exists()
 
 
+def test_cli_refuses_to_continue_from_a_missing_model_folder(tmp_path):
+    arguments = ["model", "build-demo", str(tmp_path / "m"), "--continue-from", str(tmp_path / "nothing")]
+    result = CliRunner().invoke(cli, arguments, env={"COLUMNS": "200"})
+    assert result.exit_code == 1 and "no model folder at" in result.output
+    assert not (tmp_path / "m").exists()
+
+
 def _demo_predictions(runtime, name: str) -> tuple[list[dict[str, Any]], str | None]:
     """A demo project's predictions (reasoning, image file name, whether the item has a trusted annotation) and the
     project's default model."""

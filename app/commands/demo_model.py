@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.text import Text
 
 from app.cli import console
+from app.commands._common import fail
 from app.commands.model import model_cli
 
 DEFAULT_OUT = Path("assets/demo-model")
@@ -79,8 +80,9 @@ def build_demo(
             eval_images=eval_images,
         )
     except ValueError as error:
-        console.print(Text(f"Error: {error}", style="bold red"))
-        raise typer.Exit(code=1) from None
+        raise fail(str(error)) from None
+    if continue_from is not None and not (continue_from / "config.json").is_file():
+        raise fail(f"no model folder at {continue_from} to continue from.")
 
     def report(stats: dict) -> None:
         console.print(
@@ -96,9 +98,6 @@ def build_demo(
     options += ["--curriculum-steps", str(curriculum_steps)]
     options += ["--mix", mix] if mix else []
     options += ["--continue-from", str(continue_from)] if continue_from else []
-    if continue_from is not None and not (continue_from / "config.json").is_file():
-        console.print(Text(f"Error: no model folder at {continue_from} to continue from.", style="bold red"))
-        raise typer.Exit(code=1)
     command = "rise model " + shlex.join(["build-demo", str(out_dir), *options])
     result = train_demo_model(
         out_dir, config, progress=report, evaluate=eval_images > 0, command=command, continue_from=continue_from
