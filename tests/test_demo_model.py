@@ -209,6 +209,7 @@ def test_training_goes_on_from_a_model_folder_and_the_card_keeps_every_command(t
         continue_from=tmp_path / "first",
     )
     assert second["parameters"] == first["parameters"]
+    assert second["config"]["hidden_size"] == first["config"]["hidden_size"] != 64  # the card describes the model
     assert (tmp_path / "second" / "model.safetensors").read_bytes() != weights  # it trained on
     assert [run["command"] for run in second["earlier"]] == ["rise model build-demo first"]
     card = (tmp_path / "second" / "README.md").read_text()
@@ -231,7 +232,7 @@ def test_cli_refuses_a_bad_mix(tmp_path, mix, message):
 def test_cli_refuses_to_continue_from_a_missing_model_folder(tmp_path):
     arguments = ["model", "build-demo", str(tmp_path / "m"), "--continue-from", str(tmp_path / "nothing")]
     result = CliRunner().invoke(cli, arguments, env={"COLUMNS": "200"})
-    assert result.exit_code == 1 and "no model folder at" in result.output
+    assert result.exit_code == 1 and "no demo model folder" in result.output
     assert not (tmp_path / "m").exists()
 
 

@@ -64,6 +64,7 @@ def build_demo(
 
     from rise.demo_model import DemoModelConfig, train_demo_model  # torch and transformers: seconds to import
     from rise.demo_model.card import metrics_table
+    from rise.demo_model.train import SUMMARY_FILE
 
     hf_logging.disable_progress_bar()  # its bars would interleave with ours
     try:
@@ -81,8 +82,8 @@ def build_demo(
         )
     except ValueError as error:
         raise fail(str(error)) from None
-    if continue_from is not None and not (continue_from / "config.json").is_file():
-        raise fail(f"no model folder at {continue_from} to continue from.")
+    if continue_from is not None and not (continue_from / SUMMARY_FILE).is_file():
+        raise fail(f"no demo model folder (with its {SUMMARY_FILE}) at {continue_from} to continue from.")
 
     def report(stats: dict) -> None:
         console.print(

@@ -30,6 +30,12 @@ from rise.demo_model.vision_targets import CellHead, cell_targets
 from rise.tiny_model import TinyModelConfig, build_tiny_model
 
 Progress = Callable[[dict[str, Any]], None]
+SUMMARY_FILE = "training_summary.json"
+# The config fields that fix the model's shape (a continued run keeps its starting model's).
+SIZE_FIELDS = (
+    "hidden_size", "num_layers", "num_heads", "num_kv_heads", "intermediate_size", "vision_depth", "vision_embed_dim",
+    "vision_heads", "vocab_size",
+)  # fmt: skip
 
 
 @dataclass
@@ -207,16 +213,20 @@ def _accumulate_gradients(
         if head is not None and outputs.image_outputs is not None:
             # The cell loss is a mean over this micro-batch's images, weighted by their share of the step's images.
             share = sum(e.image is not None for e in group) / with_images
-            loss = loss + vision_weight * share * _cell_loss(head, outputs.image_outputs.pooler_output, group, batch)
+            merge = model.config.vision_config.spatial_merge_size
+            features = outputs.image_outputs.pooler_output
+            loss = loss + vision_weight * share * _cell_loss(head, features, group, batch, merge)
         loss.backward()
     return total
 
 
-def _cell_loss(head: CellHead, features: tuple, group: list[PerceptionExample], batch: dict) -> torch.Tensor:
-    """The cell head's loss over the images of one micro-batch (in the order the encoder placed them)."""
+def _cell_loss(
+    head: CellHead, features: tuple, group: list[PerceptionExample], batch: dict, merge: int
+) -> torch.Tensor:
+    """The cell head's loss over the images of one micro-batch (in the order the encoder placed them); `merge`
+    patches a side make one image token."""
     scenes = [e.scene for e in group if e.image is not None]
     colours, shapes = [], []
-    merge = 2  # Qwen2-VL merges 2x2 patches into one image token
     for scene, grid in zip(scenes, batch["image_grid_thw"].tolist(), strict=True):
         colour, shape = cell_targets(scene, grid[1] // merge, grid[2] // merge)
         colours.append(torch.from_numpy(colour))
@@ -297,7 +307,7 @@ def train_demo_model(
         evaluate (`bool`): measure held-out perception metrics (written to the card and `metrics.json`).
         command (`str`, *optional*): the command that ran this, recorded in the card so the folder can be rebuilt.
         continue_from (`str` or `Path`, *optional*): a demo model folder to go on training instead of starting from
-            random weights (its sizes are kept; the model sizes in `config` are ignored). Its training record is
+            random weights (its sizes are kept: they replace the model sizes in `config`). Its training record is
             kept in the new card, so the folder still says every command that made it.
 
     Returns:
@@ -315,10 +325,13 @@ def train_demo_model(
         source = out_dir
     else:
         source = Path(continue_from)
-        summary = source / "training_summary.json"
-        if summary.is_file():  # what made the starting point, oldest first
-            before = json.loads(summary.read_text())
-            earlier = [*before.get("earlier", []), {k: before.get(k) for k in ("command", "config", "training")}]
+        summary = source / SUMMARY_FILE
+        if not summary.is_file():
+            raise ValueError(f"{source} is not a demo model folder (it has no {SUMMARY_FILE}) to continue from.")
+        before = json.loads(summary.read_text())
+        # What made the starting point, oldest first; its sizes are the model's, so the card describes it truly.
+        earlier = [*before.get("earlier", []), {k: before.get(k) for k in ("command", "config", "training")}]
+        config = dataclasses.replace(config, **{name: before["config"][name] for name in SIZE_FIELDS})
     model, processor = load_model_and_processor(str(source), device="cpu", dtype="float32")
     parameters = sum(p.numel() for p in model.parameters())
     training = train_loop(model, processor, config, progress)
@@ -337,6 +350,6 @@ def train_demo_model(
         "command": command,
         "earlier": earlier,
     }
-    (out_dir / "training_summary.json").write_text(json.dumps(result, indent=1) + "\n")
+    (out_dir / SUMMARY_FILE).write_text(json.dumps(result, indent=1) + "\n")
     write_model_card(out_dir, result)
     return result
