@@ -38,7 +38,7 @@ import numpy as np
 if __package__ in (None, ""):  # run as a script: make the project importable without installing it
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.learning import REPO, BenchSettings, bench_parser, pipeline_config, pyplot, quiet_model_folder
+from bench.learning import REPO, BenchSettings, _machine, bench_parser, pipeline_config, pyplot, quiet_model_folder
 from bench.learning_tasks import BenchTask, get_task
 
 TRAINED_SECTIONS = ("rise_cot", "filter", "sft", "rft", "evaluation")
@@ -327,12 +327,6 @@ def main(argv: list[str] | None = None) -> int:
     plot_report(report, out / "feedback_loop.png")
     print(table)
     return 0
-
-
-def _machine() -> str:
-    from bench.learning import _machine as machine
-
-    return machine()
 
 
 if __name__ == "__main__":

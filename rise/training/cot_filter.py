@@ -73,18 +73,22 @@ def default_tau(spec: TaskSpec, config: FilterConfig) -> float:
     return config.box_tau
 
 
+def _usable(rollouts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rollouts whose reasoning could be SFT data at all: it did not leak and is not empty."""
+    return [r for r in rollouts if not r.get("leaked") and (r.get("cot") or "").strip()]
+
+
 def _best_rollout(rollouts: list[dict[str, Any]], tau: float) -> tuple[dict[str, Any] | None, str]:
     """The best qualifying rollout of one item, or `None` and the reason none qualifies."""
     if not rollouts:
         return None, NO_ROLLOUTS
-    clean = [r for r in rollouts if not r.get("leaked")]
-    if not clean:
+    if all(r.get("leaked") for r in rollouts):
         return None, ALL_LEAKED
-    non_empty = [r for r in clean if (r.get("cot") or "").strip()]
-    if not non_empty:
+    usable = _usable(rollouts)
+    if not usable:
         return None, ALL_EMPTY
     # The tolerance keeps an exact 0.75 IoU from missing a 0.75 threshold through float rounding.
-    good = [r for r in non_empty if float(r.get("accuracy") or 0.0) >= tau - 1e-9]
+    good = [r for r in usable if float(r.get("accuracy") or 0.0) >= tau - 1e-9]
     if not good:
         return None, BELOW_TAU
     return max(good, key=lambda r: (float(r.get("reward") or 0.0), float(r.get("accuracy") or 0.0))), ""
@@ -139,8 +143,7 @@ def _top_up_with_rationales(report: FilterReport, by_item: dict[int, list[dict[s
     candidates = []
     for item_id, reason in report.rejected.items():
         if reason == BELOW_TAU:  # such an item has clean, non-empty rollouts; leaked or empty ones never join
-            usable = [r for r in by_item[item_id] if not r.get("leaked") and (r.get("cot") or "").strip()]
-            best = max(usable, key=score)
+            best = max(_usable(by_item[item_id]), key=score)
             candidates.append((*score(best), item_id, best))
     candidates.sort(key=lambda c: (-c[0], -c[1], c[2]))
     for accuracy, reward, item_id, best in candidates[:missing]:
