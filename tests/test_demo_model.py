@@ -18,10 +18,11 @@ from db.crud import predictions as predictions_crud
 from db.crud import projects as projects_crud
 from rise.demo_model import DemoModelConfig, train_demo_model
 from rise.demo_model.batching import IGNORE_INDEX, BatchEncoder, rope_positions
-from rise.demo_model.examples import KINDS, make_example
+from rise.demo_model.card import rebuild_command
+from rise.demo_model.examples import KINDS, UNRELATED_LABELS, make_example
 from rise.demo_model.metrics import caption_scores, evaluate_perception, parse_caption, recall_at
 from rise.demo_model.train import learning_rate_at, max_objects_at, training_batch
-from rise.demo_model.vision_targets import COLOUR_CLASSES, SHAPE_CLASSES, CellHead, cell_targets
+from rise.demo_model.vision_targets import COLOUR_CLASSES, SHAPE_CLASSES, CellHead, cell_targets, stack_targets
 from rise.parsing import parse_completion
 from rise.synthetic import ODD_ONE_OUT_QUERY, ObjectSpec, caption, compose_scene, generate_scene, write_demo_assets
 
@@ -57,6 +58,13 @@ class TestExamples:
             # a lone object's shape and the mood classes are benchmark rules, not perception training
             assert not set(example.spec.labels) & {"circle", "square", "triangle", "diamond", "sunny", "stormy"}
             assert make_example("grounding", seed).query != ODD_ONE_OUT_QUERY
+
+    def test_some_classification_lists_are_made_up_words_answered_from_the_list(self):
+        examples = [make_example("classification", seed) for seed in range(200)]
+        unrelated = [e for e in examples if set(e.spec.labels) <= set(UNRELATED_LABELS)]
+        assert 25 <= len(unrelated) <= 75  # about a quarter
+        assert all(e.answer in e.spec.labels for e in unrelated)
+        assert len({e.answer for e in unrelated}) > 4  # not one favourite word
 
     def test_reasoning_targets_the_caption_and_reconstruction_the_answer(self):
         reasoning, reconstruction = make_example("reasoning", 5), make_example("reconstruction", 5)
@@ -139,16 +147,37 @@ class TestCellTargets:
             ObjectSpec("triangle", "yellow", "small", 10, x=3, y=3),  # cell (0, 0)
         ]
         scene = compose_scene(specs, seed=0, place=False)
-        colours, shapes = cell_targets(scene, 4, 4)
-        assert COLOUR_CLASSES[colours[0]] == "yellow" and SHAPE_CLASSES[shapes[0]] == "triangle"
-        assert COLOUR_CLASSES[colours[15]] == "blue" and SHAPE_CLASSES[shapes[15]] == "circle"
-        assert colours[5] == 0 and shapes[5] == 0  # an empty cell is background
+        targets = cell_targets(scene, 4, 4)
+        assert COLOUR_CLASSES[targets.colours[0]] == "yellow" and SHAPE_CLASSES[targets.shapes[0]] == "triangle"
+        assert COLOUR_CLASSES[targets.colours[15]] == "blue" and SHAPE_CLASSES[targets.shapes[15]] == "circle"
+        assert targets.colours[5] == 0 and targets.shapes[5] == 0  # an empty cell is background
 
-    def test_head_loss_backpropagates_to_the_features(self):
+    def test_boxes_and_centres_are_in_grid_cells(self):
+        scene = compose_scene([ObjectSpec("circle", "blue", "large", 20, x=40, y=40)], seed=0, place=False)
+        targets = cell_targets(scene, 4, 4)  # 16 pixels a cell
+        assert targets.covered.tolist() == [False] * 10 + [True, True, False, False, True, True]
+        assert targets.boxes[15].tolist() == pytest.approx([40 / 16, 40 / 16, 60 / 16, 60 / 16])
+        assert targets.boxes[0].tolist() == [0, 0, 0, 0]  # not covered: no box target
+        assert targets.centres[4].tolist() == [0.5, 1.5]  # row 1, column 0
+
+    def test_head_losses_backpropagate_to_the_features(self):
         head = CellHead(8)
-        features = torch.randn(16, 8, requires_grad=True)
-        head.loss(features, torch.zeros(16, dtype=torch.long), torch.ones(16, dtype=torch.long)).backward()
-        assert features.grad is not None and features.grad.abs().sum() > 0
+        scene = compose_scene([ObjectSpec("circle", "blue", "large", 20, x=40, y=40)], seed=0, place=False)
+        targets = stack_targets([cell_targets(scene, 4, 4)] * 2)
+        vision, hidden = torch.randn(32, 8, requires_grad=True), torch.randn(32, 8, requires_grad=True)
+        (head.vision_loss(vision, targets) + head.position_loss(hidden, targets)).backward()
+        assert vision.grad.abs().sum() > 0 and hidden.grad.abs().sum() > 0
+
+    def test_the_position_loss_is_zero_only_for_the_true_places(self):
+        head = CellHead(6)
+        scene = compose_scene([ObjectSpec("square", "red", "large", 20, x=2, y=2)], seed=0, place=False)
+        targets = stack_targets([cell_targets(scene, 4, 4)])
+        exact = torch.cat([targets["centres"], targets["boxes"]], dim=1)
+        with torch.no_grad():  # a head that copies its input: the loss is the distance to the targets
+            head.place.weight.copy_(torch.eye(6))
+            head.place.bias.zero_()
+        assert head.position_loss(exact, targets).item() == pytest.approx(0.0)
+        assert head.position_loss(exact + 0.5, targets).item() == pytest.approx(1.0)  # off by half a cell, twice
 
 
 class TestMetrics:
@@ -215,6 +244,13 @@ def test_training_goes_on_from_a_model_folder_and_the_card_keeps_every_command(t
     card = (tmp_path / "second" / "README.md").read_text()
     assert "rise model build-demo first\nrise model build-demo second" in card  # rebuilt by both, in order
     assert "Before that, from the model of `rise model build-demo first`: 2 steps" in card
+
+
+def test_the_card_rebuilds_runs_from_before_the_position_loss_without_it():
+    old_run = {"command": "rise model build-demo m --minutes 40", "config": {"learning_rate": 0.003}}
+    assert rebuild_command(old_run) == "rise model build-demo m --minutes 40 --position-loss-weight 0"
+    new_run = {"command": "rise model build-demo m --position-loss-weight 1", "config": {"position_loss_weight": 1.0}}
+    assert rebuild_command(new_run) == new_run["command"]
 
 
 @pytest.mark.parametrize(

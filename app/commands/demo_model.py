@@ -53,6 +53,12 @@ def build_demo(
     curriculum_steps: int = typer.Option(
         1500, min=1, help="Steps over which the objects per scene grow from one to four (1: four from the start)."
     ),
+    position_loss_weight: float = typer.Option(
+        1.0,
+        min=0.0,
+        help="Weight of the auxiliary loss that puts each image token's place and its object's box into the decoder "
+        "(better boxes); 0 turns it off.",
+    ),
 ) -> None:
     """Train a small Qwen2-VL from scratch on synthetic scenes, for perception only: captions (each object's colour,
     shape, size and coarse position), detection and grounding of named objects, in the app's prompt formats. Prints
@@ -72,6 +78,7 @@ def build_demo(
         config = DemoModelConfig(
             **extra,
             curriculum_steps=curriculum_steps,
+            position_loss_weight=position_loss_weight,
             max_minutes=minutes,
             max_steps=steps,
             batch_size=batch_size,
@@ -96,7 +103,7 @@ def build_demo(
     options = ["--minutes", f"{minutes:g}", "--steps", str(steps), "--batch-size", str(batch_size)]
     options += ["--learning-rate", f"{learning_rate:g}", "--seed", str(seed), "--eval-images", str(eval_images)]
     options += ["--threads", str(threads)] if threads else []
-    options += ["--curriculum-steps", str(curriculum_steps)]
+    options += ["--curriculum-steps", str(curriculum_steps), "--position-loss-weight", f"{position_loss_weight:g}"]
     options += ["--mix", mix] if mix else []
     options += ["--continue-from", str(continue_from)] if continue_from else []
     command = "rise model " + shlex.join(["build-demo", str(out_dir), *options])

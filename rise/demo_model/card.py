@@ -34,10 +34,18 @@ def metrics_table(metrics: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def rebuild_command(run: dict[str, Any]) -> str:
+    """The command that makes a recorded run again. Runs recorded before the position loss existed trained without
+    it, which the option's default no longer says."""
+    command = run.get("command") or DEFAULT_COMMAND
+    if "position_loss_weight" not in (run.get("config") or {}) and "--position-loss-weight" not in command:
+        command += " --position-loss-weight 0"
+    return command
+
+
 def write_model_card(out_dir: Path, result: dict[str, Any]) -> Path:
     """Write `out_dir/README.md` from a `train_demo_model` result."""
     config, training, metrics = result["config"], result["training"], result["metrics"]
-    command = result.get("command") or DEFAULT_COMMAND
     metrics_text = (
         f"Measured on {metrics['images']} held-out scenes per prompt type (seed {config['eval_seed']}), greedy "
         "decoding through the app's annotation path (`rise.demo_model.metrics`):\n\n" + metrics_table(metrics)
@@ -51,7 +59,7 @@ def write_model_card(out_dir: Path, result: dict[str, Any]) -> Path:
     mix = ", ".join(f"{kind} {weight:g}" for kind, weight in config["mix"].items())
     earlier = result.get("earlier") or []
     # A model trained on from another one is rebuilt by running the commands in order.
-    rebuild = "\n".join([*(run.get("command") or DEFAULT_COMMAND for run in earlier), command])
+    rebuild = "\n".join(rebuild_command(run) for run in [*earlier, result])
     earlier_runs = "".join(
         f" Before that, from the model of `{run.get('command')}`: {run['training']['steps']} steps "
         f"({run['training']['examples']:,} examples) in {run['training']['seconds'] / 60:.1f} minutes, peak learning "
@@ -96,7 +104,9 @@ repeated, asked in the app's own prompts (`rise.demo_model.examples`). Example m
 - grounding: caption, then the box of the one object a query names by attributes ("the red circle"), size
   ("the largest object") or position ("the leftmost object");
 - classification: caption, then a visible attribute from a shuffled label list (a lone object's colour, size or
-  grid position, or the number of objects);
+  grid position, or the number of objects); a quarter of these list made-up words instead, which
+  the image cannot decide, answered with one of them at random, so that with a new project's labels the
+  model answers from the list it is given rather than with an attribute word;
 - RISE-CoT reasoning prompts (image + answer → the caption) and reconstruction prompts (scrubbed caption + image →
   answer), so the model can take part in RISE's closed loop.
 
@@ -105,10 +115,13 @@ reading order.
 
 ## Training
 
-Supervised learning of the completion tokens plus, with weight {config["vision_loss_weight"]:g}, an auxiliary loss
-on a linear head that names the colour and shape of the object in each merged image token's cell
-(`rise.demo_model.vision_targets`; trained on captions alone, the from-scratch vision tower kept where objects were
-but lost their colour). The head is not part of the saved model. fp32 on CPU: AdamW (β 0.9/0.95, weight decay
+Supervised learning of the completion tokens plus two auxiliary losses on linear heads over the image tokens
+(`rise.demo_model.vision_targets`; the heads are not part of the saved model). With weight
+{config["vision_loss_weight"]:g}, one names the colour and shape of the object in each merged image token's cell
+(trained on captions alone, the from-scratch vision tower kept where objects were but lost their colour). With
+weight {config.get("position_loss_weight", 0):g}, the other reads the decoder's hidden state halfway up at each image
+token and gives the cell's centre and the box of the object covering it (with rotary positions only, the model
+otherwise writes boxes of the right size in the wrong place). fp32 on CPU: AdamW (β 0.9/0.95, weight decay
 {config["weight_decay"]}), peak learning rate {config["learning_rate"]:g}, {config["warmup_steps"]} warmup steps,
 cosine to {config["min_lr_ratio"]:g}× over the budget, gradient clipping {config["grad_clip"]:g}, batch
 {config["batch_size"]}; a curriculum grows the objects per scene from one to four over the first

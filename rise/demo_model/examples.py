@@ -11,6 +11,7 @@ form the app parses. What it is taught is perception only:
 | detection | annotate, labels = the four shapes | caption + every object's label and box |
 | grounding | annotate, a query naming one object by attributes, size or position | caption + its box |
 | classification | annotate, labels = colours, sizes, positions or counts | caption + the attribute |
+| classification | annotate, labels = made-up words the image cannot decide (a quarter) | caption + one at random |
 | reasoning | RISE-CoT reasoning prompt (image + answer) | `<think>caption</think>` |
 | reconstruction | reconstruction prompt (scrubbed caption, image) | `<answer>…</answer>` |
 
@@ -64,6 +65,12 @@ ATTRIBUTES: tuple[str, ...] = ("colour", "size", "position", "count")
 DETECTION_SPEC = TaskSpec(TaskType.detection, labels=DEFAULT_SHAPES)
 GROUNDING_SPEC = TaskSpec(TaskType.grounding)
 ALL_POSITIONS: tuple[str, ...] = tuple(name for row in POSITIONS for name in row)
+# Made-up label names that no project or benchmark uses, for classification questions whose labels the image cannot
+# decide (`unrelated_label_task`).
+UNRELATED_LABELS: tuple[str, ...] = (
+    "blorp", "quax", "zindle", "mipo", "tarn", "vesk", "glim", "oru", "pell", "drak", "fenn", "wub",
+)  # fmt: skip
+UNRELATED_SHARE = 0.25  # of the classification examples
 
 
 @dataclass
@@ -122,6 +129,19 @@ def attribute_task(rng: np.random.Generator, max_objects: int) -> tuple[Scene, T
     return scene, spec, truth
 
 
+def unrelated_label_task(rng: np.random.Generator, max_objects: int) -> tuple[Scene, TaskSpec, str]:
+    """A classification question whose label names say nothing the image shows; the answer is one of them at random.
+
+    Without these, the model learns that a classification answer is an attribute word and, given a new project's
+    labels ("sunny", "stormy"), answers a colour or a count that is not on the list. With them it answers with one
+    of the labels it is given, a guess whose reward RISE can compare with the other guesses'.
+    """
+    scene = _random_scene(rng, max_objects)
+    count = int(rng.integers(2, 5))
+    labels = tuple(UNRELATED_LABELS[i] for i in rng.choice(len(UNRELATED_LABELS), size=count, replace=False))
+    return scene, TaskSpec(TaskType.classification, labels=labels), labels[int(rng.integers(count))]
+
+
 def grounding_task(rng: np.random.Generator, max_objects: int) -> tuple[Scene, str, list[float]]:
     """A scene and a query that names exactly one of its objects by attributes, size or position."""
     while True:
@@ -173,7 +193,8 @@ def make_example(kind: str, seed: int | list[int], max_objects: int = 4) -> Perc
             elidable=answer_format(GROUNDING_SPEC),
         )  # fmt: skip
     if kind == "classification":
-        scene, spec, label = attribute_task(rng, max_objects)
+        task = unrelated_label_task if rng.random() < UNRELATED_SHARE else attribute_task
+        scene, spec, label = task(rng, max_objects)
         return PerceptionExample(
             kind, scene.image, annotation_messages(spec), _think_answer(scene, label), scene, spec, label,
             elidable=answer_format(spec),

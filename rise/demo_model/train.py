@@ -26,7 +26,7 @@ import torch
 
 from rise.demo_model.batching import IGNORE_INDEX, BatchEncoder
 from rise.demo_model.examples import DEFAULT_MIX, PerceptionExample, check_mix, make_example, sample_kind
-from rise.demo_model.vision_targets import CellHead, cell_targets
+from rise.demo_model.vision_targets import CellHead, cell_targets, stack_targets
 from rise.tiny_model import TinyModelConfig, build_tiny_model
 
 Progress = Callable[[dict[str, Any]], None]
@@ -50,7 +50,7 @@ class DemoModelConfig:
     > Training
 
     max_steps / max_minutes / batch_size / learning_rate / min_lr_ratio / warmup_steps / weight_decay / grad_clip /
-    curriculum_steps / vision_loss_weight / mix / seed / threads
+    curriculum_steps / vision_loss_weight / position_loss_weight / mix / seed / threads
 
     > Evaluation
 
@@ -100,6 +100,14 @@ class DemoModelConfig:
             "cell (rise.demo_model.vision_targets); 0 trains on the captions alone."
         },
     )
+    position_loss_weight: float = field(
+        default=1.0,
+        metadata={
+            "help": "Weight of the auxiliary loss that has the decoder's hidden state at each image token, "
+            "halfway up, give the token's cell centre and the box of the object covering it "
+            "(rise.demo_model.vision_targets); 0 leaves boxes to the answers alone."
+        },
+    )
     mix: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_MIX), metadata={"help": "Example kinds."})
     seed: int = field(default=0, metadata={"help": "Seeds the weights and the training stream."})
     threads: int | None = field(
@@ -117,6 +125,8 @@ class DemoModelConfig:
             raise ValueError(f"max_minutes must be positive or None, got {self.max_minutes}")
         if not 0 <= self.full_prompt_share <= 1:
             raise ValueError(f"full_prompt_share must be within [0, 1], got {self.full_prompt_share}")
+        if self.vision_loss_weight < 0 or self.position_loss_weight < 0:
+            raise ValueError("vision_loss_weight and position_loss_weight must be >= 0")
         if self.learning_rate <= 0 or not 0 <= self.min_lr_ratio <= 1:
             raise ValueError("learning_rate must be positive and min_lr_ratio within [0, 1]")
         self.tiny_config()  # the model sizes fail here, before any training, if they do not fit together
@@ -186,10 +196,11 @@ def _accumulate_gradients(
     examples: list[PerceptionExample],
     micro_batches: int,
     head: CellHead | None = None,
-    vision_weight: float = 0.0,
+    weights: tuple[float, float] = (0.0, 0.0),
 ) -> float:
-    """Backpropagate the mean completion-token loss of `examples` (plus the weighted cell loss of their images, with
-    a `head`), in micro-batches of similar length (less padding); returns the language-model loss."""
+    """Backpropagate the mean completion-token loss of `examples` (plus, with a `head`, the cell losses of their
+    images weighted by `weights`: vision, position), in micro-batches of similar length (less padding); returns the
+    language-model loss."""
     lengths = [_text_length(e) for e in examples]
     order = sorted(range(len(examples)), key=lengths.__getitem__)
     chunks = [list(chunk) for chunk in np.array_split(np.array(order), micro_batches) if len(chunk)]
@@ -200,7 +211,7 @@ def _accumulate_gradients(
     total = 0.0
     for group, batch in zip(groups, batches, strict=True):
         labels = batch.pop("labels")
-        outputs = model.model(**batch)
+        outputs = model.model(**batch, output_hidden_states=head is not None)
         hidden = outputs.last_hidden_state[:, :-1]
         targets = labels[:, 1:]
         keep = targets != IGNORE_INDEX
@@ -211,27 +222,37 @@ def _accumulate_gradients(
         loss = torch.nn.functional.cross_entropy(logits, targets[keep], reduction="sum") / total_tokens
         total += loss.item()
         if head is not None and outputs.image_outputs is not None:
-            # The cell loss is a mean over this micro-batch's images, weighted by their share of the step's images.
+            # The cell losses are means over this micro-batch's images, weighted by their share of the step's images.
             share = sum(e.image is not None for e in group) / with_images
-            merge = model.config.vision_config.spatial_merge_size
-            features = outputs.image_outputs.pooler_output
-            loss = loss + vision_weight * share * _cell_loss(head, features, group, batch, merge)
+            loss = loss + share * _cell_loss(model, head, outputs, group, batch, encoder.image_token_id, weights)
         loss.backward()
     return total
 
 
 def _cell_loss(
-    head: CellHead, features: tuple, group: list[PerceptionExample], batch: dict, merge: int
+    model: Any,
+    head: CellHead,
+    outputs: Any,
+    group: list[PerceptionExample],
+    batch: dict,
+    image_token_id: int,
+    weights: tuple[float, float],
 ) -> torch.Tensor:
-    """The cell head's loss over the images of one micro-batch (in the order the encoder placed them); `merge`
-    patches a side make one image token."""
+    """The cell head's weighted losses over the images of one micro-batch (in the order the encoder placed them):
+    on the merged vision features and on the decoder's hidden state halfway up at the image tokens."""
+    merge = model.config.vision_config.spatial_merge_size
     scenes = [e.scene for e in group if e.image is not None]
-    colours, shapes = [], []
-    for scene, grid in zip(scenes, batch["image_grid_thw"].tolist(), strict=True):
-        colour, shape = cell_targets(scene, grid[1] // merge, grid[2] // merge)
-        colours.append(torch.from_numpy(colour))
-        shapes.append(torch.from_numpy(shape))
-    return head.loss(torch.cat(features), torch.cat(colours), torch.cat(shapes))
+    grids = batch["image_grid_thw"].tolist()
+    targets = stack_targets(
+        [cell_targets(scene, grid[1] // merge, grid[2] // merge) for scene, grid in zip(scenes, grids, strict=True)]
+    )
+    vision_weight, position_weight = weights
+    loss = vision_weight * head.vision_loss(torch.cat(outputs.image_outputs.pooler_output), targets)
+    if position_weight > 0:
+        # Halfway up: the layers above can still attend to what this layer holds at the image tokens.
+        middle = outputs.hidden_states[len(outputs.hidden_states) // 2]
+        loss = loss + position_weight * head.position_loss(middle[batch["input_ids"] == image_token_id], targets)
+    return loss
 
 
 def train_loop(
@@ -241,7 +262,8 @@ def train_loop(
     if config.threads:
         torch.set_num_threads(config.threads)
     encoder = BatchEncoder(processor)
-    head = CellHead(model.config.text_config.hidden_size) if config.vision_loss_weight > 0 else None
+    with_head = config.vision_loss_weight > 0 or config.position_loss_weight > 0
+    head = CellHead(model.config.text_config.hidden_size) if with_head else None
     optimizer = _optimizer(model, config, head)
     model.train()
     model.config.use_cache = False
@@ -258,7 +280,12 @@ def train_loop(
             group["lr"] = learning_rate_at(config, step, fraction)
         optimizer.zero_grad(set_to_none=True)
         loss = _accumulate_gradients(
-            model, encoder, training_batch(config, step), config.micro_batches, head, config.vision_loss_weight
+            model,
+            encoder,
+            training_batch(config, step),
+            config.micro_batches,
+            head,
+            (config.vision_loss_weight, config.position_loss_weight),
         )
         if config.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
