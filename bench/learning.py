@@ -3,6 +3,7 @@ optimiser-step budget, three seeds.
 
     .venv/bin/python bench/learning.py                      # the committed results (bench/results/learning.*)
     .venv/bin/python bench/learning.py --tasks mood --seeds 0 --steps 12
+    .venv/bin/python bench/learning.py --tasks odd-one-out,mood --reconstruction-input cot_only --out /tmp/cot-only
     .venv/bin/python bench/learning.py --quick --model DIR --out /tmp/learning   # seconds; what the tests run
 
 For each task (`bench/learning_tasks.py`: mood, odd-one-out, shape, named-object) the same N trusted annotations
@@ -42,6 +43,7 @@ if __package__ in (None, ""):  # run as a script: make the project importable wi
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.learning_tasks import TASKS, BenchTask, get_task, write_task_snapshot
+from rise.training.config import RECONSTRUCTION_INPUTS
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL = REPO / "assets" / "demo-model"
@@ -76,6 +78,9 @@ class BenchSettings:
     # many unverified rationales keep RISE's SFT stage from having no data (`FilterConfig.min_selected`).
     filter_min_selected: int = 16
     lora_r: int = 16
+    # What RISE-CoT's reconstruction reads (`rise_cot.reconstruction_input`): the image and the reasoning (the
+    # paper), the reasoning alone, or the reasoning's gain over the image alone. Rerun with each to compare them.
+    reconstruction_input: str = "image_and_cot"
 
     @classmethod
     def quick(cls) -> BenchSettings:
@@ -112,7 +117,12 @@ def pipeline_config(model: str, data: Path, out: Path, settings: BenchSettings, 
         model=model,
         data=str(data),
         output_dir=str(out),
-        rise_cot={**grpo, "max_steps": cot_steps, "reconstruction_max_new_tokens": settings.eval_max_new_tokens},
+        rise_cot={
+            **grpo,
+            "max_steps": cot_steps,
+            "reconstruction_max_new_tokens": settings.eval_max_new_tokens,
+            "reconstruction_input": settings.reconstruction_input,
+        },
         filter={"tau": settings.filter_tau, "min_selected": settings.filter_min_selected},
         sft={**sft, "max_steps": sft_steps},
         rft={**grpo, "max_steps": rft_steps, **rft_lengths},
@@ -263,7 +273,8 @@ def markdown_report(report: dict[str, Any]) -> str:
         "",
         f"Base model `{report['model']}`; {settings['n_train']} trusted annotations and {settings['n_eval']} held-out "
         f"items per task; {settings['steps']} optimiser steps per method (RISE: "
-        f"{' + '.join(map(str, report['rise_stage_steps']))} for RISE-CoT + SFT + RFT); seeds "
+        f"{' + '.join(map(str, report['rise_stage_steps']))} for RISE-CoT + SFT + RFT; reconstruction from "
+        f"{settings.get('reconstruction_input', 'image_and_cot')}); seeds "
         f"{', '.join(map(str, report['seeds']))}. Mean ± standard deviation over seeds; held-out, greedy. "
         f"Made by `{report['command']}` in {report['total_minutes']:.0f} min on {report['machine']}.",
         "",
@@ -391,12 +402,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, help="optimiser steps per method")
     parser.add_argument("--n-train", type=int, help="trusted annotations per task")
     parser.add_argument("--n-eval", type=int, help="held-out items per task")
+    parser.add_argument(
+        "--reconstruction-input", choices=RECONSTRUCTION_INPUTS, help="what RISE-CoT's reconstruction reads"
+    )
     args = parser.parse_args(argv)
 
     if not quiet_model_folder(args.model):
         return 2
     settings = BenchSettings.quick() if args.quick else BenchSettings()
-    for name in ("steps", "n_train", "n_eval"):
+    for name in ("steps", "n_train", "n_eval", "reconstruction_input"):
         if getattr(args, name) is not None:
             setattr(settings, name, getattr(args, name))
     tasks = [get_task(name.strip()) for name in args.tasks.split(",") if name.strip()]

@@ -62,3 +62,14 @@ def test_task_items_are_fixed_by_seed_and_held_out_apart(name):
     assert [r.image for r in records] == [r.image for r in again]
     assert [r.split for r in records] == ["train"] * 3 + ["eval"] * 2
     assert len({r.image for r in records}) == 5  # no held-out image is a training image
+
+
+def test_rise_reconstruction_input_reaches_the_pipeline_and_the_report(tmp_path):
+    from bench.learning import pipeline_config
+
+    settings = BenchSettings.quick()
+    settings.reconstruction_input = "cot_only"
+    config = pipeline_config("model", tmp_path / "data", tmp_path / "out", settings, seed=0)
+    assert config.rise_cot.reconstruction_input == "cot_only"
+    with pytest.raises(SystemExit):  # argparse refuses a mode the pipeline does not have
+        main(["--reconstruction-input", "pixels", "--out", str(tmp_path)])
