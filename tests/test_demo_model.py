@@ -243,7 +243,8 @@ def test_training_goes_on_from_a_model_folder_and_the_card_keeps_every_command(t
     assert [run["command"] for run in second["earlier"]] == ["rise model build-demo first"]
     card = (tmp_path / "second" / "README.md").read_text()
     assert "rise model build-demo first\nrise model build-demo second" in card  # rebuilt by both, in order
-    assert "Before that, from the model of `rise model build-demo first`: 2 steps" in card
+    assert "Before that, `rise model build-demo first --position-loss-weight 0`: 2 steps" not in card
+    assert "Before that, `rise model build-demo first`: 2 steps" in card  # its config has the position loss
 
 
 def test_the_card_rebuilds_runs_from_before_the_position_loss_without_it():

@@ -60,13 +60,14 @@ def write_model_card(out_dir: Path, result: dict[str, Any]) -> Path:
     earlier = result.get("earlier") or []
     # A model trained on from another one is rebuilt by running the commands in order.
     rebuild = "\n".join(rebuild_command(run) for run in [*earlier, result])
+    # Most recent first, as the sentences go back in time.
     earlier_runs = "".join(
-        f" Before that, from the model of `{run.get('command')}`: {run['training']['steps']} steps "
+        f" Before that, `{rebuild_command(run)}`: {run['training']['steps']} steps "
         f"({run['training']['examples']:,} examples) in {run['training']['seconds'] / 60:.1f} minutes, peak learning "
         f"rate {run['config']['learning_rate']:g}, mix "
         + ", ".join(f"{kind} {weight:g}" for kind, weight in run["config"]["mix"].items())
         + "."
-        for run in earlier
+        for run in reversed(earlier)
         if run.get("training") and run.get("config")
     )
     text = f"""# RISE Annotate demo base model
