@@ -106,8 +106,8 @@ repeated, asked in the app's own prompts (`rise.demo_model.examples`). Example m
   ("the largest object") or position ("the leftmost object");
 - classification: caption, then a visible attribute from a shuffled label list (a lone object's colour, size or
   grid position, or the number of objects); a quarter of these list made-up words instead, which
-  the image cannot decide, answered with one of them at random, so that with a new project's labels the
-  model answers from the list it is given rather than with an attribute word;
+  the image cannot decide, answered with one of them at random (meant to make the model answer a new project's
+  labels from the list; it learnt the twelve words instead, see `rise.demo_model.examples.unrelated_label_task`);
 - RISE-CoT reasoning prompts (image + answer → the caption) and reconstruction prompts (scrubbed caption + image →
   answer), so the model can take part in RISE's closed loop.
 

@@ -133,8 +133,11 @@ def unrelated_label_task(rng: np.random.Generator, max_objects: int) -> tuple[Sc
     """A classification question whose label names say nothing the image shows; the answer is one of them at random.
 
     Without these, the model learns that a classification answer is an attribute word and, given a new project's
-    labels ("sunny", "stormy"), answers a colour or a count that is not on the list. With them it answers with one
-    of the labels it is given, a guess whose reward RISE can compare with the other guesses'.
+    labels ("sunny", "stormy"), answers a colour or a count that is not on the list. These are meant to teach it to
+    answer with one of the labels it is given, a guess whose reward RISE can compare with the other guesses'. With
+    this pool of twelve words that did not happen: the demo model learnt the words themselves, and on the mood
+    benchmark's labels it answers a count or one of these words. A pool too large to memorise (random letter
+    strings) is what would force it to copy from the list.
     """
     scene = _random_scene(rng, max_objects)
     count = int(rng.integers(2, 5))
