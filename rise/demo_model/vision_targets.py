@@ -12,8 +12,8 @@ head reads the decoder's hidden state at each image token, halfway up the stack 
 to it, and regresses the cell's own centre and the box of the object covering the cell. The coordinates the answer
 has to write are then in the image tokens, for the answer's tokens to read. Measured on the demo model: without the
 head its boxes were three times further off sideways than up and down (7.3 against 2.6 pixels for lone objects),
-and a linear probe told an image token's column from that layer's hidden state 41 % of the time (chance: 25 %);
-after 10,000 examples with the head, 83 %.
+and a linear probe told an image token's column from that layer's hidden state 41 % of the time (chance: 25 %).
+10,000 more examples with the head took that to 83 %, the same 10,000 without it to 45 %.
 
 The heads are used in training only and are not part of the saved model, which stays an ordinary Qwen2-VL. The
 targets are exact: objects are flat colours in non-overlapping boxes, so an object's pixels are the pixels of its
