@@ -38,7 +38,16 @@ import numpy as np
 if __package__ in (None, ""):  # run as a script: make the project importable without installing it
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.learning import REPO, BenchSettings, _machine, bench_parser, pipeline_config, pyplot, quiet_model_folder
+from bench.learning import (
+    REPO,
+    BenchSettings,
+    _machine,
+    bench_parser,
+    pipeline_config,
+    pyplot,
+    quiet_model_folder,
+    write_results,
+)
 from bench.learning_tasks import BenchTask, get_task
 
 TRAINED_SECTIONS = ("rise_cot", "filter", "sft", "rft", "evaluation")
@@ -321,11 +330,7 @@ def main(argv: list[str] | None = None) -> int:
         "rounds": loop["rounds"],
         "total_minutes": round((time.perf_counter() - started) / 60, 1),
     }
-    (out / "feedback_loop.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
-    table = markdown_report(report)
-    (out / "feedback_loop.md").write_text(table)
-    plot_report(report, out / "feedback_loop.png")
-    print(table)
+    write_results(out, "feedback_loop", report, markdown_report(report), plot_report)
     return 0
 
 

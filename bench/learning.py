@@ -34,6 +34,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -385,6 +386,17 @@ def _machine() -> str:
     return f"{platform.machine()} CPU, {os.cpu_count()} cores (shared)"
 
 
+def write_results(
+    out: Path, stem: str, report: dict[str, Any], table: str, plot: Callable[[dict[str, Any], Path], Path | None]
+) -> None:
+    """A benchmark's results in `out`: `stem`.json (the report), .md (its table) and .png (`plot`'s); prints the
+    table."""
+    (out / f"{stem}.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
+    (out / f"{stem}.md").write_text(table)
+    plot(report, out / f"{stem}.png")
+    print(table)
+
+
 def bench_parser(doc: str | None, results: str) -> argparse.ArgumentParser:
     """The options every learning benchmark has: the base model, where results and work go, the quick form."""
     parser = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0])
@@ -437,11 +449,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.work:
             shutil.rmtree(work, ignore_errors=True)
     report["total_minutes"] = round((time.perf_counter() - started) / 60, 1)
-    (out / "learning.json").write_text(json.dumps(report, indent=1) + "\n")
-    table = markdown_report(report)
-    (out / "learning.md").write_text(table)
-    plot_report(report, out / "learning.png")
-    print(table)
+    write_results(out, "learning", report, markdown_report(report), plot_report)
     return 0
 
 
