@@ -70,7 +70,7 @@ def build_demo(
 
     from rise.demo_model import DemoModelConfig, train_demo_model  # torch and transformers: seconds to import
     from rise.demo_model.card import metrics_table
-    from rise.demo_model.train import SUMMARY_FILE
+    from rise.demo_model.train import starting_summary
 
     hf_logging.disable_progress_bar()  # its bars would interleave with ours
     try:
@@ -87,10 +87,10 @@ def build_demo(
             seed=seed,
             eval_images=eval_images,
         )
+        if continue_from is not None:
+            starting_summary(continue_from)  # an error line here, before any training, not a traceback
     except ValueError as error:
         raise fail(str(error)) from None
-    if continue_from is not None and not (continue_from / SUMMARY_FILE).is_file():
-        raise fail(f"no demo model folder (with its {SUMMARY_FILE}) at {continue_from} to continue from.")
 
     def report(stats: dict) -> None:
         console.print(

@@ -34,6 +34,10 @@ def metrics_table(metrics: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _mix_text(mix: dict[str, float]) -> str:
+    return ", ".join(f"{kind} {weight:g}" for kind, weight in mix.items())
+
+
 def rebuild_command(run: dict[str, Any]) -> str:
     """The command that makes a recorded run again. Runs recorded before the position loss existed trained without
     it, which the option's default no longer says."""
@@ -56,7 +60,7 @@ def write_model_card(out_dir: Path, result: dict[str, Any]) -> Path:
         f"hidden {config['hidden_size']}, {config['num_layers']} layers, intermediate {config['intermediate_size']}, "
         f"{config['num_heads']} heads / {config['num_kv_heads']} KV heads, tied embeddings"
     )
-    mix = ", ".join(f"{kind} {weight:g}" for kind, weight in config["mix"].items())
+    mix = _mix_text(config["mix"])
     earlier = result.get("earlier") or []
     # A model trained on from another one is rebuilt by running the commands in order.
     rebuild = "\n".join(rebuild_command(run) for run in [*earlier, result])
@@ -64,9 +68,7 @@ def write_model_card(out_dir: Path, result: dict[str, Any]) -> Path:
     earlier_runs = "".join(
         f" Before that, `{rebuild_command(run)}`: {run['training']['steps']} steps "
         f"({run['training']['examples']:,} examples) in {run['training']['seconds'] / 60:.1f} minutes, peak learning "
-        f"rate {run['config']['learning_rate']:g}, mix "
-        + ", ".join(f"{kind} {weight:g}" for kind, weight in run["config"]["mix"].items())
-        + "."
+        f"rate {run['config']['learning_rate']:g}, mix {_mix_text(run['config']['mix'])}."
         for run in reversed(earlier)
         if run.get("training") and run.get("config")
     )

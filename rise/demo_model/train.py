@@ -247,7 +247,9 @@ def _cell_loss(
         [cell_targets(scene, grid[1] // merge, grid[2] // merge) for scene, grid in zip(scenes, grids, strict=True)]
     )
     vision_weight, position_weight = weights
-    loss = vision_weight * head.vision_loss(torch.cat(outputs.image_outputs.pooler_output), targets)
+    loss = torch.zeros(())
+    if vision_weight > 0:
+        loss = loss + vision_weight * head.vision_loss(torch.cat(outputs.image_outputs.pooler_output), targets)
     if position_weight > 0:
         # Halfway up: the layers above can still attend to what this layer holds at the image tokens.
         middle = outputs.hidden_states[len(outputs.hidden_states) // 2]
@@ -316,6 +318,14 @@ def train_loop(
     }
 
 
+def starting_summary(folder: str | Path) -> dict[str, Any]:
+    """The training summary of a demo model folder to continue from; ValueError when it is not one."""
+    summary = Path(folder) / SUMMARY_FILE
+    if not summary.is_file():
+        raise ValueError(f"no demo model folder (with its {SUMMARY_FILE}) at {folder} to continue from.")
+    return json.loads(summary.read_text())
+
+
 def train_demo_model(
     out_dir: str | Path,
     config: DemoModelConfig | None = None,
@@ -352,10 +362,7 @@ def train_demo_model(
         source = out_dir
     else:
         source = Path(continue_from)
-        summary = source / SUMMARY_FILE
-        if not summary.is_file():
-            raise ValueError(f"{source} is not a demo model folder (it has no {SUMMARY_FILE}) to continue from.")
-        before = json.loads(summary.read_text())
+        before = starting_summary(source)
         # What made the starting point, oldest first; its sizes are the model's, so the card describes it truly.
         earlier = [*before.get("earlier", []), {k: before.get(k) for k in ("command", "config", "training")}]
         config = dataclasses.replace(config, **{name: before["config"][name] for name in SIZE_FIELDS})
