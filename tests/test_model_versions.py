@@ -28,15 +28,15 @@ def run_job(runtime, worker_id: str = "w1") -> int:
     return job.id
 
 
-def outcome(accuracy: float, base_accuracy: float | None = 0.5, **kwargs) -> TrainingOutcome:
+def outcome(accuracy: float, base_accuracy: float | None = 0.5, items: int = 40, **kwargs) -> TrainingOutcome:
     return TrainingOutcome(
         base_model="org/base-model",
         model_path="org/base-model",
         adapter_path="/runs/job/rft/final",
         data_snapshot="/runs/job/data",
-        eval_metrics={"items": 4, "accuracy": accuracy},
+        eval_metrics={"items": items, "accuracy": accuracy, "ci95": {"accuracy": [accuracy - 0.1, accuracy + 0.1]}},
         eval_report="/runs/job/evaluate/rise.json",
-        base_metrics=None if base_accuracy is None else {"items": 4, "accuracy": base_accuracy},
+        base_metrics=None if base_accuracy is None else {"items": items, "accuracy": base_accuracy},
         **kwargs,
     )
 
@@ -68,6 +68,12 @@ class TestDecidePromotion:
 
     def test_missing_candidate_score_never_promotes(self):
         assert not decide_promotion({"items": 3}, {"accuracy": 0.5}, "accuracy").promote
+
+    def test_a_slice_below_the_minimum_never_promotes_automatically(self):
+        decision = decide_promotion({"items": 12, "accuracy": 0.9}, {"accuracy": 0.5}, "accuracy", min_items=20)
+        assert not decision.promote and decision.candidate == 0.9
+        assert "12 items, fewer than the 20" in decision.reason and "an admin can promote it" in decision.reason
+        assert decide_promotion({"items": 20, "accuracy": 0.9}, {"accuracy": 0.5}, "accuracy", min_items=20).promote
 
     def test_unknown_serving_score_does_not_promote_automatically(self):
         decision = decide_promotion({"accuracy": 0.9}, None, "accuracy")
@@ -104,6 +110,20 @@ class TestRegistration:
         reannotation = job_service.get_job(ready, registration.reannotation_job_id)
         assert (reannotation.kind, reannotation.config["version_id"]) == ("annotate", new.id)
 
+    def test_scores_show_their_slice_and_interval(self, ready):
+        finish_job(ready, accuracy=0.5)
+        new, base = service.list_versions(ready, "shapes")
+        assert (new.score_items, new.score_interval) == (40, (0.4, 0.6))
+        assert new.score_text == "accuracy 0.5000 [0.40–0.60] on 40 items"
+        assert base.score_text == "accuracy 0.5000 on 40 items"  # a score without an interval says so by omission
+
+    def test_small_slice_registers_without_promoting_and_an_admin_can_promote(self, ready):
+        registration = finish_job(ready, accuracy=0.9, items=8)  # the job's default minimum is 20
+        assert not registration.decision.promote and registration.reannotation_job_id is None
+        assert "8 items, fewer than the 20" in registration.version.metrics["promotion"]["reason"]
+        assert service.serving_version(ready, "shapes") is None
+        assert service.promote_version(ready, "shapes", registration.version.name).is_serving
+
     def test_worse_version_is_registered_but_the_serving_one_stays(self, ready):
         first = finish_job(ready, accuracy=0.6)
         # The next job's evaluation scored the serving version on its own held-out items.
@@ -134,11 +154,13 @@ class TestRegistration:
         assert job_service.get_job(ready, job_id).status == "running"
 
     def test_job_tolerance_and_reannotate_settings_apply(self, ready):
-        job = job_service.request_retrain(ready, "shapes", promotion_tolerance=0.2, reannotate=False)
+        job = job_service.request_retrain(
+            ready, "shapes", promotion_tolerance=0.2, promotion_min_items=4, reannotate=False
+        )
         with ready.sessions.begin() as session:
             job_crud.claim_next_job(session=session, worker_id="w1", lease=timedelta(minutes=1))
         registration = service.register_training_result(
-            ready, job_id=job.id, worker_id="w1", outcome=outcome(0.35, base_accuracy=0.5), log=""
+            ready, job_id=job.id, worker_id="w1", outcome=outcome(0.35, base_accuracy=0.5, items=4), log=""
         )
         assert registration.decision.promote and registration.reannotation_job_id is None
 

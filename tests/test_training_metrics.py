@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 
 from rise.tasks import TaskSpec
-from rise.training.metrics import average_precision, mean_average_precision, task_metrics
+from rise.training.metrics import (
+    average_precision,
+    bootstrap_intervals,
+    mean_average_precision,
+    per_item_scores,
+    task_metrics,
+)
 
 BOX_A = [0, 0, 10, 10]
 BOX_B = [20, 20, 30, 30]
@@ -75,3 +81,25 @@ class TestTaskMetrics:
         assert metrics["accuracy_at_iou"] == pytest.approx(2 / 3)
         assert metrics["mean_iou"] == pytest.approx((1 + 0.5 + 25 / 175) / 3)
         assert task_metrics(spec, [half], [BOX_A], iou_threshold=0.75)["accuracy_at_iou"] == 0.0
+
+
+class TestBootstrapIntervals:
+    def test_intervals_surround_each_headline_score_and_narrow_with_more_items(self):
+        spec = TaskSpec("grounding")
+        golds = [[0, 0, 10, 10]] * 40
+        predictions = [[0, 0, 10, 10] if i % 4 else [20, 20, 30, 30] for i in range(40)]
+        point = task_metrics(spec, predictions, golds, [0.9] * 40)
+        intervals = bootstrap_intervals(spec, predictions, golds, [0.9] * 40)
+        assert set(intervals) == {"mean_iou", "accuracy_at_iou", "map50"}
+        for name, (low, high) in intervals.items():
+            assert low <= point[name] <= high
+        low, high = intervals["accuracy_at_iou"]
+        wide_low, wide_high = bootstrap_intervals(spec, predictions[:12], golds[:12])["accuracy_at_iou"]
+        assert 0 < high - low < wide_high - wide_low
+
+    def test_per_item_scores_average_to_the_task_metrics(self):
+        spec = TaskSpec("classification", labels=("a", "b", "c"))
+        predictions, golds = ["a", "b", None, "c"], ["a", "c", "b", "c"]
+        per_item = per_item_scores(spec, predictions, golds)
+        assert list(per_item["accuracy"]) == [1.0, 0.0, 0.0, 1.0]
+        assert task_metrics(spec, predictions, golds)["accuracy"] == 0.5

@@ -63,6 +63,7 @@ def test_retrain_from_the_ui_serves_a_new_version(runtime, tmp_path, tiny_model_
         # Retrain from the admin's Retrain tab, with settings that run each stage for one step.
         page.get_by_role("tab", name="Retrain").click()
         page.locator("#retrain-settings textarea").fill("\n".join(TINY_PIPELINE))
+        page.locator("#retrain-min-items input").fill("2")  # the two held-out verdicts may promote it
         page.locator("#retrain-start").click()
         page.locator("#retrain-message").get_by_text(re.compile(r"Queued job #\d+")).wait_for(timeout=TIMEOUT_MS)
         with runtime.sessions() as session:

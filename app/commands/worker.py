@@ -115,6 +115,11 @@ def retrain(
     num_processes: int | None = typer.Option(None, min=1, help="Processes (GPUs) for accelerate launch."),
     max_attempts: int = typer.Option(job_service.DEFAULT_MAX_ATTEMPTS, min=1, help="Tries before the job fails."),
     tolerance: float = typer.Option(0.0, min=0, help="Promote if the held-out score drops by at most this."),
+    min_eval_items: int = typer.Option(
+        job_service.DEFAULT_PROMOTION_MIN_ITEMS,
+        min=0,
+        help="Promote automatically only when the held-out slice has at least this many items.",
+    ),
     reannotate: bool = typer.Option(True, help="After an automatic promotion, re-annotate unreviewed items."),
 ) -> None:
     """Queue a retraining of the project; `rise worker` runs it."""
@@ -133,6 +138,7 @@ def retrain(
             num_processes=num_processes,
             max_attempts=max_attempts,
             promotion_tolerance=tolerance,
+            promotion_min_items=min_eval_items,
             reannotate=reannotate,
             reason="command line",
         )
@@ -186,12 +192,14 @@ def jobs_cancel(job_id: int = typer.Argument(..., help="Job number.")) -> None:
 
 
 def _version_rows(versions: list[version_service.VersionView]) -> Table:
-    table = Table("#", "name", "serving", "score", "parent", "job", "adapter", "created", "promoted")
+    table = Table("#", "name", "serving", "held-out score [95 % interval]", "parent", "job", "adapter", "created",
+                  "promoted", "promotion")  # fmt: skip
     for v in versions:
-        score = f"{v.score_name} {v.score:.4f}" if v.score is not None else "–"
+        promotion = (v.metrics.get("promotion") or {}).get("reason", "")
         table.add_row(
-            str(v.id), v.name, "yes" if v.is_serving else "", score, v.parent_name or "",
+            str(v.id), v.name, "yes" if v.is_serving else "", v.score_text or "–", v.parent_name or "",
             str(v.job_id or ""), Text(v.adapter_path or "(base weights)"), _when(v.created_at), _when(v.promoted_at),
+            Text(promotion),
         )  # fmt: skip
     return table
 

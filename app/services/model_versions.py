@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.runtime import Runtime
-from app.services.jobs import DEFAULT_MAX_ATTEMPTS
+from app.services.jobs import DEFAULT_MAX_ATTEMPTS, DEFAULT_PROMOTION_MIN_ITEMS
 from app.services.projects import project_called
 from db.crud import jobs as job_crud
 from db.crud import model_versions as crud
@@ -64,9 +64,15 @@ class PromotionDecision:
 
 
 def decide_promotion(
-    candidate: dict[str, Any], current: dict[str, Any] | None, metric: str, tolerance: float = 0.0
+    candidate: dict[str, Any],
+    current: dict[str, Any] | None,
+    metric: str,
+    tolerance: float = 0.0,
+    min_items: int = 0,
 ) -> PromotionDecision:
-    """Promote when the candidate's `metric` is at least the current one's minus `tolerance` (not worse).
+    """Promote when the candidate's `metric` is at least the current one's minus `tolerance` (not worse), and the
+    held-out slice it was scored on has at least `min_items` items (`candidate["items"]`): on a smaller slice a
+    score's bootstrap interval is too wide for "not worse" to mean anything, so an admin decides.
 
     >>> decide_promotion({"accuracy": 0.5}, {"accuracy": 0.5}, "accuracy").promote
     True
@@ -77,6 +83,13 @@ def decide_promotion(
     old = None if current is None else current.get(metric)
     if not isinstance(new, int | float):
         return PromotionDecision(False, metric, None, old, tolerance, f"the new version has no {metric} score")
+    items = candidate.get("items")
+    if isinstance(items, int) and items < min_items:
+        return PromotionDecision(
+            False, metric, new, old, tolerance,
+            f"the held-out slice has {items} items, fewer than the {min_items} needed to promote automatically; "
+            "an admin can promote it",
+        )  # fmt: skip
     if current is None:
         return PromotionDecision(
             False, metric, new, None, tolerance, "no score of the serving model on the same held-out items"
@@ -107,16 +120,33 @@ class VersionView:
     created_at: datetime
     score_name: str
     score: float | None
+    score_items: int | None = None  # the size of the held-out slice the score was measured on
+    score_interval: tuple[float, float] | None = None  # its bootstrap 95 % interval
 
     @property
     def is_base(self) -> bool:
         return self.job_id is None and self.adapter_path is None
 
+    @property
+    def score_text(self) -> str:
+        """ "accuracy 0.7333 [0.57–0.87] on 30 items", as much of it as is known; "" without a score."""
+        if self.score is None:
+            return ""
+        text = f"{self.score_name} {self.score:.4f}"
+        if self.score_interval is not None:
+            text += f" [{self.score_interval[0]:.2f}–{self.score_interval[1]:.2f}]"
+        if self.score_items is not None:
+            text += f" on {self.score_items} items"
+        return text
+
 
 def _view(session: Session, version: ModelVersion, project: Project) -> VersionView:
     parent = crud.get_model_version(session=session, version_id=version.parent_id) if version.parent_id else None
     metric = primary_metric(project.task_type.value, project.distribution)
-    score = (version.metrics.get("eval") or {}).get(metric)
+    scores = version.metrics.get("eval") or {}
+    score = scores.get(metric)
+    items = scores.get("items")
+    interval = (scores.get("ci95") or {}).get(metric)
     return VersionView(
         id=version.id,
         project_id=version.project_id or project.id,
@@ -133,6 +163,8 @@ def _view(session: Session, version: ModelVersion, project: Project) -> VersionV
         created_at=version.created_at,
         score_name=metric,
         score=score if isinstance(score, int | float) else None,
+        score_items=items if isinstance(items, int) else None,
+        score_interval=(float(interval[0]), float(interval[1])) if isinstance(interval, list | tuple) else None,
     )
 
 
@@ -298,7 +330,11 @@ def register_training_result(
         current, current_name = _current_metrics(serving, base, outcome)
         metric = job.config.get("promotion_metric") or primary_metric(project.task_type.value, project.distribution)
         decision = decide_promotion(
-            outcome.eval_metrics, current, metric, float(job.config.get("promotion_tolerance", 0))
+            outcome.eval_metrics,
+            current,
+            metric,
+            float(job.config.get("promotion_tolerance", 0)),
+            int(job.config.get("promotion_min_items", DEFAULT_PROMOTION_MIN_ITEMS)),
         )
         metrics = {
             "eval": outcome.eval_metrics,

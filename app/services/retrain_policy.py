@@ -29,6 +29,7 @@ REUSED_SETTINGS = (
     "accelerate_args",
     "max_attempts",
     "promotion_tolerance",
+    "promotion_min_items",
     "reannotate",
 )
 

@@ -29,7 +29,9 @@ from app.ui.render import escape
 from app.ui.session import UserInfo, is_admin, require_admin
 
 JOB_HEADERS = ["#", "kind", "status", "stage", "step", "progress", "attempts", "created", "finished", "error"]
-VERSION_HEADERS = ["#", "name", "serving", "score", "parent", "job", "created", "promoted", "promotion"]
+VERSION_HEADERS = [
+    "#", "name", "serving", "held-out score [95 % interval]", "parent", "job", "created", "promoted", "promotion",
+]  # fmt: skip
 LAUNCHER_CHOICES = [
     ("auto (accelerate, else python)", "auto"),
     ("accelerate launch", "accelerate"),
@@ -84,7 +86,7 @@ def job_rows(jobs: list[job_service.JobView]) -> list[list[Any]]:
 def version_rows(versions: list[version_service.VersionView]) -> list[list[Any]]:
     rows = []
     for v in versions:
-        score = f"{v.score_name} {v.score:.4f}" if v.score is not None else ""
+        score = v.score_text
         promotion = (v.metrics.get("promotion") or {}).get("reason", "")
         rows.append(
             [
@@ -223,6 +225,7 @@ def on_retrain(
     model: str,
     settings: str,
     launcher: str,
+    min_items: float | None = None,
 ) -> str:
     user = require_admin(user)
     name = project_name(runtime, project_id)
@@ -233,6 +236,7 @@ def on_retrain(
             model=(model or "").strip() or None,
             overrides=(settings or "").splitlines(),
             launcher=launcher or "auto",
+            promotion_min_items=job_service.DEFAULT_PROMOTION_MIN_ITEMS if min_items is None else int(min_items),
             reason=f"requested by {user.username} in the app",
             requested_by_id=user.id,
         )
@@ -346,6 +350,13 @@ def build_retrain_tab(
                 elem_id="retrain-settings",
             )
             launcher = gr.Radio(LAUNCHER_CHOICES, value="auto", label="Launcher")
+            min_items = gr.Number(
+                value=job_service.DEFAULT_PROMOTION_MIN_ITEMS,
+                precision=0,
+                minimum=0,
+                label="Promote automatically only with at least this many held-out items",
+                elem_id="retrain-min-items",
+            )
             start = gr.Button("Retrain", variant="primary", elem_id="retrain-start")
             message = gr.HTML("", js_on_load=None, elem_id="retrain-message")
         with gr.Column(variant="panel"):
@@ -398,7 +409,7 @@ def build_retrain_tab(
     def then_refresh(event: Any) -> None:
         event.then(do_refresh, refresh_inputs, refresh_outputs)
 
-    inputs = [user_state, project, model, settings, launcher]
+    inputs = [user_state, project, model, settings, launcher, min_items]
     then_refresh(start.click(partial(on_retrain, runtime), inputs, [message], api_name="retrain_start"))
     then_refresh(
         cancel.click(

@@ -23,7 +23,7 @@ from typing import Any
 from rise.annotate import AnnotationInput, GenerationSettings, annotate_images
 from rise.modeling import ModelLoadError, load_model_and_processor
 from rise.training.config import EvalConfig
-from rise.training.metrics import task_metrics
+from rise.training.metrics import bootstrap_intervals, task_metrics
 from rise.training.records import Snapshot, load_answer, load_snapshot, spec_to_dict
 
 
@@ -70,6 +70,10 @@ def evaluate_model(
         spec, [r.answer for r in results], golds, [r.score for r in results], iou_threshold=config.iou_threshold
     )
     metrics["format_ok"] = sum(r.format_ok for r in results) / len(results)
+    # How far each score could move on another slice of this size: promotion and the UI show it beside the score.
+    metrics["ci95"] = bootstrap_intervals(
+        spec, [r.answer for r in results], golds, [r.score for r in results], iou_threshold=config.iou_threshold
+    )
     report = {
         "name": name or (adapter or model),
         "model": model,

@@ -84,6 +84,34 @@ def _argmax(distribution: dict[str, float]) -> str:
     return max(distribution, key=lambda label: distribution[label])
 
 
+def per_item_scores(
+    spec: TaskSpec, predictions: Sequence[Answer | None], golds: Sequence[Answer], iou_threshold: float = 0.5
+) -> dict[str, np.ndarray]:
+    """Each item's contribution to the task's mean metrics (`task_metrics` averages them): `accuracy` for labels
+    (and `distribution_score` for distributions), `mean_iou` and, for one box, `accuracy_at_iou`."""
+    pairs = list(zip(predictions, golds, strict=True))
+    accuracies = np.array([answer_accuracy(p, g, spec) if p is not None else 0.0 for p, g in pairs], dtype=float)
+    if spec.distribution:
+        return {
+            "accuracy": np.array([p is not None and _argmax(p) == _argmax(g) for p, g in pairs], dtype=float),
+            "distribution_score": np.array([distribution_score(p, g) if p else 0.0 for p, g in pairs], dtype=float),
+        }
+    if spec.task_type is TaskType.classification:
+        return {"accuracy": accuracies}
+    if spec.task_type is TaskType.detection:
+        return {"mean_iou": accuracies}
+    return {"mean_iou": accuracies, "accuracy_at_iou": (accuracies >= iou_threshold).astype(float)}
+
+
+def _grounding_map(
+    predictions: Sequence[Answer | None], scores: Sequence[float | None], golds: Sequence[Answer], iou_threshold: float
+) -> float:
+    """mAP of single-box answers, each wrapped as a one-object detection."""
+    wrap = [[{"label": "target", "box": p}] if p is not None else [] for p in predictions]
+    gold_wrap = [[{"label": "target", "box": g}] for g in golds]
+    return mean_average_precision(wrap, scores, gold_wrap, ["target"], iou_threshold)[0]
+
+
 def task_metrics(
     spec: TaskSpec,
     predictions: Sequence[Answer | None],
@@ -111,27 +139,68 @@ def task_metrics(
     metrics: dict[str, Any] = {"items": count, "answered": answered / count if count else 0.0}
     if count == 0:
         return metrics
-    accuracies = [
-        answer_accuracy(p, g, spec) if p is not None else 0.0 for p, g in zip(predictions, golds, strict=True)
-    ]
-    if spec.task_type is TaskType.classification and not spec.distribution:
-        metrics["accuracy"] = float(np.mean(accuracies))
-    elif spec.distribution:
-        pairs = list(zip(predictions, golds, strict=True))
-        metrics["accuracy"] = float(np.mean([p is not None and _argmax(p) == _argmax(g) for p, g in pairs]))
-        metrics["distribution_score"] = float(np.mean([distribution_score(p, g) if p else 0.0 for p, g in pairs]))
-        answered_pairs = [(p, g) for p, g in pairs if p is not None]
+    for name, values in per_item_scores(spec, predictions, golds, iou_threshold).items():
+        metrics[name] = float(np.mean(values))
+    if spec.distribution:
+        answered_pairs = [(p, g) for p, g in zip(predictions, golds, strict=True) if p is not None]
         metrics["kl_divergence"] = float(np.mean([_kl(g, p) for p, g in answered_pairs])) if answered_pairs else None
     elif spec.task_type is TaskType.detection:
-        metrics["mean_iou"] = float(np.mean(accuracies))
         metrics["map50"], metrics["ap_per_label"] = mean_average_precision(
             predictions, scores, golds, spec.labels, iou_threshold
         )
-    else:
-        metrics["mean_iou"] = float(np.mean(accuracies))
-        metrics["accuracy_at_iou"] = float(np.mean([a >= iou_threshold for a in accuracies]))
-        wrap = [[{"label": "target", "box": p}] if p is not None else [] for p in predictions]
-        gold_wrap = [[{"label": "target", "box": g}] for g in golds]
-        metrics["map50"], _ = mean_average_precision(wrap, scores, gold_wrap, ["target"], iou_threshold)
+    elif spec.has_boxes:
+        metrics["map50"] = _grounding_map(predictions, scores, golds, iou_threshold)
     metrics["iou_threshold"] = iou_threshold if spec.has_boxes else None
     return metrics
+
+
+def bootstrap_intervals(
+    spec: TaskSpec,
+    predictions: Sequence[Answer | None],
+    golds: Sequence[Answer],
+    scores: Sequence[float | None] | None = None,
+    *,
+    iou_threshold: float = 0.5,
+    resamples: int = 1000,
+    ap_resamples: int = 200,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict[str, list[float]]:
+    """Percentile bootstrap intervals of `task_metrics`' headline metrics over the held-out items.
+
+    The items are drawn with replacement `resamples` times and every metric recomputed on each draw, so the
+    interval says how much a score could move on another slice of the same size: on 20 items an accuracy of 0.70
+    spans roughly 0.50–0.90, which is why a small slice cannot promote a version on its own. The mean metrics
+    resample the items' own scores (`per_item_scores`); average precision, which costs far more per draw, is
+    recomputed on `ap_resamples` draws.
+
+    >>> spec = TaskSpec("classification", labels=("a", "b"))
+    >>> low, high = bootstrap_intervals(spec, ["a"] * 14 + ["b"] * 6, ["a"] * 20)["accuracy"]
+    >>> 0.45 <= low < 0.7 < high <= 0.9
+    True
+    """
+    count = len(golds)
+    if count == 0:
+        return {}
+    scores = list(scores) if scores is not None else [None] * count
+    rng = np.random.default_rng(seed)
+    values = per_item_scores(spec, predictions, golds, iou_threshold)
+    draws: dict[str, list[float]] = {name: [] for name in values}
+    for _ in range(resamples):
+        index = rng.integers(count, size=count)
+        for name, per_item in values.items():
+            draws[name].append(float(per_item[index].mean()))
+    if spec.has_boxes:
+        draws["map50"] = []
+        for _ in range(ap_resamples):
+            index = rng.integers(count, size=count)
+            chosen = [predictions[i] for i in index], [scores[i] for i in index], [golds[i] for i in index]
+            if spec.task_type is TaskType.detection:
+                draws["map50"].append(mean_average_precision(*chosen, spec.labels, iou_threshold)[0])
+            else:
+                draws["map50"].append(_grounding_map(*chosen, iou_threshold))
+    tail = (1 - confidence) / 2 * 100
+    return {
+        name: [round(float(np.percentile(values, tail)), 4), round(float(np.percentile(values, 100 - tail)), 4)]
+        for name, values in draws.items()
+    }
