@@ -174,6 +174,9 @@ class Project(Base):
     # Periodic retraining policy: retrain after this many new verdicts (None: off), and/or every N hours.
     retrain_every_verdicts: Mapped[int | None] = mapped_column(Integer)
     retrain_every_hours: Mapped[float | None] = mapped_column(Float)
+    # Pipeline settings ("section.field=value") every retraining of the project starts from; a request's own
+    # settings go on top.
+    retrain_settings: Mapped[JsonList] = mapped_column(default=list, server_default="[]")
     created_at: Mapped[created_ts]
 
     items: Mapped[list[Item]] = relationship(back_populates="project", cascade="all, delete-orphan")

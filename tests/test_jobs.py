@@ -37,6 +37,20 @@ class TestRequestRetrain:
         assert job.config["overrides"] == ["rft.max_steps=5"]  # blank lines dropped
         assert (job.config["launcher"], job.config["max_attempts"]) == ("python", 2)
 
+    def test_project_defaults_come_first_and_the_request_goes_on_top(self, ready):
+        saved = job_service.set_retrain_settings(ready, "shapes", ["sft.max_steps=40", "rft.max_steps=8", ""])
+        assert saved == ["sft.max_steps=40", "rft.max_steps=8"]
+
+        job = job_service.request_retrain(ready, "shapes", overrides=["rft.max_steps=5"])
+        assert job.config["overrides"] == ["sft.max_steps=40", "rft.max_steps=8", "rft.max_steps=5"]
+        assert job.config["promotion_min_items"] == job_service.DEFAULT_PROMOTION_MIN_ITEMS
+
+    def test_bad_project_defaults_are_refused_and_nothing_is_saved(self, ready):
+        with pytest.raises(JobRequestError, match="unknown field 'nope'"):
+            job_service.set_retrain_settings(ready, "shapes", ["sft.nope=1"])
+        with ready.sessions() as session:
+            assert session.scalars(select(Project.retrain_settings)).one() == []
+
     def test_second_request_while_one_is_queued_is_refused(self, ready):
         first = job_service.request_retrain(ready, "shapes")
 
