@@ -22,11 +22,11 @@ def _state(runtime, name: str) -> tuple[dict[int, Split], dict[int, list[Annotat
 
 
 def test_demo_labels_every_eval_item_and_about_half_the_train_items(runtime, tmp_path):
-    manifest = write_demo_assets(tmp_path / "assets", n_images=40)
+    manifest = write_demo_assets(tmp_path / "assets", n_images=40, n_mood=40)
 
     summary = setup_demo(runtime, manifest)
 
-    assert [view.name for view in summary.projects] == ["demo-shapes", "demo-detection", "demo-grounding"]
+    assert [view.name for view in summary.projects] == ["demo-mood", "demo-detection", "demo-grounding"]
     for view in summary.projects:
         assert view.created and view.imported.added == 40 and not view.imported.skipped and not view.bad_answers
         splits, annotations = _state(runtime, view.name)
@@ -48,9 +48,9 @@ def test_demo_labels_every_eval_item_and_about_half_the_train_items(runtime, tmp
 
 def test_demo_twice_adds_nothing_the_second_time(db_runtime, tmp_path):
     runtime = db_runtime  # SQLite and PostgreSQL
-    manifest = write_demo_assets(tmp_path / "assets", n_images=16)
+    manifest = write_demo_assets(tmp_path / "assets", n_images=16, n_mood=16)
     setup_demo(runtime, manifest)
-    before = {name: _state(runtime, name) for name in ("demo-shapes", "demo-detection", "demo-grounding")}
+    before = {name: _state(runtime, name) for name in ("demo-mood", "demo-detection", "demo-grounding")}
 
     again = setup_demo(runtime, manifest)
 
@@ -65,7 +65,7 @@ def test_demo_twice_adds_nothing_the_second_time(db_runtime, tmp_path):
 
 
 def test_invalid_ground_truth_is_reported_and_not_stored(runtime, tmp_path):
-    manifest = write_demo_assets(tmp_path / "assets", n_images=8)
+    manifest = write_demo_assets(tmp_path / "assets", n_images=8, n_mood=8)
     data = json.loads(manifest.read_text())
     for item in data["projects"][0]["items"]:
         item["answer"] = "green"  # not in the label set
@@ -79,8 +79,8 @@ def test_invalid_ground_truth_is_reported_and_not_stored(runtime, tmp_path):
 
 
 def test_existing_project_with_another_task_is_an_error(runtime, tmp_path):
-    manifest = write_demo_assets(tmp_path / "assets", n_images=4)
-    create_project(runtime, "demo-shapes", "grounding")
+    manifest = write_demo_assets(tmp_path / "assets", n_images=4, n_mood=4)
+    create_project(runtime, "demo-mood", "grounding")
     with pytest.raises(DemoError, match="already exists with task grounding"):
         setup_demo(runtime, manifest)
 
@@ -101,6 +101,16 @@ def test_bundled_manifest_sets_up_without_skips(runtime):
     for view in summary.projects:
         assert view.imported.added > 0
         assert not view.imported.skipped and not view.bad_answers, (view.imported.skipped, view.bad_answers)
+
+
+@pytest.mark.skipif(not DEFAULT_MANIFEST.is_file(), reason="assets/demo/manifest.json is generated separately")
+def test_bundled_mood_project_holds_out_enough_ground_truth_to_judge_a_retraining(runtime):
+    setup_demo(runtime)
+    splits, annotations = _state(runtime, "demo-mood")
+    held_out = [item_id for item_id, split in splits.items() if split is Split.eval]
+    assert len(held_out) >= 30 and all(annotations[item_id] for item_id in held_out)
+    to_review = [item_id for item_id, split in splits.items() if split is Split.train and not annotations[item_id]]
+    assert len(to_review) >= 30  # enough for a reviewer's round of verdicts before the first Retrain
 
 
 def test_answer_shapes_are_checked_per_task(runtime):

@@ -138,19 +138,19 @@ def test_commands_on_a_database_without_schema_ask_for_rise_init(tmp_path):
 
 
 def test_demo_sets_up_projects_once_and_reruns_change_nothing(tmp_path):
-    manifest = write_demo_assets(tmp_path / "assets", n_images=12)
+    manifest = write_demo_assets(tmp_path / "assets", n_images=12, n_mood=12)
     env = {"RISE_DATA_DIR": str(tmp_path / "data"), "COLUMNS": "200", "NO_COLOR": "1"}
     runner = CliRunner()
 
     first = runner.invoke(cli, ["demo", "--no-serve", "--manifest", str(manifest)], env=env, catch_exceptions=False)
     assert first.exit_code == 0, first.output
-    for name in ("demo-shapes", "demo-detection", "demo-grounding"):
+    for name in ("demo-mood", "demo-detection", "demo-grounding"):
         cells = _row(first.output, name)
         assert cells[1:5] == ["created", "12", "0", "0"] and int(cells[5]) > 0
 
     second = runner.invoke(cli, ["demo", "--no-serve", "--manifest", str(manifest)], env=env, catch_exceptions=False)
     assert second.exit_code == 0
-    for name in ("demo-shapes", "demo-detection", "demo-grounding"):
+    for name in ("demo-mood", "demo-detection", "demo-grounding"):
         assert _row(second.output, name)[1:] == ["existing", "0", "12", "0", "0"]
 
 

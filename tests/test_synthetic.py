@@ -335,23 +335,27 @@ def test_detection_answer_lists_every_object_with_its_box():
 
 class TestDemoAssets:
     def test_manifest_round_trip(self, tmp_path):
-        manifest = load_manifest(write_demo_assets(tmp_path, n_images=12, seed=3))
-        assert manifest["generator"]["n_images"] == 12
+        manifest = load_manifest(write_demo_assets(tmp_path, n_images=12, seed=3, n_mood=9))
+        assert manifest["generator"]["n_images"] == 12 and manifest["generator"]["n_mood"] == 9
         projects = {p["task_type"]: p for p in manifest["projects"]}
         assert sorted(projects) == ["classification", "detection", "grounding"]
         for project in manifest["projects"]:
             TaskSpec(project["task_type"], labels=tuple(project["labels"]))  # the app can build a spec from it
-            assert [item["file"] for item in project["items"]] == [f"images/scene_{i:03d}.png" for i in range(12)]
-        for label_item, det_item, ground_item in zip(
-            *(projects[t]["items"] for t in ("classification", "detection", "grounding")), strict=True
-        ):
-            assert label_item["answer"] in projects["classification"]["labels"] and label_item["query"] is None
+        mood = projects["classification"]
+        assert [item["file"] for item in mood["items"]] == [f"images/mood_{i:03d}.png" for i in range(9)]
+        rule = get_rule("mood")
+        for item in mood["items"]:  # each image's answer is the rule's label of the scene drawn
+            assert item["query"] is None and item["answer"] in mood["labels"]
+        assert [item["answer"] for item in mood["items"]] == [rule.labels[i % 3] for i in range(9)]
+        for t in ("detection", "grounding"):
+            assert [item["file"] for item in projects[t]["items"]] == [f"images/scene_{i:03d}.png" for i in range(12)]
+        for det_item, ground_item in zip(*(projects[t]["items"] for t in ("detection", "grounding")), strict=True):
             pixels = np.asarray(Image.open(tmp_path / det_item["file"]).convert("RGB"))
             boxes = [d["box"] for d in det_item["answer"]]
             colours = [self._colour_in(pixels, box) for box in boxes]
             assert_boxes_tight(pixels, boxes, colours, gap=2)
             assert ground_item["query"] and ground_item["answer"] in boxes
-        assert set(projects["classification"]["labels"]) == {i["answer"] for i in projects["classification"]["items"]}
+        assert set(mood["labels"]) == {i["answer"] for i in mood["items"]}
 
     @staticmethod
     def _colour_in(pixels: np.ndarray, box: list[float]) -> str:
@@ -360,12 +364,13 @@ class TestDemoAssets:
         return max(COLOURS, key=lambda name: int(np.all(region == COLOURS[name], axis=-1).sum()))
 
     def test_rewriting_with_fewer_images_removes_stale_files(self, tmp_path):
-        write_demo_assets(tmp_path, n_images=6, seed=1)
-        write_demo_assets(tmp_path, n_images=3, seed=1)
-        assert sorted(p.name for p in (tmp_path / "images").iterdir()) == [f"scene_{i:03d}.png" for i in range(3)]
+        write_demo_assets(tmp_path, n_images=6, seed=1, n_mood=5)
+        write_demo_assets(tmp_path, n_images=3, seed=1, n_mood=2)
+        expected = [f"mood_{i:03d}.png" for i in range(2)] + [f"scene_{i:03d}.png" for i in range(3)]
+        assert sorted(p.name for p in (tmp_path / "images").iterdir()) == expected
 
     def test_missing_image_yields_clear_error(self, tmp_path):
-        manifest_path = write_demo_assets(tmp_path, n_images=2, seed=1)
+        manifest_path = write_demo_assets(tmp_path, n_images=2, seed=1, n_mood=1)
         (tmp_path / "images" / "scene_001.png").unlink()
         with pytest.raises(ValueError, match="missing image 'images/scene_001.png'"):
             load_manifest(manifest_path)
@@ -373,7 +378,10 @@ class TestDemoAssets:
     def test_committed_assets_equal_a_fresh_regeneration(self, tmp_path):
         committed = json.loads((DEMO_DIR / "manifest.json").read_text())
         params = committed["generator"]
-        synthetic_main(["--out", str(tmp_path), "--n", str(params["n_images"]), "--seed", str(params["seed"])])
+        synthetic_main(
+            ["--out", str(tmp_path), "--n", str(params["n_images"]), "--n-mood", str(params["n_mood"]),
+             "--seed", str(params["seed"])]
+        )  # fmt: skip
         assert (tmp_path / "manifest.json").read_text() == (DEMO_DIR / "manifest.json").read_text()
         fresh_files = sorted(p.name for p in (tmp_path / "images").iterdir())
         assert fresh_files == sorted(p.name for p in (DEMO_DIR / "images").iterdir())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
@@ -28,6 +29,9 @@ from app.services.demo import DemoError, DemoSummary, setup_demo
 from app.services.imports import ImportFailed, ImportSummary, SkippedFile, import_paths, load_query_file
 from app.services.projects import ProjectError, create_project, list_projects
 from rise.tasks import TaskType
+
+if TYPE_CHECKING:
+    from app.worker.background import BackgroundWorker
 
 project_cli = typer.Typer(help="Create and list annotation projects.", no_args_is_help=True)
 cli.add_typer(project_cli, name="project")
@@ -213,9 +217,16 @@ def demo(
         True, "--annotate/--no-annotate", help="Let the demo model annotate the items that have no ground truth."
     ),
     model: Path | None = typer.Option(None, help="Model folder that annotates the demo; default assets/demo-model."),
+    worker: bool = typer.Option(
+        True,
+        "--worker/--no-worker",
+        help="While the UI serves, run a worker in the background (lower CPU priority) that takes the jobs the "
+        "Retrain button and the re-annotations queue; it stops with the demo.",
+    ),
 ) -> None:
     """Create or upgrade the database, set up the demo projects from the bundled images (idempotent), open the UI."""
     runtime = open_runtime(upgrade=True)
+    background = None
     try:
         with _progress() as bar:
             tasks: dict[str, int] = {}
@@ -229,9 +240,26 @@ def demo(
         _print_demo_summary(summary)
         if annotate:
             _annotate_demo(runtime, summary, model)
+        if serve and worker:
+            background = _start_worker(runtime)
         if not (serve and _launch_ui(runtime)):
             console.print("Demo ready. Open the review UI with `rise serve`.")
     except (DemoError, ProjectError, ImportFailed) as error:
         raise fail(str(error)) from None
     finally:
+        if background is not None:
+            background.stop()
         runtime.close()
+
+
+def _start_worker(runtime: Runtime) -> BackgroundWorker:
+    """The demo's background worker (`app.worker.background`) on the demo's database, logging to its data folder."""
+    from app.worker.background import BackgroundWorker
+
+    settings = runtime.settings
+    log_path = settings.data_dir / "worker.log"
+    env = {"RISE_DATA_DIR": str(settings.data_dir), "RISE_DATABASE_URL": settings.database_url}
+    background = BackgroundWorker(log_path, env=env)
+    background.start()
+    console.print(Text(f"A worker runs in the background for Retrain and re-annotation jobs (log: {log_path})."))
+    return background

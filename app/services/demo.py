@@ -16,6 +16,7 @@ from typing import Any
 
 from app.runtime import Runtime
 from app.services.imports import ImportSummary, SkippedFile, import_paths
+from app.services.jobs import JobRequestError, set_retrain_settings
 from app.services.projects import create_project
 from db.crud import projects as crud
 from db.models import Project, Split
@@ -132,6 +133,11 @@ def _ensure_project(runtime: Runtime, spec: dict[str, Any]) -> bool:
         eval_fraction=float(spec.get("eval_fraction", 0.1)),
         distribution=bool(spec.get("distribution", False)),
     )
+    if spec.get("retrain_settings"):
+        try:
+            set_retrain_settings(runtime, spec["name"], spec["retrain_settings"])
+        except JobRequestError as error:
+            raise DemoError(f"Project {spec['name']!r} in the demo manifest: {error}") from None
     return True
 
 

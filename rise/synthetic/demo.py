@@ -1,4 +1,4 @@
-"""The demo project: a few dozen scenes as PNGs plus a manifest holding one project per task type over them.
+"""The demo projects: scenes as PNGs plus a manifest holding one project per task type over them.
 
 manifest.json (paths relative to the manifest):
     {"generator": {...parameters that regenerate it...},
@@ -21,7 +21,7 @@ from rise.synthetic.answers import (
     grounding_candidates,
     grounding_example,
 )
-from rise.synthetic.rules import LabelRule, get_rule
+from rise.synthetic.rules import LabelRule, generate_scene_for_rule, get_rule
 from rise.synthetic.scene import Scene, SceneConfig, generate_scene
 from rise.synthetic.vocabulary import DEFAULT_SHAPES
 from rise.tasks import TaskType
@@ -30,14 +30,21 @@ DEMO_RULE = "mood"
 MANIFEST_NAME = "manifest.json"
 IMAGE_DIR = "images"
 _ATTEMPTS = 1000
+MOOD_IMAGES = 120
+MOOD_EVAL_FRACTION = 0.3
 
 
-def write_demo_assets(out_dir: str | Path, n_images: int = 36, seed: int = 0, size: int = 64) -> Path:
-    """Write `n_images` scenes to `out_dir/images/` and the three demo projects to `out_dir/manifest.json`.
+def write_demo_assets(
+    out_dir: str | Path, n_images: int = 36, seed: int = 0, size: int = 64, n_mood: int = MOOD_IMAGES
+) -> Path:
+    """Write the demo's scenes to `out_dir/images/` and its four projects to `out_dir/manifest.json`.
 
-    Every image serves all three projects: its mood label (classification), its shapes (detection) and one
-    referring query (grounding). Labels and query kinds cycle so each appears about equally often. Old
-    `scene_*.png` files in `out_dir/images/` are removed first, so the folder matches the manifest exactly.
+    `n_images` scenes serve two projects: their shapes (detection) and one referring query (grounding); query kinds
+    and mood labels cycle so each appears about equally often. The mood project (classification) gets `n_mood`
+    scenes of its own (`mood_*.png`, labels cycling), enough for a held-out slice of 30 or more
+    (`MOOD_EVAL_FRACTION`) beside the items to review and train on: a rule the demo model does not know, where
+    retraining from the demo's verdicts shows. Old `scene_*.png` and `mood_*.png` files in `out_dir/images/` are
+    removed first, so the folder matches the manifest exactly.
 
     Returns:
         `Path`: the manifest's path.
@@ -47,7 +54,7 @@ def write_demo_assets(out_dir: str | Path, n_images: int = 36, seed: int = 0, si
     out_dir = Path(out_dir)
     image_dir = out_dir / IMAGE_DIR
     image_dir.mkdir(parents=True, exist_ok=True)
-    for stale in image_dir.glob("scene_*.png"):
+    for stale in [*image_dir.glob("scene_*.png"), *image_dir.glob("mood_*.png")]:
         stale.unlink()
 
     rule = get_rule(DEMO_RULE)
@@ -61,15 +68,21 @@ def write_demo_assets(out_dir: str | Path, n_images: int = 36, seed: int = 0, si
         for label in rule.labels
         if not (label == "balanced" and kind == "odd-one-out")
     ]
-    classification, detection, grounding = [], [], []
+    detection, grounding = [], []
     for index in range(n_images):
         label, kind = plan[index % len(plan)]
         scene, query, box = _demo_scene(rule, label, kind, np.random.default_rng([seed, index]), config)
         file = f"{IMAGE_DIR}/scene_{index:03d}.png"
         scene.image.save(out_dir / file, format="PNG", optimize=True)
-        classification.append({"file": file, "query": None, "answer": label})
         detection.append({"file": file, "query": None, "answer": detection_answer(scene)})
         grounding.append({"file": file, "query": query, "answer": box})
+    mood = []
+    for index in range(n_mood):
+        label = rule.labels[index % len(rule.labels)]
+        scene, _ = generate_scene_for_rule(rule, seed * 100_003 + index, config, label=label)
+        file = f"{IMAGE_DIR}/mood_{index:03d}.png"
+        scene.image.save(out_dir / file, format="PNG", optimize=True)
+        mood.append({"file": file, "query": None, "answer": label})
 
     manifest = {
         "generator": {
@@ -78,14 +91,16 @@ def write_demo_assets(out_dir: str | Path, n_images: int = 36, seed: int = 0, si
             "seed": seed,
             "size": size,
             "classification_rule": DEMO_RULE,
+            "n_mood": n_mood,
         },
         "projects": [
             {
-                "name": "demo-shapes",
+                "name": "demo-mood",
                 "task_type": TaskType.classification.value,
                 "labels": list(rule.labels),
                 "description": f"The mood of a scene of coloured shapes. {rule.description}",
-                "items": classification,
+                "eval_fraction": MOOD_EVAL_FRACTION,
+                "items": mood,
             },
             {
                 "name": "demo-detection",
