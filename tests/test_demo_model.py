@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -19,13 +20,26 @@ from db.crud import projects as projects_crud
 from rise.demo_model import DemoModelConfig, train_demo_model
 from rise.demo_model.batching import IGNORE_INDEX, BatchEncoder, rope_positions
 from rise.demo_model.card import rebuild_command
-from rise.demo_model.examples import KINDS, UNRELATED_LABELS, make_example
+from rise.demo_model.examples import ALL_POSITIONS, KINDS, make_example
+from rise.demo_model.label_lists import WORDS, defined_label_task, is_held_out, random_labels
 from rise.demo_model.metrics import caption_scores, evaluate_perception, parse_caption, recall_at
 from rise.demo_model.train import learning_rate_at, max_objects_at, training_batch
 from rise.demo_model.vision_targets import COLOUR_CLASSES, SHAPE_CLASSES, CellHead, cell_targets, stack_targets
 from rise.parsing import parse_completion
-from rise.synthetic import ODD_ONE_OUT_QUERY, ObjectSpec, caption, compose_scene, generate_scene, write_demo_assets
+from rise.prompts import annotation_messages
+from rise.synthetic import (
+    COLOURS,
+    ODD_ONE_OUT_QUERY,
+    SIZES,
+    ObjectSpec,
+    caption,
+    compose_scene,
+    generate_scene,
+    write_demo_assets,
+)
+from rise.synthetic.vocabulary import NUMBER_WORDS, POSITION_PHRASES, number_word
 
+ATTRIBUTE_WORDS = {*COLOURS, *SIZES, *ALL_POSITIONS, *NUMBER_WORDS}
 COMMITTED_MODEL = Path(__file__).resolve().parents[1] / "assets" / "demo-model"
 # A model far smaller than the real one, so training tests take a second or two.
 SMALL = dict(hidden_size=32, num_layers=1, intermediate_size=64, vision_embed_dim=32, vision_depth=1, vocab_size=512)
@@ -59,12 +73,40 @@ class TestExamples:
             assert not set(example.spec.labels) & {"circle", "square", "triangle", "diamond", "sunny", "stormy"}
             assert make_example("grounding", seed).query != ODD_ONE_OUT_QUERY
 
-    def test_some_classification_lists_are_made_up_words_answered_from_the_list(self):
-        examples = [make_example("classification", seed) for seed in range(200)]
-        unrelated = [e for e in examples if set(e.spec.labels) <= set(UNRELATED_LABELS)]
-        assert 25 <= len(unrelated) <= 75  # about a quarter
-        assert all(e.answer in e.spec.labels for e in unrelated)
-        assert len({e.answer for e in unrelated}) > 4  # not one favourite word
+    def test_most_classification_lists_are_fresh_made_up_labels_answered_from_the_list(self):
+        examples = [make_example("classification", seed) for seed in range(300)]
+        made_up = [e for e in examples if not set(e.spec.labels) <= ATTRIBUTE_WORDS]
+        assert 0.75 <= len(made_up) / len(examples) <= 0.95
+        assert all(e.answer in e.spec.labels for e in examples)
+        names = [label for e in made_up for label in e.spec.labels if label not in ATTRIBUTE_WORDS]
+        strings = [name for name in names if name not in WORDS]
+        assert len(set(strings)) > 0.95 * len(strings)  # a pool too large to memorise: strings rarely repeat
+        assert len({name for name in names if name in WORDS}) > 60  # and many ordinary words
+        assert not any(is_held_out(name) for name in names)  # held-out names are for the metrics only
+        assert {len(e.spec.labels) for e in made_up} == set(range(2, 9))
+
+    def test_defined_labels_are_answered_by_the_definition_that_holds(self):
+        rng = np.random.default_rng(0)
+        for _ in range(40):
+            scene, spec, truth = defined_label_task(rng, 4)
+            prompt = annotation_messages(spec)[0]["content"][1]["text"]
+            lines = dict(line.split(": ", 1) for line in prompt.splitlines() if line.split(": ", 1)[0] in spec.labels)
+            assert set(lines) == set(spec.labels) and len(set(lines.values())) == len(lines)
+            obj = scene.objects[0]
+            count = len(scene.objects)
+            holds = {
+                f"the object is {obj.colour}.", f"the object is {obj.size}.",
+                f"the object is {POSITION_PHRASES[obj.position]}.",
+                "there is one object." if count == 1 else f"there are {number_word(count)} objects.",
+            }  # fmt: skip
+            assert [label for label, meaning in lines.items() if meaning in holds] == [truth]
+
+    def test_held_out_label_sets_never_share_a_name_with_training(self):
+        rng = np.random.default_rng(1)
+        held_out = {name for _ in range(200) for name in random_labels(rng, 8, held_out=True)}
+        training = {name for _ in range(200) for name in random_labels(rng, 8, held_out=False)}
+        assert held_out and training and not held_out & training
+        assert all(is_held_out(name) for name in held_out)
 
     def test_reasoning_targets_the_caption_and_reconstruction_the_answer(self):
         reasoning, reconstruction = make_example("reasoning", 5), make_example("reconstruction", 5)
@@ -291,7 +333,7 @@ def _demo_predictions(runtime, name: str) -> tuple[list[dict[str, Any]], str | N
 
 
 def test_demo_annotation_sets_the_default_model_and_resumes(runtime, tmp_path, tiny_model_dir):
-    manifest = write_demo_assets(tmp_path / "assets", n_images=8)
+    manifest = write_demo_assets(tmp_path / "assets", n_images=8, n_mood=8)
     summary = setup_demo(runtime, manifest)
     names = [p.name for p in summary.projects]
     first = annotate_demo(runtime, names, tiny_model_dir)
@@ -326,7 +368,7 @@ class TestCommittedModel:
         assert metrics["detection"]["format_ok"] > 0.8
 
     def test_demo_reasoning_describes_the_shapes_in_each_image(self, runtime, tmp_path):
-        manifest = write_demo_assets(tmp_path / "assets", n_images=8, seed=3)
+        manifest = write_demo_assets(tmp_path / "assets", n_images=8, seed=3, n_mood=8)
         truth = {item["file"]: item["answer"] for item in json.loads(manifest.read_text())["projects"][1]["items"]}
         summary = setup_demo(runtime, manifest)
         annotate_demo(runtime, [p.name for p in summary.projects])

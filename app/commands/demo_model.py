@@ -119,3 +119,22 @@ def build_demo(
         console.print(escape(metrics_table(result["metrics"])))
     size = sum(f.stat().st_size for f in Path(out_dir).iterdir() if f.is_file())
     console.print(Text(f"Wrote the demo model to {out_dir} ({size / 1e6:.1f} MB), with its card in README.md."))
+
+
+@model_cli.command("measure-demo")
+def measure_demo(
+    folder: Path = typer.Argument(DEFAULT_OUT, help="A demo model folder built by `rise model build-demo`."),
+) -> None:
+    """Measure a demo model's held-out metrics again (perception and label lists) and rewrite its card with them."""
+    from transformers.utils import logging as hf_logging
+
+    from rise.demo_model.card import metrics_table
+    from rise.demo_model.train import remeasure_demo_model
+
+    hf_logging.disable_progress_bar()
+    try:
+        result = remeasure_demo_model(folder)
+    except ValueError as error:
+        raise fail(str(error)) from None
+    console.print(escape(metrics_table(result["metrics"])))
+    console.print(Text(f"Rewrote {folder / 'training_summary.json'} and the card {folder / 'README.md'}."))

@@ -31,7 +31,29 @@ def metrics_table(metrics: dict[str, Any]) -> str:
     ]
     lines = ["| metric | value |", "|---|---|"]
     lines += [f"| {name} | {_pct(value)} |" for name, value in rows]
+    if metrics.get("label_lists"):
+        lines.append(label_list_rows(metrics["label_lists"]))
     return "\n".join(lines)
+
+
+def label_list_rows(label_lists: dict[str, Any]) -> str:
+    """Table rows of the held-out label-list metrics (`rise.demo_model.label_list_metrics`)."""
+    attribute, defined, undefined = label_lists["attribute"], label_lists["defined"], label_lists["undefined"]
+    mood, shape = label_lists["mood"], label_lists["shape"]
+    in_list = (attribute["in_list"] + defined["in_list"] + undefined["in_list"]) / 3
+    rows = [
+        ("label lists never seen in training: answer is one of the listed labels", in_list),
+        ("label lists: accuracy when the prompt defines each label by an attribute", defined["accuracy"]),
+        ("label lists: accuracy when the attribute word is listed among made-up labels", attribute["accuracy"]),
+        ("label lists: answer is listed when nothing decides it (made-up labels)", undefined["in_list"]),
+        ("mood (a rule it was never taught): answer is listed, greedy / sampled",
+         f"{_pct(mood['greedy']['in_list'])} / {_pct(mood['sampled']['in_list'])}"),
+        ("mood: share of the most frequent answer, greedy / sampled",
+         f"{_pct(mood['greedy']['top_share'])} / {_pct(mood['sampled']['top_share'])}"),
+        ("mood: accuracy, greedy (chance 0.33)", mood["greedy"]["accuracy"]),
+        ("lone object's shape as circle / square / triangle / diamond: answer is listed", shape["in_list"]),
+    ]  # fmt: skip
+    return "\n".join(f"| {name} | {value if isinstance(value, str) else _pct(value)} |" for name, value in rows)
 
 
 def _mix_text(mix: dict[str, float]) -> str:
@@ -52,7 +74,9 @@ def write_model_card(out_dir: Path, result: dict[str, Any]) -> Path:
     config, training, metrics = result["config"], result["training"], result["metrics"]
     metrics_text = (
         f"Measured on {metrics['images']} held-out scenes per prompt type (seed {config['eval_seed']}), greedy "
-        "decoding through the app's annotation path (`rise.demo_model.metrics`):\n\n" + metrics_table(metrics)
+        "decoding through the app's annotation path (`rise.demo_model.metrics`); the label-list rows on "
+        f"{(metrics.get('label_lists') or {}).get('items', 0)} questions each, with label names training never used "
+        "(`rise.demo_model.label_list_metrics`):\n\n" + metrics_table(metrics)
         if metrics
         else "Not measured (built with evaluation switched off)."
     )

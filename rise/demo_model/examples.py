@@ -10,8 +10,8 @@ form the app parses. What it is taught is perception only:
 | describe | a short request for a description | `<think>caption</think>` |
 | detection | annotate, labels = the four shapes | caption + every object's label and box |
 | grounding | annotate, a query naming one object by attributes, size or position | caption + its box |
-| classification | annotate, labels = colours, sizes, positions or counts | caption + the attribute |
-| classification | annotate, labels = made-up words the image cannot decide (a quarter) | caption + one at random |
+| classification | annotate, labels = colours, sizes, positions or counts (a quarter) | caption + the attribute |
+| classification | annotate, a fresh made-up label list (`rise.demo_model.label_lists`) | caption + a label from it |
 | reasoning | RISE-CoT reasoning prompt (image + answer) | `<think>caption</think>` |
 | reconstruction | reconstruction prompt (scrubbed caption, image) | `<answer>…</answer>` |
 
@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from rise.demo_model.label_lists import KINDS as LIST_KINDS
+from rise.demo_model.label_lists import label_list_task
 from rise.leakage import scrub_leakage
 from rise.parsing import format_answer
 from rise.prompts import annotation_messages, answer_format, reasoning_messages, reconstruction_messages
@@ -65,12 +67,9 @@ ATTRIBUTES: tuple[str, ...] = ("colour", "size", "position", "count")
 DETECTION_SPEC = TaskSpec(TaskType.detection, labels=DEFAULT_SHAPES)
 GROUNDING_SPEC = TaskSpec(TaskType.grounding)
 ALL_POSITIONS: tuple[str, ...] = tuple(name for row in POSITIONS for name in row)
-# Made-up label names that no project or benchmark uses, for classification questions whose labels the image cannot
-# decide (`unrelated_label_task`).
-UNRELATED_LABELS: tuple[str, ...] = (
-    "blorp", "quax", "zindle", "mipo", "tarn", "vesk", "glim", "oru", "pell", "drak", "fenn", "wub",
-)  # fmt: skip
-UNRELATED_SHARE = 0.25  # of the classification examples
+# Of the classification examples, the share over fresh made-up label lists (`rise.demo_model.label_lists`); the rest
+# list attribute words only.
+LABEL_LIST_SHARE = 0.85
 
 
 @dataclass
@@ -129,20 +128,15 @@ def attribute_task(rng: np.random.Generator, max_objects: int) -> tuple[Scene, T
     return scene, spec, truth
 
 
-def unrelated_label_task(rng: np.random.Generator, max_objects: int) -> tuple[Scene, TaskSpec, str]:
-    """A classification question whose label names say nothing the image shows; the answer is one of them at random.
-
-    Without these, the model learns that a classification answer is an attribute word and, given a new project's
-    labels ("sunny", "stormy"), answers a colour or a count that is not on the list. These are meant to teach it to
-    answer with one of the labels it is given, a guess whose reward RISE can compare with the other guesses'. With
-    this pool of twelve words that did not happen: the demo model learnt the words themselves, and on the mood
-    benchmark's labels it answers a count or one of these words. A pool too large to memorise (random letter
-    strings) is what would force it to copy from the list.
-    """
-    scene = _random_scene(rng, max_objects)
-    count = int(rng.integers(2, 5))
-    labels = tuple(UNRELATED_LABELS[i] for i in rng.choice(len(UNRELATED_LABELS), size=count, replace=False))
-    return scene, TaskSpec(TaskType.classification, labels=labels), labels[int(rng.integers(count))]
+def classification_task(
+    rng: np.random.Generator, max_objects: int, *, with_definitions: bool = True
+) -> tuple[Scene, TaskSpec, str]:
+    """A classification question: attribute words only, or a made-up label list of any kind (without the defined
+    kind where the prompt cannot carry definitions: the reasoning and reconstruction prompts)."""
+    if rng.random() >= LABEL_LIST_SHARE:
+        return attribute_task(rng, max_objects)
+    kinds = LIST_KINDS if with_definitions else tuple(k for k in LIST_KINDS if k != "defined")
+    return label_list_task(rng, max_objects, kinds[int(rng.integers(len(kinds)))])
 
 
 def grounding_task(rng: np.random.Generator, max_objects: int) -> tuple[Scene, str, list[float]]:
@@ -163,7 +157,7 @@ def _task(rng: np.random.Generator, max_objects: int) -> tuple[Scene, TaskSpec, 
     if rng.random() < 0.5:
         scene, query, box = grounding_task(rng, max_objects)
         return scene, GROUNDING_SPEC, box, query
-    scene, spec, label = attribute_task(rng, max_objects)
+    scene, spec, label = classification_task(rng, max_objects, with_definitions=False)
     return scene, spec, label, None
 
 
@@ -196,8 +190,7 @@ def make_example(kind: str, seed: int | list[int], max_objects: int = 4) -> Perc
             elidable=answer_format(GROUNDING_SPEC),
         )  # fmt: skip
     if kind == "classification":
-        task = unrelated_label_task if rng.random() < UNRELATED_SHARE else attribute_task
-        scene, spec, label = task(rng, max_objects)
+        scene, spec, label = classification_task(rng, max_objects)
         return PerceptionExample(
             kind, scene.image, annotation_messages(spec), _think_answer(scene, label), scene, spec, label,
             elidable=answer_format(spec),

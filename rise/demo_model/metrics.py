@@ -22,11 +22,12 @@ from scipy.optimize import linear_sum_assignment
 from rise.annotate import AnnotationInput, GenerationSettings, annotate_images, generate_completions
 from rise.boxes import box_iou
 from rise.demo_model.examples import DETECTION_SPEC, GROUNDING_SPEC, attribute_task, grounding_task
-from rise.parsing import parse_completion
+from rise.parsing import ParsedCompletion, parse_completion
 from rise.prompts import annotation_messages
 from rise.rewards import matched_iou_score
 from rise.synthetic import COLOURS, DEFAULT_SHAPES, SIZES, Scene, SceneConfig, detection_answer, generate_scene
 from rise.synthetic.vocabulary import NUMBER_WORDS, POSITION_PHRASES
+from rise.tasks import TaskSpec
 
 _PHRASE_TO_POSITION = {phrase: position for position, phrase in POSITION_PHRASES.items()}
 _OBJECT_RE = re.compile(
@@ -90,6 +91,23 @@ def _mean(values: list[float]) -> float:
     return float(np.mean(values)) if values else 0.0
 
 
+def answer_questions(
+    model: Any, processor: Any, questions: list[tuple[Scene, TaskSpec]], settings: GenerationSettings
+) -> list[ParsedCompletion]:
+    """The model's parsed answers to classification questions that each have their own label list (and prompt), so
+    they are batched as conversations rather than per task spec."""
+    parsed = []
+    for start in range(0, len(questions), settings.batch_size):
+        batch = questions[start : start + settings.batch_size]
+        conversations = [annotation_messages(spec) for _, spec in batch]
+        samples = generate_completions(model, processor, conversations, [s.image for s, _ in batch], settings)
+        parsed += [
+            parse_completion(completion.text, spec, scene.width, scene.height)
+            for (scene, spec), (completion, *_) in zip(batch, samples, strict=True)
+        ]
+    return parsed
+
+
 def evaluate_perception(
     model: Any,
     processor: Any,
@@ -128,16 +146,9 @@ def evaluate_perception(
 
     rng = np.random.default_rng([seed, 3])
     questions = [attribute_task(rng, config.max_objects) for _ in range(n_images)]
-    attribute_hits, attribute_format = [], []
-    # Every question has its own label list, so they are batched as conversations rather than per task spec.
-    for start in range(0, n_images, batch_size):
-        batch = questions[start : start + batch_size]
-        conversations = [annotation_messages(spec) for _, spec, _ in batch]
-        samples = generate_completions(model, processor, conversations, [s.image for s, _, _ in batch], settings)
-        for (scene, spec, truth), (completion, *_) in zip(batch, samples, strict=True):
-            parsed = parse_completion(completion.text, spec, scene.width, scene.height)
-            attribute_hits.append(float(parsed.answer == truth))
-            attribute_format.append(float(parsed.format_ok))
+    answers = answer_questions(model, processor, [(scene, spec) for scene, spec, _ in questions], settings)
+    attribute_hits = [float(parsed.answer == truth) for parsed, (_, _, truth) in zip(answers, questions, strict=True)]
+    attribute_format = [float(parsed.format_ok) for parsed in answers]
 
     return {
         "images": n_images,

@@ -326,6 +326,32 @@ def starting_summary(folder: str | Path) -> dict[str, Any]:
     return json.loads(summary.read_text())
 
 
+def evaluate_model_folder(model: Any, processor: Any, config: DemoModelConfig) -> dict[str, Any]:
+    """The card's held-out metrics: perception, then whether answers come from the prompt's label list."""
+    from rise.demo_model.label_list_metrics import evaluate_label_lists
+    from rise.demo_model.metrics import evaluate_perception
+
+    metrics = evaluate_perception(model, processor, n_images=config.eval_images, seed=config.eval_seed)
+    metrics["label_lists"] = evaluate_label_lists(model, processor, n_items=config.eval_images)
+    return metrics
+
+
+def remeasure_demo_model(folder: str | Path) -> dict[str, Any]:
+    """Measure a built demo model folder's held-out metrics again with the current metrics code, and rewrite its
+    training summary and card with them (the training record is kept as it is)."""
+    from rise.demo_model.card import write_model_card
+    from rise.modeling import load_model_and_processor
+
+    folder = Path(folder)
+    result = starting_summary(folder)
+    config = DemoModelConfig(**{**result["config"], "max_minutes": result["config"].get("max_minutes")})
+    model, processor = load_model_and_processor(str(folder), device="cpu", dtype="float32")
+    result["metrics"] = evaluate_model_folder(model, processor, config)
+    (folder / SUMMARY_FILE).write_text(json.dumps(result, indent=1) + "\n")
+    write_model_card(folder, result)
+    return result
+
+
 def train_demo_model(
     out_dir: str | Path,
     config: DemoModelConfig | None = None,
@@ -351,7 +377,6 @@ def train_demo_model(
         `dict`: `{"training": ..., "metrics": ..., "parameters": ..., "path": ...}`.
     """
     from rise.demo_model.card import write_model_card
-    from rise.demo_model.metrics import evaluate_perception
     from rise.modeling import load_model_and_processor
 
     config = config or DemoModelConfig()
@@ -374,7 +399,7 @@ def train_demo_model(
     processor.save_pretrained(out_dir)
     metrics = None
     if evaluate:
-        metrics = evaluate_perception(model, processor, n_images=config.eval_images, seed=config.eval_seed)
+        metrics = evaluate_model_folder(model, processor, config)
     result = {
         "path": str(out_dir),
         "parameters": parameters,
