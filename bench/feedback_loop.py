@@ -1,5 +1,6 @@
 """Human feedback in rounds through the app itself: how held-out accuracy grows with the verdicts spent, for RISE with
-the human-feedback reward against SFT on the corrected labels.
+the human-feedback reward against SFT on the corrected labels, and how many verdicts each needs to come within 5
+points of an oracle trained on every training item's ground truth.
 
     .venv/bin/python bench/feedback_loop.py                   # the committed results (bench/results/feedback_loop.*)
     .venv/bin/python bench/feedback_loop.py --task mood --rounds 3 --verdicts 16
@@ -16,6 +17,9 @@ annotated by the demo base model. Then, round after round:
    and re-annotation of the unreviewed items when the new version is promoted;
 3. from the same snapshot, SFT on the trusted answers alone (accepted and corrected labels) is trained with the same
    number of optimiser steps and scored on the same held-out items.
+
+The oracle is SFT on the ground truth of every training item, as if each had been reviewed, with the same steps
+and the same held-out items: the score that verdicts are spent to approach.
 
 Writes `feedback_loop.json`, `feedback_loop.md` and `feedback_loop.png` (held-out score against verdicts spent).
 """
@@ -164,6 +168,37 @@ def sft_on_labels(model: str, data: Path, out: Path, bench: BenchSettings, seed:
     return {"metrics": report["metrics"], "train_seconds": summary["seconds"], "steps": summary["steps"]}
 
 
+def oracle_snapshot(
+    runtime: Any, project_id: int, task: BenchTask, truths: dict[str, Any], images: Path, out: Path
+) -> Path:
+    """A snapshot of the project with every item's ground truth: its held-out items as they are, and every training
+    item labelled as if a reviewer had corrected it."""
+    from db.crud.projects import list_items
+    from rise.training.records import TrainingRecord, write_snapshot
+
+    with runtime.sessions.begin() as session:
+        items = [
+            (i.id, i.original_name, i.split.value, i.width, i.height, i.query)
+            for i in list_items(session=session, project_id=project_id)
+        ]
+    records = [
+        TrainingRecord(item_id=item_id, image=images / name, width=width, height=height, split=split,
+                       answer=truths[name], answer_source="import", query=query)
+        for item_id, name, split, width, height, query in items
+    ]  # fmt: skip
+    return write_snapshot(out, task.spec, records, info={"benchmark": "feedback_loop oracle"})
+
+
+def verdicts_to_reach(report: dict[str, Any], key: str, target: float) -> int | None:
+    """The verdicts spent by the first round whose `key` score is at least `target`; None if none got there."""
+    metric = get_task(report["task"]).metric
+    for row in report["rounds"]:
+        score = (row.get(key) or {}).get(metric)
+        if score is not None and score >= target:
+            return row["verdicts"]
+    return None
+
+
 def run_loop(task: BenchTask, model: str, work: Path, settings: LoopSettings, bench: BenchSettings) -> dict[str, Any]:
     from app.runtime import open_runtime
     from app.services.auth import create_user
@@ -187,6 +222,11 @@ def run_loop(task: BenchTask, model: str, work: Path, settings: LoopSettings, be
         reviewer = SimulatedReviewer(task, truths, settings.reject_share, settings.seed)
         worker = Worker(runtime, WorkerConfig(check_policies=False, idle_seconds=0.1, progress_seconds=2.0))
         overrides = pipeline_overrides(model, bench, settings.seed)
+        oracle_data = oracle_snapshot(
+            runtime, project_id, task, truths, work / "files" / "images", work / "oracle" / "data"
+        )
+        oracle = sft_on_labels(model, oracle_data, work / "oracle", bench, settings.seed)
+        print(f"  oracle (every training item's ground truth): {_score(oracle['metrics'], task)}", flush=True)
         spent = 0
         for number in range(1, settings.rounds + 1):
             started = time.perf_counter()
@@ -220,7 +260,7 @@ def run_loop(task: BenchTask, model: str, work: Path, settings: LoopSettings, be
             )
     finally:
         runtime.close()
-    return {"project": name, "rounds": rounds}
+    return {"project": name, "rounds": rounds, "oracle": oracle["metrics"]}
 
 
 def _score(metrics: dict[str, Any] | None, task: BenchTask) -> str:
@@ -262,6 +302,21 @@ def markdown_report(report: dict[str, Any]) -> str:
             f"| {row['round']} | {row['verdicts']} | {counts['accept']} / {counts['correct']} / {counts['reject']} "
             f"| {_cell(row['rise'], task)} | {'yes' if row['rise_promoted'] else 'no'} | {_cell(row['sft'], task)} |"
         )
+    oracle = report.get("oracle")
+    if oracle:
+        target = oracle[task.metric] - 0.05
+        needed = {key: verdicts_to_reach(report, key, target) for key in ("rise", "sft")}
+        spent = report["rounds"][-1]["verdicts"] if report["rounds"] else 0
+
+        def _needed(key: str) -> str:
+            return f"{needed[key]}" if needed[key] is not None else f"not within {spent}"
+
+        lines += [
+            "",
+            f"Oracle (SFT on the ground truth of every training item, same steps): {_cell(oracle, task)}. Verdicts "
+            f"needed to come within 5 points of it ({target:.2f}): RISE + feedback {_needed('rise')}, SFT on labels "
+            f"{_needed('sft')}.",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -276,6 +331,8 @@ def plot_report(report: dict[str, Any], path: Path) -> Path | None:
     for key, label in (("rise", "RISE + human feedback"), ("sft", "SFT on corrected labels")):
         ys = [base.get(task.metric)] + [(r[key] or {}).get(task.metric) for r in report["rounds"]]
         ax.plot(xs, [np.nan if y is None else y for y in ys], marker="o", label=label)
+    if report.get("oracle"):
+        ax.axhline(report["oracle"][task.metric], color="grey", linestyle="--", label="oracle (all ground truth)")
     ax.set_xlabel("verdicts spent")
     ax.set_ylabel(f"held-out {'accuracy' if task.metric == 'accuracy' else 'IoU > 0.5 rate'}")
     ax.set_ylim(0, 1)
@@ -289,7 +346,7 @@ def plot_report(report: dict[str, Any], path: Path) -> Path | None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = bench_parser(__doc__, "feedback_loop")
-    parser.add_argument("--task", default="odd-one-out", help="benchmark task (bench/learning_tasks.py)")
+    parser.add_argument("--task", default="mood", help="benchmark task (bench/learning_tasks.py)")
     parser.add_argument("--rounds", type=int, help="review-and-retrain rounds")
     parser.add_argument("--verdicts", type=int, help="verdicts per round")
     parser.add_argument("--items", type=int, help="images in the project")
@@ -328,6 +385,7 @@ def main(argv: list[str] | None = None) -> int:
         "bench": {**asdict(bench), "rise_split": list(bench.rise_split)},
         "held_out": next((r["rise"].get("items") for r in loop["rounds"] if r.get("rise")), None),
         "rounds": loop["rounds"],
+        "oracle": loop["oracle"],
         "total_minutes": round((time.perf_counter() - started) / 60, 1),
     }
     write_results(out, "feedback_loop", report, markdown_report(report), plot_report)

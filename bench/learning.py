@@ -82,14 +82,21 @@ class BenchSettings:
     # What RISE-CoT's reconstruction reads (`rise_cot.reconstruction_input`): the image and the reasoning (the
     # paper), the reasoning alone, or the reasoning's gain over the image alone. Rerun with each to compare them.
     reconstruction_input: str = "image_and_cot"
+    # Held-out scores along the way: every method saves this many checkpoints over its steps (RISE's three stages
+    # alike), each scored on the held-out items, so the report shows whether a curve has flattened.
+    checkpoints: int = 5
 
     @classmethod
     def quick(cls) -> BenchSettings:
         # tau 0 lets an untrained test model's reasoning through the filter, so every RISE stage runs
         return cls(
             n_train=4, n_eval=2, steps=3, sft_batch=2, num_generations=2, grpo_prompts_per_step=1,
-            max_completion_length=8, eval_max_new_tokens=8, eval_batch=2, filter_tau=0.0, lora_r=4,
+            max_completion_length=8, eval_max_new_tokens=8, eval_batch=2, filter_tau=0.0, lora_r=4, checkpoints=1,
         )  # fmt: skip
+
+    def save_steps(self) -> int:
+        """Steps between checkpoints: the same spacing for every method, so the curves share their x positions."""
+        return max(1, self.steps // max(1, self.checkpoints))
 
     def stage_steps(self) -> tuple[int, int, int]:
         """RISE-CoT, SFT and RFT steps: `steps` split by `rise_split`, each at least one, summing to `steps`."""
@@ -104,7 +111,10 @@ def pipeline_config(model: str, data: Path, out: Path, settings: BenchSettings, 
     from rise.training.config import PipelineConfig
 
     cot_steps, sft_steps, rft_steps = settings.stage_steps()
-    common = {"seed": seed, "lora_r": settings.lora_r, "lora_alpha": 2 * settings.lora_r, "logging_steps": 1}
+    common = {
+        "seed": seed, "lora_r": settings.lora_r, "lora_alpha": 2 * settings.lora_r, "logging_steps": 1,
+        "save_steps": settings.save_steps(),
+    }  # fmt: skip
     grpo = {
         **common,
         "learning_rate": settings.grpo_learning_rate,
@@ -149,6 +159,32 @@ def _stage_seconds(out: Path, stages: tuple[str, ...]) -> tuple[float, int]:
     return round(seconds, 1), steps
 
 
+def checkpoint_curve(
+    model: str, data: Path, out: Path, stages: tuple[str, ...], settings: BenchSettings
+) -> list[dict[str, Any]]:
+    """The held-out metrics of every checkpoint the stages saved, at their step counted over all `stages` (RISE's
+    SFT checkpoints come after RISE-CoT's steps); each checkpoint is one adapter on the base model."""
+    from rise.training.config import EvalConfig
+    from rise.training.evaluate import evaluate_model
+    from rise.training.pipeline import finished_stage
+    from rise.training.records import load_snapshot
+
+    snapshot = load_snapshot(data)
+    config = EvalConfig(batch_size=settings.eval_batch, max_new_tokens=settings.eval_max_new_tokens)
+    points, offset = [], 0
+    for stage in stages:
+        marker = finished_stage(out, stage)
+        if marker is None:
+            break
+        if stage != "filter":
+            saved = sorted((out / stage).glob("checkpoint-*"), key=lambda path: int(path.name.split("-")[1]))
+            for checkpoint in saved:
+                report = evaluate_model(model, snapshot, config, adapter=str(checkpoint), name=checkpoint.name)
+                points.append({"step": offset + int(checkpoint.name.split("-")[1]), "metrics": report["metrics"]})
+        offset += int(marker.get("steps") or 0)
+    return points
+
+
 def _run_group(config: Any, stages: str) -> tuple[dict[str, Any], str | None, float]:
     """Run pipeline stages; (stage summaries, the error that stopped them or None, wall seconds)."""
     from rise.training.pipeline import run_pipeline
@@ -174,7 +210,7 @@ def run_seed(model: str, data: Path, out: Path, settings: BenchSettings, seed: i
         failed = error if finished_stage(out, stage) is None or stage not in reports else None
         outcome[method] = {
             "seed": seed, "metrics": (reports.get(stage) or {}).get("metrics"), "train_seconds": seconds,
-            "steps": steps, "error": failed,
+            "steps": steps, "error": failed, "curve": checkpoint_curve(model, data, out, (stage,), settings),
         }  # fmt: skip
     results, error, wall = _run_group(config, "all")
     seconds, steps = _stage_seconds(out, TRAINING_STAGES["rise"])
@@ -194,6 +230,7 @@ def run_seed(model: str, data: Path, out: Path, settings: BenchSettings, seed: i
         if filter_summary
         else None,
         "rise_cot": _cot_log_summary(finished_stage(out, "rise_cot")),
+        "curve": checkpoint_curve(model, data, out, TRAINING_STAGES["rise"], settings),
     }
     return outcome
 
@@ -266,6 +303,19 @@ def _cell(values: list[float], expected: int) -> str:
     return text + (f" ({len(values)}/{expected} ran)" if len(values) < expected else "")
 
 
+def rise_lead(task: dict[str, Any]) -> tuple[str | None, list[float]]:
+    """The baseline with the best mean final score, and RISE's per-seed lead over it (seeds both finished)."""
+    metric = task["metric"]
+    finals = {
+        m: {r["seed"]: r["metrics"][metric] for r in task["methods"][m] if r.get("metrics")} for m in METHODS[1:]
+    }
+    baselines = [m for m in ("sft", "visual_rft") if finals[m]]
+    if not baselines:
+        return None, []
+    best = max(baselines, key=lambda m: statistics.mean(finals[m].values()))
+    return best, [finals["rise"][seed] - finals[best][seed] for seed in finals["rise"] if seed in finals[best]]
+
+
 def markdown_report(report: dict[str, Any]) -> str:
     """The results as Markdown tables: the headline metric, mean IoU for box tasks, training time, RISE's filter."""
     settings = report["settings"]
@@ -292,6 +342,31 @@ def markdown_report(report: dict[str, Any]) -> str:
             cells = [f"{task['base']['metrics']['mean_iou']:.2f}"]
             cells += [_cell(_values(task["methods"][m], "mean_iou"), len(report["seeds"])) for m in METHODS[1:]]
             lines.append(f"| {name} | mean IoU | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "RISE against the best baseline on the headline metric, seed by seed (mean ± standard deviation of "
+        "the per-seed difference):",
+        "",
+    ]
+    lines += ["| task | best baseline | RISE − best baseline |", "|---|---|---|"]
+    for name, task in report["tasks"].items():
+        best, differences = rise_lead(task)
+        cell = f"{statistics.mean(differences):+.2f}" if differences else "–"
+        if len(differences) > 1:
+            cell += f" ± {statistics.stdev(differences):.2f}"
+        lines.append(f"| {name} | {METHOD_NAMES.get(best, '–')} | {cell} |")
+    lines += ["", "Learning curves: the held-out headline metric at each checkpoint (mean over seeds):", ""]
+    for name, task in report["tasks"].items():
+        curves = {m: _curve_means(task["methods"][m], task["metric"]) for m in METHODS[1:]}
+        steps = sorted({step for curve in curves.values() for step in curve})
+        if not steps:
+            continue
+        lines += [f"**{name}**", "", "| method | " + " | ".join(str(s) for s in steps) + " |"]
+        lines.append("|---|" + "---|" * len(steps))
+        for method, curve in curves.items():
+            cells = [f"{statistics.mean(curve[s]):.2f}" if s in curve else "" for s in steps]
+            lines.append(f"| {METHOD_NAMES[method]} | " + " | ".join(cells) + " |")
+        lines.append("")
     lines += ["", "Training time per run (seconds in the training loops, mean over seeds):", ""]
     lines += ["| task | " + " | ".join(METHOD_NAMES[m] for m in METHODS[1:]) + " |", "|---|" + "---|" * 3]
     for name, task in report["tasks"].items():
@@ -348,34 +423,45 @@ def _filter_cell(summary: dict[str, Any]) -> str:
     return f"{verified}/{summary['items']}{extra}"
 
 
+def _curve_means(rows: list[dict[str, Any]], metric: str) -> dict[int, list[float]]:
+    """Step -> the metric of every seed's checkpoint at that step."""
+    points: dict[int, list[float]] = {}
+    for row in rows:
+        for point in row.get("curve") or []:
+            points.setdefault(point["step"], []).append(point["metrics"][metric])
+    return dict(sorted(points.items()))
+
+
 def plot_report(report: dict[str, Any], path: Path) -> Path | None:
-    """A grouped bar chart of the headline metric per task and method (one dot per seed); None without matplotlib."""
+    """Learning curves, one panel per task: the held-out headline metric at every checkpoint (mean over seeds, with
+    each seed faint), the base model's as a dashed line; None without matplotlib."""
     plt = pyplot()
     if plt is None:
         return None
     tasks = list(report["tasks"])
-    fig, ax = plt.subplots(figsize=(1.9 * len(tasks) + 2, 3.6))
-    width = 0.8 / len(METHODS)
-    for offset, method in enumerate(METHODS):
-        means, dots = [], []
-        for index, name in enumerate(tasks):
-            task = report["tasks"][name]
-            if method == "base":
-                values = [task["base"]["metrics"][task["metric"]]]
-            else:
-                values = _values(task["methods"][method], task["metric"])
-            means.append(statistics.mean(values) if values else 0.0)
-            dots += [(index + (offset - 1.5) * width, v) for v in values]
-        positions = [i + (offset - 1.5) * width for i in range(len(tasks))]
-        ax.bar(positions, means, width, label=METHOD_NAMES[method])
-        if dots and method != "base":
-            ax.scatter(*zip(*dots, strict=True), s=8, color="black", zorder=3)
-    labels = [f"{n}\n({'acc.' if report['tasks'][n]['metric'] == 'accuracy' else 'IoU>0.5'})" for n in tasks]
-    ax.set_xticks(range(len(tasks)), labels)
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("held-out score")
-    ax.set_title(f"Same base model, {report['settings']['n_train']} annotations, {report['settings']['steps']} steps")
-    ax.legend(ncols=4, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.22))
+    fig, axes = plt.subplots(1, len(tasks), figsize=(3.6 * len(tasks) + 0.5, 3.4), squeeze=False)
+    colours = {"sft": "tab:orange", "visual_rft": "tab:green", "rise": "tab:red"}
+    for ax, name in zip(axes[0], tasks, strict=True):
+        task = report["tasks"][name]
+        metric = task["metric"]
+        ax.axhline(task["base"]["metrics"][metric], color="grey", linestyle="--", label="base")
+        for method in METHODS[1:]:
+            rows = task["methods"][method]
+            for row in rows:
+                curve = row.get("curve") or []
+                ax.plot([p["step"] for p in curve], [p["metrics"][metric] for p in curve], color=colours[method],
+                        alpha=0.25, linewidth=0.8)  # fmt: skip
+            means = _curve_means(rows, metric)
+            ax.plot(list(means), [statistics.mean(v) for v in means.values()], color=colours[method], marker="o",
+                    markersize=3, label=METHOD_NAMES[method])  # fmt: skip
+        ax.set_title(f"{name} ({'accuracy' if metric == 'accuracy' else 'IoU > 0.5'})", fontsize=10)
+        ax.set_xlabel("optimiser steps")
+        ax.set_ylim(0, 1)
+    axes[0][0].set_ylabel("held-out score")
+    axes[0][0].legend(fontsize=8)
+    settings = report["settings"]
+    fig.suptitle(f"Same base model and {settings['n_train']} annotations per task; mean of seeds (faint: each seed)",
+                 fontsize=10)  # fmt: skip
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

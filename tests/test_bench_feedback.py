@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from types import SimpleNamespace
 
-from bench.feedback_loop import SimulatedReviewer, main
+from bench.feedback_loop import SimulatedReviewer, main, verdicts_to_reach
 from bench.learning_tasks import TASKS
 
 
@@ -19,8 +19,19 @@ def test_quick_loop_reviews_retrains_and_reports(tmp_path, tiny_model_dir):
     assert row["verdicts"] == 4 and sum(row["verdict_counts"].values()) == 4
     assert "error" not in row and row["rise"]["items"] == report["held_out"] > 0  # the worker registered a version
     assert row["sft"]["items"] == report["held_out"]  # the baseline is scored on the same held-out items
-    assert "| 1 | 4 |" in (out / "feedback_loop.md").read_text()
+    assert report["oracle"]["items"] == report["held_out"]  # the oracle too: every training item's ground truth
+    table = (out / "feedback_loop.md").read_text()
+    assert "| 1 | 4 |" in table and "Oracle (SFT on the ground truth of every training item" in table
     assert (out / "feedback_loop.png").stat().st_size > 0
+
+
+def test_verdicts_to_reach_is_the_first_round_at_the_target():
+    report = {"task": "mood", "rounds": [
+        {"verdicts": 32, "rise": {"accuracy": 0.5}}, {"verdicts": 64, "rise": {"accuracy": 0.8}},
+        {"verdicts": 96, "rise": None},
+    ]}  # fmt: skip
+    assert verdicts_to_reach(report, "rise", 0.75) == 64
+    assert verdicts_to_reach(report, "rise", 0.9) is None
 
 
 class TestSimulatedReviewer:

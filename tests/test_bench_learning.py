@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from bench.learning import METHODS, BenchSettings, main, markdown_report
+from bench.learning import METHODS, BenchSettings, main, markdown_report, rise_lead
 from bench.learning_tasks import TASKS, task_records
 
 
@@ -26,9 +26,14 @@ def test_quick_run_trains_every_method_and_writes_the_report(tmp_path, tiny_mode
         # every method trained for its step budget and was scored on the held-out items (or says why not)
         assert run["error"] is None, run["error"]
         assert run["steps"] == BenchSettings.quick().steps and run["metrics"]["items"] == 2
+        # its learning curve: a held-out score at each saved checkpoint, the last one at the full budget
+        steps = [point["step"] for point in run["curve"]]
+        assert steps == sorted(steps) and steps[-1] == run["steps"] and run["curve"][-1]["metrics"]["items"] == 2
+    assert len(task["methods"]["rise"][0]["curve"]) == 3  # one checkpoint per RISE training stage
     assert task["methods"]["rise"][0]["filter"]["items"] == 4
     table = (out / "learning.md").read_text()
     assert "| odd-one-out | IoU > 0.5 |" in table and "| odd-one-out | mean IoU |" in table
+    assert "RISE − best baseline" in table and "**odd-one-out**" in table
     assert (out / "learning.png").stat().st_size > 0
 
 
@@ -53,6 +58,16 @@ def test_a_failed_method_is_reported_not_fatal():
     table = markdown_report(report)
     assert "| shape | accuracy | 0.50 | 0.75 | 0.50 | failed |" in table
     assert "SFT has no data" in table and "0/4" in table
+
+
+def test_rise_lead_is_per_seed_against_the_best_baseline():
+    def rows(*scores):
+        return [{"seed": seed, "metrics": {"accuracy": score}} for seed, score in enumerate(scores)]
+
+    task = {"metric": "accuracy", "methods": {"sft": rows(0.5, 0.7), "visual_rft": rows(0.4, 0.4),
+                                              "rise": rows(0.6, 0.6)}}  # fmt: skip
+    best, differences = rise_lead(task)
+    assert best == "sft" and differences == pytest.approx([0.1, -0.1])
 
 
 @pytest.mark.parametrize("name", sorted(TASKS))
