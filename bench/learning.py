@@ -168,6 +168,7 @@ def checkpoint_curve(
     from rise.training.evaluate import evaluate_model
     from rise.training.pipeline import finished_stage
     from rise.training.records import load_snapshot
+    from rise.training.trainer_setup import TRAINER_DIR
 
     snapshot = load_snapshot(data)
     config = EvalConfig(batch_size=settings.eval_batch, max_new_tokens=settings.eval_max_new_tokens)
@@ -177,7 +178,8 @@ def checkpoint_curve(
         if marker is None:
             break
         if stage != "filter":
-            saved = sorted((out / stage).glob("checkpoint-*"), key=lambda path: int(path.name.split("-")[1]))
+            trainer_dir = out / stage / TRAINER_DIR
+            saved = sorted(trainer_dir.glob("checkpoint-*"), key=lambda path: int(path.name.split("-")[1]))
             for checkpoint in saved:
                 report = evaluate_model(model, snapshot, config, adapter=str(checkpoint), name=checkpoint.name)
                 points.append({"step": offset + int(checkpoint.name.split("-")[1]), "metrics": report["metrics"]})
@@ -307,7 +309,8 @@ def rise_lead(task: dict[str, Any]) -> tuple[str | None, list[float]]:
     """The baseline with the best mean final score, and RISE's per-seed lead over it (seeds both finished)."""
     metric = task["metric"]
     finals = {
-        m: {r["seed"]: r["metrics"][metric] for r in task["methods"][m] if r.get("metrics")} for m in METHODS[1:]
+        m: {r.get("seed", i): r["metrics"][metric] for i, r in enumerate(task["methods"][m]) if r.get("metrics")}
+        for m in METHODS[1:]
     }
     baselines = [m for m in ("sft", "visual_rft") if finals[m]]
     if not baselines:

@@ -12,6 +12,7 @@ from app.services.projects import create_project
 from db.crud import projects as crud
 from db.models import Annotation, AnnotationSource, Split
 from rise.synthetic import write_demo_assets
+from rise.synthetic.demo import MOOD_RETRAIN_SETTINGS
 
 
 def _state(runtime, name: str) -> tuple[dict[int, Split], dict[int, list[Annotation]]]:
@@ -111,6 +112,9 @@ def test_bundled_mood_project_holds_out_enough_ground_truth_to_judge_a_retrainin
     assert len(held_out) >= 30 and all(annotations[item_id] for item_id in held_out)
     to_review = [item_id for item_id, split in splits.items() if split is Split.train and not annotations[item_id]]
     assert len(to_review) >= 30  # enough for a reviewer's round of verdicts before the first Retrain
+    with runtime.sessions() as session:
+        project = crud.require_project(session=session, name="demo-mood")
+        assert project.retrain_settings == list(MOOD_RETRAIN_SETTINGS)  # sized for a Retrain click on a CPU
 
 
 def test_answer_shapes_are_checked_per_task(runtime):

@@ -20,7 +20,7 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from app.services.demo import DEFAULT_DEMO_MODEL, DEFAULT_MANIFEST
-from db.models import Item, JobStatus, ModelVersion, Prediction, Project, TrainingJob
+from db.models import Item, JobStatus, ModelVersion, Prediction, Project, Review, TrainingJob
 from tests.utils.browser import free_port, save_screenshot
 
 pytestmark = [
@@ -91,12 +91,22 @@ def test_demo_reviews_retrains_and_serves_a_better_version(tmp_path, chromium_br
 
         page = chromium_browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(url)  # loopback: no login, the local admin reviews
+        page.locator("#project-select input").click()
+        page.get_by_role("option", name=re.compile(rf"^{PROJECT} ")).click()
         card = page.locator("#review-card")
         shown = re.compile(r"^Item #(\d+)$")
-        for _ in range(VERDICTS):
+
+        def current_item() -> int:
             number = card.get_by_text(shown).first
             number.wait_for(timeout=TIMEOUT_MS)
-            item_id = int(shown.match(number.inner_text().strip()).group(1))
+            return int(shown.match(number.inner_text().strip()).group(1))
+
+        deadline = time.monotonic() + TIMEOUT_MS / 1000
+        while current_item() not in names:  # the screen still shows the project it opened with
+            assert time.monotonic() < deadline, "the review screen never switched to the mood project"
+            time.sleep(0.2)
+        for _ in range(VERDICTS):
+            item_id = current_item()
             truth = truths[names[item_id]]
             chosen = page.locator("#review-label input[type=radio]:checked")
             if chosen.count() and chosen.get_attribute("value") == truth:
@@ -120,9 +130,13 @@ def test_demo_reviews_retrains_and_serves_a_better_version(tmp_path, chromium_br
                     select(ModelVersion).where(ModelVersion.job_id == job.id, ModelVersion.is_serving)
                 ).one_or_none()
 
+        with Session(engine) as session:
+            verdicts = session.scalars(select(Review).join(Item).where(Item.project_id == project.id)).all()
+        assert len(verdicts) == VERDICTS  # every key press gave one verdict
         version = _wait_for(promoted, RETRAIN_SECONDS, "a promoted version", worker_log)
         scores, compared = version.metrics["eval"], version.metrics["compared_with"]["metrics"]
         assert scores["items"] >= 30 and scores["accuracy"] > compared["accuracy"], version.metrics["promotion"]
+        print(f"held-out accuracy {compared['accuracy']:.3f} -> {scores['accuracy']:.3f} on {scores['items']} items")
         page.locator("#retrain-versions").get_by_text(version.name).wait_for(timeout=TIMEOUT_MS)
         assert "serving" in page.locator("#retrain-versions").inner_text()
 

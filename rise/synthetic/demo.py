@@ -32,6 +32,19 @@ IMAGE_DIR = "images"
 _ATTEMPTS = 1000
 MOOD_IMAGES = 120
 MOOD_EVAL_FRACTION = 0.3
+# The mood project's default retraining settings (`section.field=value`): every RISE stage sized so that one Retrain
+# click on a 2-core CPU finishes in minutes. RISE-CoT samples reasoning for 64 items (8 steps of 8 prompts), the
+# filter keeps up to 64 of them (topped up with unverified rationales while the model cannot yet name a mood), SFT
+# takes 80 steps and RFT 8.
+MOOD_RETRAIN_SETTINGS: tuple[str, ...] = (
+    "rise_cot.max_steps=8", "rise_cot.num_generations=4", "rise_cot.per_device_train_batch_size=32",
+    "rise_cot.max_completion_length=80", "rise_cot.learning_rate=0.001", "rise_cot.reconstruction_max_new_tokens=96",
+    "filter.min_selected=64",
+    "sft.max_steps=80", "sft.learning_rate=0.002", "sft.per_device_train_batch_size=8",
+    "rft.max_steps=8", "rft.num_generations=4", "rft.per_device_train_batch_size=16", "rft.max_completion_length=80",
+    "rft.learning_rate=0.001", "rft.overlong_buffer=16",
+    "evaluation.max_new_tokens=96",
+)  # fmt: skip
 
 
 def write_demo_assets(
@@ -100,6 +113,7 @@ def write_demo_assets(
                 "labels": list(rule.labels),
                 "description": f"The mood of a scene of coloured shapes. {rule.description}",
                 "eval_fraction": MOOD_EVAL_FRACTION,
+                "retrain_settings": list(MOOD_RETRAIN_SETTINGS),
                 "items": mood,
             },
             {

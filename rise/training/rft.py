@@ -26,6 +26,7 @@ from rise.tasks import TaskSpec, TaskType
 from rise.training.config import RFTStageConfig
 from rise.training.records import Snapshot
 from rise.training.trainer_setup import (
+    TRAINER_DIR,
     as_content_parts,
     grpo_arguments,
     load_policy,
@@ -104,7 +105,7 @@ def train_rft(
         )
     reward_funcs, weights = rft_rewards(snapshot.spec, config)
     policy, processor = load_policy(model, config, adapter=adapter)
-    args = grpo_arguments(config, stage_dir / "trainer", reward_weights=weights)
+    args = grpo_arguments(config, stage_dir / TRAINER_DIR, reward_weights=weights)
     callbacks = time_limit_callbacks(config)
     trainer = GRPOTrainer(
         model=policy,

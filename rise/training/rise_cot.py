@@ -21,6 +21,7 @@ from rise.training.config import RiseCoTConfig
 from rise.training.reconstruction import PolicyReconstructor, Reconstruct, ReconstructionReward, RolloutLog
 from rise.training.records import Snapshot, load_answer
 from rise.training.trainer_setup import (
+    TRAINER_DIR,
     as_content_parts,
     grpo_arguments,
     load_policy,
@@ -94,7 +95,7 @@ def train_rise_cot(
         batch_size=config.reconstruction_batch_size,
         max_new_tokens=config.reconstruction_max_new_tokens,
     )
-    args = grpo_arguments(config, stage_dir / "trainer")
+    args = grpo_arguments(config, stage_dir / TRAINER_DIR)
     # Each process logs to its own file. A restarted stage must not mix its rollouts with a failed run's: this
     # process's old file goes here, the whole folder before the stage starts (`rise.training.pipeline`).
     log_file = rollouts / f"rank-{args.process_index:05d}.jsonl"

@@ -19,6 +19,7 @@ from rise.training.config import SFTStageConfig
 from rise.training.cot_filter import SelectedCoT
 from rise.training.records import Snapshot, load_answer
 from rise.training.trainer_setup import (
+    TRAINER_DIR,
     as_content_parts,
     load_policy,
     lora_config,
@@ -81,7 +82,7 @@ def train_sft(
     args = trl_arguments(
         SFTConfig,
         config,
-        stage_dir / "trainer",
+        stage_dir / TRAINER_DIR,
         max_length=config.max_length,
         completion_only_loss=True,  # learn the answer (and reasoning), not the prompt
     )

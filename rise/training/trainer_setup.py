@@ -16,6 +16,8 @@ from rise.training.config import RFTStageConfig, RiseCoTConfig, TrainerSettings
 from rise.training.progress import progress_callbacks
 
 FINAL_DIR = "final"
+# Where a stage's TRL trainer writes (its checkpoints when `save_steps` is set), inside the stage's folder.
+TRAINER_DIR = "trainer"
 
 
 def cuda_available() -> bool:
