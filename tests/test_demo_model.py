@@ -249,9 +249,21 @@ def test_training_writes_a_loadable_model_folder_with_card_and_metrics(tmp_path)
     card = (tmp_path / "demo" / "README.md").read_text()
     assert "rise model build-demo demo --steps 3" in card and "| caption: colour accuracy (per object) |" in card
     summary = json.loads((tmp_path / "demo" / "training_summary.json").read_text())
-    assert set(summary["metrics"]) >= {"caption", "detection", "grounding", "classification"}
+    assert set(summary["metrics"]) >= {"caption", "detection", "grounding", "classification", "label_lists"}
+    assert set(summary["metrics"]["label_lists"]) >= {"attribute", "defined", "undefined", "mood", "shape"}
+    assert "| label lists: accuracy when the prompt defines each label by an attribute |" in card
     model, _ = load_model_and_processor(str(tmp_path / "demo"), device="cpu")
     assert sum(p.numel() for p in model.parameters()) == result["parameters"]
+
+    # Measured again from the folder alone: the same training record, metrics and card rows written anew.
+    (tmp_path / "demo" / "README.md").write_text("stale")
+    measured = CliRunner().invoke(
+        cli, ["model", "measure-demo", str(tmp_path / "demo")], env={"COLUMNS": "200", "NO_COLOR": "1"}
+    )
+    assert measured.exit_code == 0, measured.output
+    again = json.loads((tmp_path / "demo" / "training_summary.json").read_text())
+    assert again["training"] == summary["training"] and again["metrics"]["label_lists"]["items"] == 2
+    assert "label lists never seen in training" in (tmp_path / "demo" / "README.md").read_text()
 
 
 def test_cli_builds_a_demo_model(tmp_path):

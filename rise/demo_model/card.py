@@ -130,10 +130,10 @@ repeated, asked in the app's own prompts (`rise.demo_model.examples`). Example m
 - detection: caption, then every object's shape label and box (Qwen2-VL 0–1000 frame);
 - grounding: caption, then the box of the one object a query names by attributes ("the red circle"), size
   ("the largest object") or position ("the leftmost object");
-- classification: caption, then a visible attribute from a shuffled label list (a lone object's colour, size or
-  grid position, or the number of objects); a quarter of these list made-up words instead, which
-  the image cannot decide, answered with one of them at random (meant to make the model answer a new project's
-  labels from the list; it learnt the twelve words instead, see `rise.demo_model.examples.unrelated_label_task`);
+- classification: caption, then a label from the prompt's list. A share of the lists are attribute words (a lone
+  object's colour, size or grid position, or the number of objects); the rest are fresh made-up lists from pools
+  too large to memorise (`rise.demo_model.label_lists`): the attribute word among made-up names, made-up names the
+  prompt defines by an attribute ("zorpa: the object is red"), or made-up names nothing decides, answered at random;
 - RISE-CoT reasoning prompts (image + answer → the caption) and reconstruction prompts (scrubbed caption + image →
   answer), so the model can take part in RISE's closed loop.
 
