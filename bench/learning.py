@@ -6,9 +6,9 @@ optimiser-step budget, three seeds.
     .venv/bin/python bench/learning.py --tasks odd-one-out,mood --reconstruction-input cot_only --out /tmp/cot-only
     .venv/bin/python bench/learning.py --quick --model DIR --out /tmp/learning   # seconds; what the tests run
 
-For each task (`bench/learning_tasks.py`: mood, odd-one-out, shape, named-object) the same N trusted annotations
-form one training-data snapshot, and from the same base model (`assets/demo-model`) four methods are compared on
-held-out items, greedy decoding through the app's annotation path:
+For each task (`bench/learning_tasks.py`; by default mood, odd-one-out and named-object, `--tasks shape` too) the
+same N trusted annotations form one training-data snapshot, and from the same base model (`assets/demo-model`) four
+methods are compared on held-out items, greedy decoding through the app's annotation path:
 
 | method | training |
 |---|---|
@@ -18,9 +18,11 @@ held-out items, greedy decoding through the app's annotation path:
 | rise | RISE-CoT GRPO -> filter -> SFT on reasoning + answer -> RFT (`rise_cot`, `filter`, `sft`, `rft`) |
 
 Every method gets the same number of optimiser steps: `--steps` for each baseline, split over RISE's three training
-stages. Everything runs through `rise.training.pipeline`, the code `rise train` and the worker use.
-Writes `learning.json` (per task, method and seed: metrics and training time), `learning.md` (tables) and
-`learning.png` (a plot, when matplotlib is installed) to `--out`.
+stages. Every method saves checkpoints along the way (`checkpoints`), each scored on the held-out items: the
+learning curves show whether a run has flattened. Everything runs through `rise.training.pipeline`, the code
+`rise train` and the worker use. Writes `learning.json` (per task, method and seed: metrics, curve and training
+time), `learning.md` (tables, RISE's per-seed lead over the best baseline, the curves) and `learning.png` (the
+curves, when matplotlib is installed) to `--out`.
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL = REPO / "assets" / "demo-model"
 DEFAULT_OUT = REPO / "bench" / "results"
 METHODS = ("base", "sft", "visual_rft", "rise")
+# A rule that needs the reasoning, a box defined by context, and a simple task the base model nearly knows.
+DEFAULT_TASKS = ("mood", "odd-one-out", "named-object")
 METHOD_NAMES = {"base": "base", "sft": "SFT (answers)", "visual_rft": "Visual-RFT", "rise": "RISE"}
 TRAINING_STAGES = {
     "sft": ("baseline_sft",),
@@ -62,9 +66,9 @@ TRAINING_STAGES = {
 class BenchSettings:
     """The benchmark's knobs; `quick()` shrinks them to a plumbing check that runs in seconds."""
 
-    n_train: int = 48  # trusted annotations per task, the same for every method and seed
-    n_eval: int = 48  # held-out items per task
-    steps: int = 36  # optimiser steps per method; RISE splits them over its three training stages
+    n_train: int = 200  # trusted annotations per task, the same for every method and seed
+    n_eval: int = 60  # held-out items per task
+    steps: int = 120  # optimiser steps per method; RISE splits them over its three training stages
     rise_split: tuple[int, int, int] = (1, 1, 1)  # RISE-CoT : SFT : RFT share of the steps
     sft_batch: int = 8
     sft_learning_rate: float = 2e-3
@@ -77,14 +81,14 @@ class BenchSettings:
     filter_tau: float | None = None  # None: the task's default (a correct label; IoU 0.75 for boxes)
     # The demo model has never seen a benchmark's label names, so at first no reasoning reconstructs them: up to this
     # many unverified rationales keep RISE's SFT stage from having no data (`FilterConfig.min_selected`).
-    filter_min_selected: int = 16
+    filter_min_selected: int = 200
     lora_r: int = 16
     # What RISE-CoT's reconstruction reads (`rise_cot.reconstruction_input`): the image and the reasoning (the
     # paper), the reasoning alone, or the reasoning's gain over the image alone. Rerun with each to compare them.
     reconstruction_input: str = "image_and_cot"
     # Held-out scores along the way: every method saves this many checkpoints over its steps (RISE's three stages
     # alike), each scored on the held-out items, so the report shows whether a curve has flattened.
-    checkpoints: int = 5
+    checkpoints: int = 6
 
     @classmethod
     def quick(cls) -> BenchSettings:
@@ -498,7 +502,7 @@ def bench_parser(doc: str | None, results: str) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = bench_parser(__doc__, "learning")
-    parser.add_argument("--tasks", default=",".join(TASKS), help=f"comma-separated, from {', '.join(TASKS)}")
+    parser.add_argument("--tasks", default=",".join(DEFAULT_TASKS), help=f"comma-separated, from {', '.join(TASKS)}")
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds")
     parser.add_argument("--steps", type=int, help="optimiser steps per method")
     parser.add_argument("--n-train", type=int, help="trusted annotations per task")
