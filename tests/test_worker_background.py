@@ -62,3 +62,17 @@ def test_runs_niced_restarts_after_a_crash_and_stops_with_its_owner(tmp_path):
     assert code is not None and not background.running
     _wait(lambda: not second.is_running() or second.status() == psutil.STATUS_ZOMBIE, 10, "the worker to end")
     assert background.restarts == 1  # stopping is not a crash: nothing was started again
+
+
+def test_ctrl_c_to_the_process_group_stops_the_worker_for_good(tmp_path):
+    log_path = tmp_path / "data" / "worker.log"
+    background = BackgroundWorker(log_path, env=_env(tmp_path), restart_seconds=0.5, grace_seconds=2)
+    background.start()
+    try:
+        _wait(lambda: "is waiting for jobs" in log_path.read_text(errors="replace"), 60, "the worker to start")
+        background.process.process.send_signal(signal.SIGINT)  # what Ctrl-C in the terminal does to the supervisor
+        _wait(lambda: not background.running, 30, "the worker to stop")
+        time.sleep(2)  # several of the watcher's looks
+        assert not background.running and background.restarts == 0
+    finally:
+        background.stop()

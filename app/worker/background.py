@@ -3,13 +3,15 @@
 The worker runs as a child process (`python -m app worker`) under `app.worker.supervise`, so it stops with the
 process that started it, even one killed with SIGKILL. It runs at a lower CPU priority (`nice`), so on a small
 machine training takes the idle cycles and the UI stays responsive. A worker that exits on its own (a crash) is
-started again after `restart_seconds`, at most `max_restarts` times; its output goes to `log_path`.
+started again after `restart_seconds`, at most `max_restarts` times; one stopped by a signal (Ctrl-C reaches the
+whole process group) is not. Its output goes to `log_path`.
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
+import signal
 import sys
 import threading
 from pathlib import Path
@@ -19,6 +21,8 @@ from app.worker.process import SupervisedProcess
 log = logging.getLogger("rise.worker")
 
 DEFAULT_NICENESS = 10
+# The supervisor's exit codes when a signal asked it to stop (`app.worker.supervise`: 128 + the signal number).
+STOPPED_BY_SIGNAL = frozenset({128 + signal.SIGINT, 128 + signal.SIGTERM})
 
 
 class BackgroundWorker:
@@ -61,6 +65,11 @@ class BackgroundWorker:
             code = self.process.poll()
             if code is None:
                 continue
+            if code in STOPPED_BY_SIGNAL:
+                # Ctrl-C in the terminal reaches the whole process group, the supervisor included: the demo is
+                # stopping, so the worker stays stopped.
+                log.info("The background worker was stopped by a signal (code %s)", code)
+                return
             if self.restarts >= self.max_restarts:
                 log.error("The background worker exited (code %s) %d times; see %s", code, self.restarts + 1,
                           self.log_path)  # fmt: skip
