@@ -115,6 +115,21 @@ def test_policy_job_repeats_the_latest_jobs_settings(reviewed):
     assert job.config["overrides"] == ["rft.max_steps=7"] and job.config["launcher"] == "python"
 
 
+def test_policy_job_takes_the_project_defaults_of_the_day_not_those_of_the_last_job(reviewed):
+    runtime, project_id, user_id = reviewed
+    give_verdicts(runtime, project_id, user_id, 1)
+    job_service.set_retrain_settings(runtime, "shapes", ["sft.max_steps=40"])
+    manual = job_service.request_retrain(runtime, "shapes", overrides=["rft.max_steps=7"])
+    assert manual.config["overrides"] == ["sft.max_steps=40", "rft.max_steps=7"]
+    job_service.cancel_job(runtime, manual.id)
+    job_service.set_retrain_settings(runtime, "shapes", ["sft.max_steps=60"])
+    policy.set_retrain_policy(runtime, "shapes", every_verdicts=1, every_hours=None)
+    give_verdicts(runtime, project_id, user_id, 1)
+
+    (job,) = policy.queue_due_retraining(runtime).queued
+    assert job.config["overrides"] == ["sft.max_steps=60", "rft.max_steps=7"]
+
+
 def test_schedule_fires_only_with_new_verdicts(reviewed):
     runtime, project_id, user_id = reviewed
     policy.set_retrain_policy(runtime, "shapes", every_verdicts=None, every_hours=2)

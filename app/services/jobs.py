@@ -209,8 +209,9 @@ def request_retrain(
     with runtime.sessions.begin() as session:
         project = project_called(session, project_name, JobRequestError)
         base = _base_model(session, project, (model or "").strip() or None)
+        requested = _check_overrides(base, overrides)
         # The project's own defaults first, so the request's settings win where both name a field.
-        checked = _check_overrides(base, [*project.retrain_settings, *overrides])
+        checked = _check_overrides(base, [*project.retrain_settings, *requested])
         existing = crud.active_train_job(session=session, project_id=project.id)
         if existing is not None:
             raise ActiveJobExistsError(existing.id)
@@ -218,6 +219,8 @@ def request_retrain(
         config = {
             "model": base,
             "overrides": checked,
+            # What the request itself asked for: a policy repeats this, on top of the project's defaults of the day.
+            "requested_overrides": requested,
             "launcher": launcher,
             "accelerate_config": accelerate_config,
             "num_processes": num_processes,

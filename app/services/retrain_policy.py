@@ -119,6 +119,8 @@ def queue_due_retraining(runtime: Runtime, *, now: datetime | None = None) -> Po
     queued, skipped = [], []
     for status, previous in due:
         settings = {key: previous[key] for key in REUSED_SETTINGS if key in previous}
+        if "requested_overrides" in previous:  # without the project's defaults, which request_retrain adds again
+            settings["overrides"] = previous["requested_overrides"]
         try:
             queued.append(request_retrain(runtime, status.project, reason=f"policy: {status.reason}", **settings))
         except ActiveJobExistsError:
