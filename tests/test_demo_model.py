@@ -20,8 +20,8 @@ from db.crud import projects as projects_crud
 from rise.demo_model import DemoModelConfig, train_demo_model
 from rise.demo_model.batching import IGNORE_INDEX, BatchEncoder, rope_positions
 from rise.demo_model.card import rebuild_command
-from rise.demo_model.examples import ALL_POSITIONS, KINDS, make_example
-from rise.demo_model.label_lists import WORDS, defined_label_task, is_held_out, random_labels
+from rise.demo_model.examples import KINDS, make_example
+from rise.demo_model.label_lists import WORDS, attribute_values, defined_label_task, is_held_out, random_labels
 from rise.demo_model.metrics import caption_scores, evaluate_perception, parse_caption, recall_at
 from rise.demo_model.train import learning_rate_at, max_objects_at, training_batch
 from rise.demo_model.vision_targets import COLOUR_CLASSES, SHAPE_CLASSES, CellHead, cell_targets, stack_targets
@@ -39,7 +39,7 @@ from rise.synthetic import (
 )
 from rise.synthetic.vocabulary import NUMBER_WORDS, POSITION_PHRASES, number_word
 
-ATTRIBUTE_WORDS = {*COLOURS, *SIZES, *ALL_POSITIONS, *NUMBER_WORDS}
+ATTRIBUTE_WORDS = {*COLOURS, *SIZES, *attribute_values("position"), *NUMBER_WORDS}
 COMMITTED_MODEL = Path(__file__).resolve().parents[1] / "assets" / "demo-model"
 # A model far smaller than the real one, so training tests take a second or two.
 SMALL = dict(hidden_size=32, num_layers=1, intermediate_size=64, vision_embed_dim=32, vision_depth=1, vocab_size=512)

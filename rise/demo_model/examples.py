@@ -28,23 +28,17 @@ import numpy as np
 from PIL import Image
 
 from rise.demo_model.label_lists import KINDS as LIST_KINDS
-from rise.demo_model.label_lists import label_list_task
+from rise.demo_model.label_lists import attribute_question, attribute_values, label_list_task, random_scene
 from rise.leakage import scrub_leakage
 from rise.parsing import format_answer
 from rise.prompts import annotation_messages, answer_format, reasoning_messages, reconstruction_messages
 from rise.synthetic import (
-    COLOURS,
     DEFAULT_SHAPES,
-    POSITIONS,
-    SIZES,
     Scene,
-    SceneConfig,
     caption,
     detection_answer,
-    generate_scene,
     grounding_candidates,
 )
-from rise.synthetic.vocabulary import number_word
 from rise.tasks import Answer, TaskSpec, TaskType
 
 KINDS: tuple[str, ...] = ("describe", "detection", "grounding", "classification", "reasoning", "reconstruction")
@@ -62,11 +56,8 @@ DEFAULT_MIX: dict[str, float] = {
 DESCRIBE_PROMPT = "Describe every object in the image: its size, colour, shape and position."
 # Query kinds the base model learns; "odd-one-out" is left for RISE to teach.
 PERCEPTION_QUERY_KINDS: tuple[str, ...] = ("attribute", "size", "position")
-# Attribute questions asked as classification; a lone object's shape is left out on purpose (a benchmark task).
-ATTRIBUTES: tuple[str, ...] = ("colour", "size", "position", "count")
 DETECTION_SPEC = TaskSpec(TaskType.detection, labels=DEFAULT_SHAPES)
 GROUNDING_SPEC = TaskSpec(TaskType.grounding)
-ALL_POSITIONS: tuple[str, ...] = tuple(name for row in POSITIONS for name in row)
 # Of the classification examples, the share over fresh made-up label lists (`rise.demo_model.label_lists`); the rest
 # list attribute words only.
 LABEL_LIST_SHARE = 0.85
@@ -94,11 +85,6 @@ def _think_answer(scene: Scene, answer_text: str) -> str:
     return f"<think>{caption(scene)}</think><answer>{answer_text}</answer>"
 
 
-def _random_scene(rng: np.random.Generator, max_objects: int, min_objects: int = 1) -> Scene:
-    config = SceneConfig(min_objects=min_objects, max_objects=max(min_objects, max_objects))
-    return generate_scene(int(rng.integers(2**31)), config)
-
-
 def _label_subset(rng: np.random.Generator, truth: str, pool: tuple[str, ...]) -> tuple[str, ...]:
     """The true label plus a random number of others from `pool`, shuffled, so the model reads the list it is given
     instead of memorising one."""
@@ -111,20 +97,8 @@ def _label_subset(rng: np.random.Generator, truth: str, pool: tuple[str, ...]) -
 
 def attribute_task(rng: np.random.Generator, max_objects: int) -> tuple[Scene, TaskSpec, str]:
     """A classification question about something visible: a lone object's colour, size or position, or the count."""
-    attribute = ATTRIBUTES[int(rng.integers(len(ATTRIBUTES)))]
-    if attribute == "count":
-        scene = _random_scene(rng, max_objects)
-        truth = number_word(len(scene.objects))
-        pool = tuple(number_word(n) for n in range(1, SceneConfig().max_objects + 1))
-    else:
-        scene = _random_scene(rng, 1)
-        obj = scene.objects[0]
-        truth, pool = {
-            "colour": (obj.colour, tuple(COLOURS)),
-            "size": (obj.size, SIZES),
-            "position": (obj.position, ALL_POSITIONS),
-        }[attribute]
-    spec = TaskSpec(TaskType.classification, labels=_label_subset(rng, truth, pool))
+    scene, attribute, truth = attribute_question(rng, max_objects)
+    spec = TaskSpec(TaskType.classification, labels=_label_subset(rng, truth, attribute_values(attribute)))
     return scene, spec, truth
 
 
@@ -142,7 +116,7 @@ def classification_task(
 def grounding_task(rng: np.random.Generator, max_objects: int) -> tuple[Scene, str, list[float]]:
     """A scene and a query that names exactly one of its objects by attributes, size or position."""
     while True:
-        scene = _random_scene(rng, max_objects)
+        scene = random_scene(rng, max_objects)
         candidates = [
             pair for kind in PERCEPTION_QUERY_KINDS for pair in grounding_candidates(scene, kind)
         ]  # attribute queries exist for almost every scene, so this loop rarely repeats
@@ -167,14 +141,14 @@ def make_example(kind: str, seed: int | list[int], max_objects: int = 4) -> Perc
         raise ValueError(f"Unknown example kind {kind!r}; choose from {list(KINDS)}")
     rng = np.random.default_rng(seed)
     if kind == "describe":
-        scene = _random_scene(rng, max_objects)
+        scene = random_scene(rng, max_objects)
         messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": DESCRIBE_PROMPT}]}]
         completion = f"<think>{caption(scene)}</think>"
         return PerceptionExample(
             kind, scene.image, messages, completion, scene, DETECTION_SPEC, detection_answer(scene)
         )
     if kind == "detection":
-        scene = _random_scene(rng, max_objects)
+        scene = random_scene(rng, max_objects)
         answer = detection_answer(scene)
         text = format_answer(answer, DETECTION_SPEC, scene.width, scene.height)
         return PerceptionExample(

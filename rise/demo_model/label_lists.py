@@ -55,8 +55,9 @@ _RESERVED = {
     "sunny", "stormy", "balanced",
 }  # fmt: skip
 KINDS: tuple[str, ...] = ("attribute", "defined", "undefined")
-# Attributes a definition can name, with the sentence that states each value.
-DEFINED_ATTRIBUTES: tuple[str, ...] = ("colour", "size", "position", "count")
+# Visible attributes a question can be about: a lone object's colour, size or position, or the object count. A lone
+# object's shape is left out on purpose (a benchmark task).
+ATTRIBUTES: tuple[str, ...] = ("colour", "size", "position", "count")
 
 
 def is_held_out(name: str) -> bool:
@@ -84,7 +85,8 @@ def random_labels(rng: np.random.Generator, count: int, *, held_out: bool) -> tu
     return tuple(names)
 
 
-def _scene(rng: np.random.Generator, min_objects: int, max_objects: int) -> Scene:
+def random_scene(rng: np.random.Generator, max_objects: int, min_objects: int = 1) -> Scene:
+    """A fresh scene of `min_objects`..`max_objects` objects, drawn by `rng`."""
     config = SceneConfig(min_objects=min_objects, max_objects=max(min_objects, max_objects))
     return generate_scene(int(rng.integers(2**31)), config)
 
@@ -118,7 +120,8 @@ def definitions_template(definitions: dict[str, str]) -> str:
     return "\n".join([question, "What each label means:", *lines, answer_format])
 
 
-def _attribute_values(attribute: str) -> tuple[str, ...]:
+def attribute_values(attribute: str) -> tuple[str, ...]:
+    """Every value `attribute` can take, in a fixed order."""
     return {
         "colour": tuple(COLOURS),
         "size": SIZES,
@@ -127,19 +130,22 @@ def _attribute_values(attribute: str) -> tuple[str, ...]:
     }[attribute]
 
 
-def _truth_value(scene: Scene, attribute: str) -> str:
+def attribute_question(rng: np.random.Generator, max_objects: int) -> tuple[Scene, str, str]:
+    """A scene, an attribute to ask about and the scene's value of it: the count of 1..`max_objects` objects, or a
+    lone object's colour, size or position."""
+    attribute = ATTRIBUTES[int(rng.integers(len(ATTRIBUTES)))]
     if attribute == "count":
-        return number_word(len(scene.objects))
-    return str(getattr(scene.objects[0], attribute))
+        scene = random_scene(rng, max_objects)
+        return scene, attribute, number_word(len(scene.objects))
+    scene = random_scene(rng, 1)
+    return scene, attribute, str(getattr(scene.objects[0], attribute))
 
 
 def attribute_in_list_task(
     rng: np.random.Generator, max_objects: int, *, held_out: bool = False
 ) -> tuple[Scene, TaskSpec, str]:
     """The object's attribute word hidden among made-up labels: "kelmi, red, pepper" for a red object."""
-    attribute = DEFINED_ATTRIBUTES[int(rng.integers(len(DEFINED_ATTRIBUTES)))]
-    scene = _scene(rng, 1, max_objects) if attribute == "count" else _scene(rng, 1, 1)
-    truth = _truth_value(scene, attribute)
+    scene, _, truth = attribute_question(rng, max_objects)
     labels = [truth, *random_labels(rng, _label_count(rng) - 1, held_out=held_out)]
     rng.shuffle(labels)
     return scene, TaskSpec(TaskType.classification, labels=tuple(labels)), truth
@@ -149,10 +155,8 @@ def defined_label_task(
     rng: np.random.Generator, max_objects: int, *, held_out: bool = False
 ) -> tuple[Scene, TaskSpec, str]:
     """Made-up labels, each defined in the prompt by one value of an attribute; the answer is the one that holds."""
-    attribute = DEFINED_ATTRIBUTES[int(rng.integers(len(DEFINED_ATTRIBUTES)))]
-    scene = _scene(rng, 1, max_objects) if attribute == "count" else _scene(rng, 1, 1)
-    values = _attribute_values(attribute)
-    truth_value = _truth_value(scene, attribute)
+    scene, attribute, truth_value = attribute_question(rng, max_objects)
+    values = attribute_values(attribute)
     others = [value for value in values if value != truth_value]
     count = _label_count(rng, len(values))
     chosen = [truth_value, *(others[i] for i in rng.choice(len(others), size=count - 1, replace=False))]
@@ -170,7 +174,7 @@ def undefined_label_task(
     rng: np.random.Generator, max_objects: int, *, held_out: bool = False
 ) -> tuple[Scene, TaskSpec, str]:
     """Made-up labels the image cannot decide and the prompt does not define; the answer is one of them at random."""
-    scene = _scene(rng, 1, max_objects)
+    scene = random_scene(rng, max_objects)
     labels = random_labels(rng, _label_count(rng), held_out=held_out)
     return scene, TaskSpec(TaskType.classification, labels=labels), labels[int(rng.integers(len(labels)))]
 
