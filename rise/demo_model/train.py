@@ -339,17 +339,22 @@ def evaluate_model_folder(model: Any, processor: Any, config: DemoModelConfig) -
 def remeasure_demo_model(folder: str | Path) -> dict[str, Any]:
     """Measure a built demo model folder's held-out metrics again with the current metrics code, and rewrite its
     training summary and card with them (the training record is kept as it is)."""
-    from rise.demo_model.card import write_model_card
     from rise.modeling import load_model_and_processor
 
     folder = Path(folder)
     result = starting_summary(folder)
-    config = DemoModelConfig(**{**result["config"], "max_minutes": result["config"].get("max_minutes")})
     model, processor = load_model_and_processor(str(folder), device="cpu", dtype="float32")
-    result["metrics"] = evaluate_model_folder(model, processor, config)
+    result["metrics"] = evaluate_model_folder(model, processor, DemoModelConfig(**result["config"]))
+    _write_record(folder, result)
+    return result
+
+
+def _write_record(folder: Path, result: dict[str, Any]) -> None:
+    """The folder's training summary and its card, both from `result`."""
+    from rise.demo_model.card import write_model_card
+
     (folder / SUMMARY_FILE).write_text(json.dumps(result, indent=1) + "\n")
     write_model_card(folder, result)
-    return result
 
 
 def train_demo_model(
@@ -376,7 +381,6 @@ def train_demo_model(
     Returns:
         `dict`: `{"training": ..., "metrics": ..., "parameters": ..., "path": ...}`.
     """
-    from rise.demo_model.card import write_model_card
     from rise.modeling import load_model_and_processor
 
     config = config or DemoModelConfig()
@@ -409,6 +413,5 @@ def train_demo_model(
         "command": command,
         "earlier": earlier,
     }
-    (out_dir / SUMMARY_FILE).write_text(json.dumps(result, indent=1) + "\n")
-    write_model_card(out_dir, result)
+    _write_record(out_dir, result)
     return result
