@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
@@ -50,7 +50,6 @@ class Settings:
     max_image_pixels: int = 50_000_000
     host: str = "127.0.0.1"
     port: int = 7860
-    secret_key: str = field(default="", repr=False)
 
     def __post_init__(self) -> None:
         if self.max_image_pixels <= 0:
@@ -77,5 +76,4 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         max_image_pixels=_int_env(env, "RISE_MAX_IMAGE_PIXELS", 50_000_000),
         host=env.get("RISE_HOST") or "127.0.0.1",
         port=_int_env(env, "RISE_PORT", 7860),
-        secret_key=env.get("RISE_SECRET_KEY", ""),
     )

@@ -6,8 +6,6 @@ concurrent reviewers wait for the write lock instead of failing. PostgreSQL is u
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
@@ -44,10 +42,3 @@ def make_engine(url: str, **kwargs) -> Engine:
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     # expire_on_commit=False: services return ORM objects after their transaction closes (e.g. to a UI handler).
     return sessionmaker(bind=engine, expire_on_commit=False)
-
-
-@contextmanager
-def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """One use case, one transaction: commit on success, roll back on any error."""
-    with factory.begin() as session:
-        yield session

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -379,16 +379,3 @@ def _read_distribution(text: str, labels: list[str], problems: list[str]) -> dic
         problems.append("the distribution sums to zero")
         return None
     return {label: p / total for label, p in probabilities.items()}
-
-
-def labels_in_results(results: Iterable[dict[str, Any]]) -> set[str]:
-    """Every label a result list uses (choices and box labels), for reporting what a project lacks."""
-    found: set[str] = set()
-    for result in results:
-        value = result.get("value") if isinstance(result, dict) else None
-        if not isinstance(value, dict):
-            continue
-        for key in ("choices", "rectanglelabels", "labels"):
-            if isinstance(value.get(key), list):
-                found.update(v for v in value[key] if isinstance(v, str))
-    return found

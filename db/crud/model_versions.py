@@ -30,11 +30,6 @@ def serving_version(*, session: Session, project_id: int) -> ModelVersion | None
     return session.scalars(stmt.limit(1)).first()
 
 
-def version_for_job(*, session: Session, job_id: int) -> ModelVersion | None:
-    stmt = select(ModelVersion).where(ModelVersion.job_id == job_id).order_by(ModelVersion.id)
-    return session.scalars(stmt.limit(1)).first()
-
-
 def find_version_by_name(*, session: Session, project_id: int, name: str) -> ModelVersion | None:
     stmt = (
         select(ModelVersion)

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from db.models import Annotation, Item, ModelVersion, Prediction
@@ -64,11 +64,6 @@ def items_to_annotate(
     if limit is not None:
         stmt = stmt.limit(limit)
     return [ItemToAnnotate(*row) for row in session.execute(stmt)]
-
-
-def count_items_to_annotate(*, session: Session, project_id: int, model_name: str) -> int:
-    stmt = select(func.count()).select_from(Item).where(_needs_prediction(project_id, model_name))
-    return session.scalar(stmt) or 0
 
 
 def item_ids_with_prediction(*, session: Session, item_ids: Iterable[int], model_name: str) -> set[int]:

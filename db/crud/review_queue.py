@@ -197,10 +197,6 @@ def reconcile_review_queue(*, session: Session, project_id: int) -> int:
     return len(prediction_ids)
 
 
-def get_queue_entry(*, session: Session, item_id: int) -> ReviewQueueEntry | None:
-    return session.get(Q, item_id, populate_existing=True)
-
-
 def ensure_queue_entry(*, session: Session, item: Item) -> ReviewQueueEntry:
     """The item's queue row, created from its newest prediction (if any) when the sync has not reached it yet."""
     entry = session.get(Q, item.id, populate_existing=True)

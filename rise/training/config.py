@@ -481,8 +481,3 @@ def _coerce_number(name: str, value: Any, type_name: str) -> Any:
         return float(value) if type_name.startswith("float") else int(value)
     except ValueError:
         raise ValueError(f"{name} must be a number, got {value!r}; e.g. {name.rsplit('.', 1)[-1]}: 2.0e-6") from None
-
-
-def field_help(cls: type) -> dict[str, str]:
-    """Each field's help text, for command-line help and docs."""
-    return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}

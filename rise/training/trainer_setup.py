@@ -3,7 +3,6 @@ saving a self-contained final folder, and the stage datasets' chat messages."""
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -183,9 +182,3 @@ def as_content_parts(messages: list[dict]) -> list[dict]:
         parts = [{"type": part["type"], "text": part.get("text")} for part in content]
         converted.append({"role": message["role"], "content": parts})
     return converted
-
-
-def write_json(path: Path, value: Any) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(value, indent=1, default=str))
-    return path
