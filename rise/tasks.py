@@ -17,6 +17,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+from rise.prompt_fields import check_prompt_overrides
+
 Box = list[float]  # [x1, y1, x2, y2], x1 < x2 and y1 < y2
 Answer = Any  # str | dict[str, float] | list[dict[str, Any]] | Box, see the module docstring
 
@@ -72,10 +74,7 @@ class TaskSpec:
         unknown = sorted({target for target in self.synonyms.values() if target not in self.labels})
         if unknown:
             raise ValueError(f"Synonyms point to labels not in the label set: {unknown}. Add them to `labels`.")
-        # Late import: rise.prompts imports this module. A bad template fails here, when the project is defined,
-        # rather than hours later in the middle of training.
-        from rise.prompts import check_prompt_overrides
-
+        # A bad template fails here, when the project is defined, rather than hours later in the middle of training.
         check_prompt_overrides(self.prompt_overrides, self.task_type)
 
     @property

@@ -8,6 +8,7 @@ import re
 
 import pytest
 
+import rise.prompt_fields
 import rise.prompts
 from rise.parsing import format_answer, parse_completion
 from rise.prompts import annotation_messages, answer_format, reasoning_messages, reconstruction_messages
@@ -138,7 +139,7 @@ class TestOverrides:
             TaskSpec("grounding", prompt_overrides={"annotate": "Find it. {answer_format}"})
 
 
-@pytest.mark.parametrize("module", [rise.prompts], ids=lambda module: module.__name__)
+@pytest.mark.parametrize("module", [rise.prompts, rise.prompt_fields], ids=lambda module: module.__name__)
 def test_docstring_examples_run(module):
     # why: the >>> examples are the documentation of record; they must stay true
     assert doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE).failed == 0
