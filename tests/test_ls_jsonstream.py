@@ -61,3 +61,41 @@ def test_malformed_arrays_raise_after_yielding_what_was_valid(text, message, rea
         for element in iter_json_array(io.StringIO(text)):
             elements.append(element)
     assert len(elements) == read
+
+
+class CountingDecoder(json.JSONDecoder):
+    """The standard decoder, counting its attempts."""
+
+    attempts = 0
+
+    def raw_decode(self, s, idx=0):
+        CountingDecoder.attempts += 1
+        return super().raw_decode(s, idx)
+
+
+def test_a_large_element_is_decoded_a_few_times_not_once_per_chunk(monkeypatch):
+    monkeypatch.setattr(jsonstream, "_READ_CHUNK", 64)
+    monkeypatch.setattr(jsonstream.json, "JSONDecoder", CountingDecoder)
+    CountingDecoder.attempts = 0
+    image = "data:image/png;base64," + "A" * 400_000  # 6,250 chunks
+    elements = list(iter_json_array(io.StringIO(json.dumps([{"data": {"image": image}}, {"id": 2}]))))
+    assert elements == [{"data": {"image": image}}, {"id": 2}]
+    # The window doubles between tries: about log2(6,250) tries for the large element, one for the small one.
+    assert CountingDecoder.attempts <= 20
+
+
+def test_an_element_over_the_size_limit_is_refused_with_the_limit():
+    text = json.dumps([{"id": 1}, {"text": "x" * 5_000}, {"id": 3}])
+    read = []
+    with pytest.raises(JsonArrayError, match="element 1 is larger than 1,000 characters"):
+        for element in iter_json_array(io.StringIO(text), max_element_chars=1_000):
+            read.append(element)
+    assert read == [{"id": 1}]
+
+
+def test_an_element_nested_too_deeply_is_skipped_and_reading_goes_on(monkeypatch):
+    monkeypatch.setattr(jsonstream, "_READ_CHUNK", 100)  # the deep element spans many chunks
+    deep = "[" * 20_000 + '"]}[{\\""' + "]" * 20_000
+    text = f'[{{"id": 1}}, {deep}, {{"id": 3, "s": "]\\"["}}]'
+    elements = list(iter_json_array(io.StringIO(text)))
+    assert elements == [{"id": 1}, jsonstream.SkippedElement(1, "nested too deeply to read"), {"id": 3, "s": ']"['}]
