@@ -1,4 +1,8 @@
-"""What every `rise` sub-command does the same way: report a user error, open a runtime on an initialised database."""
+"""What every `rise` sub-command shares: the root `cli` it registers on, the console it prints to, one way to report a
+user error, and a runtime on an initialised database.
+
+The root lives here rather than in `app.cli` so that the command modules never import `app.cli`, which imports them.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,26 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import typer
+from rich.console import Console
 from rich.text import Text
 
-from app.cli import console
 from app.runtime import Runtime, open_runtime
 from app.settings import Settings
 from db.migrate import current_revision, head_revision
+
+cli = typer.Typer(
+    name="rise",
+    help="RISE Annotate: a vision-language model proposes annotations with its reasoning; you review them.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+console = Console()
+
+
+@cli.callback()
+def _root() -> None:
+    """RISE Annotate: a vision-language model proposes annotations with its reasoning; you review them."""
+    # An explicit callback keeps `rise init` a sub-command even if no other command module is registered.
 
 
 def fail(message: str) -> typer.Exit:

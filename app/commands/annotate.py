@@ -19,8 +19,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from app.cli import cli, console
-from app.commands._common import fail, migrated_runtime
+from app.commands._common import cli, console, fail, migrated_runtime
 from db.crud.projects import ProjectError
 
 if TYPE_CHECKING:

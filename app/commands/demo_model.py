@@ -9,8 +9,7 @@ import typer
 from rich.markup import escape
 from rich.text import Text
 
-from app.cli import console
-from app.commands._common import fail
+from app.commands._common import console, fail
 from app.commands.model import model_cli
 
 DEFAULT_OUT = Path("assets/demo-model")

@@ -17,8 +17,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from app.cli import cli, console
-from app.commands._common import fail, migrated_runtime
+from app.commands._common import cli, console, fail, migrated_runtime
 from app.export.label_studio_config import LabelingConfigError
 from app.export.label_studio_push import LabelStudioError
 from app.importers.label_studio import LabelStudioImportError, LabelStudioImportReport

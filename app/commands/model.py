@@ -7,8 +7,7 @@ from pathlib import Path
 import typer
 from rich.text import Text
 
-from app.cli import cli, console
-from app.commands._common import fail
+from app.commands._common import cli, console, fail
 
 model_cli = typer.Typer(help="Model folders.", no_args_is_help=True)
 cli.add_typer(model_cli, name="model")

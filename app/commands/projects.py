@@ -22,8 +22,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from app.cli import cli, console
-from app.commands._common import fail, migrated_runtime
+from app.commands._common import cli, console, fail, migrated_runtime
 from app.runtime import Runtime, open_runtime
 from app.services.demo import DemoError, DemoSummary, setup_demo
 from app.services.imports import ImportFailed, ImportSummary, SkippedFile, import_paths, load_query_file

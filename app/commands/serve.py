@@ -10,8 +10,7 @@ import dataclasses
 
 import typer
 
-from app.cli import cli, console
-from app.commands._common import fail, migrated_runtime
+from app.commands._common import cli, console, fail, migrated_runtime
 from app.runtime import Runtime
 from app.settings import Settings, SettingsError, load_settings
 

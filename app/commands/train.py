@@ -17,8 +17,7 @@ from pathlib import Path
 import typer
 from rich.text import Text
 
-from app.cli import cli, console
-from app.commands._common import fail, migrated_runtime
+from app.commands._common import cli, console, fail, migrated_runtime
 from app.services.training_data import TrainingDataSummary, snapshot_training_data
 from db.crud.projects import ProjectError
 from rise.training.config import PipelineConfig

@@ -14,8 +14,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from app.cli import cli, console
-from app.commands._common import migrated_runtime
+from app.commands._common import cli, console, migrated_runtime
 from app.services import auth
 from db.models import Role
 

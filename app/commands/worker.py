@@ -22,8 +22,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from app.cli import cli, console
-from app.commands._common import fail, migrated_runtime
+from app.commands._common import cli, console, fail, migrated_runtime
 from app.services import jobs as job_service
 from app.services import model_versions as version_service
 from app.services import retrain_policy as policy_service
