@@ -69,9 +69,9 @@ def test_push_from_the_admin_page_creates_the_project(runtime, project_id, label
 
 
 def test_the_admin_page_carries_the_export_controls(runtime):
-    from app.ui import build_demo
+    from app.ui.web_app import build_web_app
 
-    demo = build_demo(runtime)
+    demo = build_web_app(runtime)
     events = {fn.api_name: fn for fn in demo.fns.values() if fn.api_name in ("export_download", "export_push")}
     assert set(events) == {"export_download", "export_push"}
     assert events["export_download"].fn.func is on_download and events["export_push"].fn.func is on_push

@@ -13,11 +13,12 @@ from app.runtime import Runtime
 from app.services import auth
 from app.services import review as review_service
 from app.settings import load_settings
-from app.ui import LoginRequiredError, admin, build_demo, dashboard, login, projects, render, review
+from app.ui import admin, dashboard, login, projects, render, review
 from app.ui.display import display_scale
 from app.ui.review_actions import Edits, ReviewInputError, accept, correct, load, reject, skip, undo
 from app.ui.runs import RunLog
 from app.ui.shortcuts import ANNOTATOR_KEYS, REVIEW_SHORTCUTS
+from app.ui.web_app import LoginRequiredError, build_web_app
 from db.models import Review
 from tests.utils.factories import make_project, write_pngs
 from tests.utils.review_factories import make_predicted_items, make_reviewer
@@ -248,22 +249,22 @@ class TestAccounts:
         )
         try:
             with pytest.raises(LoginRequiredError, match="Refusing to run without login on 0.0.0.0"):
-                build_demo(exposed, require_login=False)
-            assert isinstance(build_demo(exposed), gr.Blocks)  # login on by default
+                build_web_app(exposed, require_login=False)
+            assert isinstance(build_web_app(exposed), gr.Blocks)  # login on by default
             assert [u.username for u in auth.list_users(exposed)] == []  # no local account created
         finally:
             exposed.close()
 
     def test_a_page_load_that_finishes_after_a_sign_in_changes_nothing(self, runtime):
         # On a busy server the page's load event can finish after the reviewer signed in; it must not sign them out.
-        demo = build_demo(runtime, require_login=True)
+        demo = build_web_app(runtime, require_login=True)
         [page_load] = [f for f in demo.fns.values() if getattr(f.fn, "__name__", "") == "on_page_load"]
         assert all(update == {"__type__": "update"} for update in page_load.fn(None))
         boss = auth.get_user_info(runtime, auth.create_user(runtime, "boss", "boss-password", role="admin").id)
         assert page_load.fn(boss)[0] == boss  # a session that is signed in is shown as such
 
     def test_without_login_on_loopback_the_app_acts_as_the_local_admin(self, runtime):
-        build_demo(runtime)
+        build_web_app(runtime)
         [local] = auth.list_users(runtime)
         assert (local.username, local.role) == (admin.LOCAL_USERNAME, "admin")
         assert auth.authenticate(runtime, "local", "") is None  # no password can sign in as it
@@ -318,7 +319,7 @@ def test_dashboard_counts_the_verdicts(runtime, detection):
 
 
 def test_every_shortcut_targets_an_element_of_the_app_and_spares_the_annotator_keys(runtime):
-    demo = build_demo(runtime)
+    demo = build_web_app(runtime)
     elem_ids = {block.elem_id for block in demo.blocks.values() if getattr(block, "elem_id", None)}
     assert {s.elem_id for s in REVIEW_SHORTCUTS} <= elem_ids
     assert not ANNOTATOR_KEYS & {s.key for s in REVIEW_SHORTCUTS}

@@ -30,7 +30,7 @@ def parse_mix(text: str) -> dict[str, float]:
 
 
 @model_cli.command("build-demo")
-def build_demo(
+def build_demo_model(
     out_dir: Path = typer.Argument(DEFAULT_OUT, help="Model folder to write (created; its model files are replaced)."),
     minutes: float = typer.Option(30.0, min=0.1, help="Wall-clock budget of the training loop."),
     steps: int = typer.Option(20_000, min=1, help="Optimizer steps at most (the time budget usually ends first)."),

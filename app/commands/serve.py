@@ -18,16 +18,16 @@ from app.settings import Settings, SettingsError, load_settings
 def launch_ui(runtime: Runtime, *, require_login: bool | None = None, block: bool = True) -> None:
     """Build the app and serve it on the runtime's host and port until interrupted (`block=False`: return at once)."""
     # Imported here: gradio takes a second or two to import, which other commands should not pay for.
-    from app.ui import LoginRequiredError, build_demo
+    from app.ui.web_app import LoginRequiredError, build_web_app
 
     settings = runtime.settings
     try:
-        demo = build_demo(runtime, require_login=require_login)
+        web_app = build_web_app(runtime, require_login=require_login)
     except LoginRequiredError as error:
         raise fail(str(error)) from None
     login_note = "login required" if require_login or not settings.is_loopback else "no login on loopback"
     console.print(f"Serving the review UI on http://{settings.host}:{settings.port} ({login_note}). Ctrl+C stops it.")
-    demo.launch(
+    web_app.launch(
         server_name=settings.host,
         server_port=settings.port,
         prevent_thread_lock=not block,

@@ -1,7 +1,8 @@
 """Look of the app: the stylesheet, installed by the page-load script together with the key listener.
 
-Gradio 6 takes CSS only through `launch()`; installing it from the page-load script keeps `build_demo(runtime)`
-self-contained, so whoever launches the Blocks (the CLI, a test, a notebook) gets the same app.
+Gradio 6 takes CSS only through `launch()`; installing it from the page-load script keeps
+`build_web_app(runtime)` self-contained, so whoever launches the Blocks (the CLI, a test, a notebook) gets the same
+app.
 """
 
 from __future__ import annotations

@@ -55,14 +55,14 @@ def chromium_browser() -> Iterator:
 
 @pytest.fixture
 def serve_app(monkeypatch, tmp_path):
-    """Call `serve_app(runtime, require_login=...)` to launch `build_demo(runtime)`; it is closed after the test."""
+    """Call `serve_app(runtime, require_login=...)` to launch `build_web_app(runtime)`; it is closed after the test."""
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
     launched = []
 
     def serve(runtime: Runtime, *, require_login: bool | None = None) -> ServedApp:
-        from app.ui import build_demo
+        from app.ui.web_app import build_web_app
 
-        demo = build_demo(runtime, require_login=require_login)
+        demo = build_web_app(runtime, require_login=require_login)
         port = free_port()
         demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
         launched.append(demo)

@@ -1,0 +1,140 @@
+"""The web app (Gradio): `build_web_app(runtime)` returns the Blocks that `rise serve` launches.
+
+    web_app = build_web_app(runtime)            # login required unless the server is bound to loopback
+    web_app.launch(server_name="127.0.0.1", server_port=7860)
+
+Tabs: Review (everyone), Dashboard (everyone), Projects, Users, Runs and Retrain (admins only: hidden for reviewers,
+and every admin handler refuses a reviewer anyway). Handlers call `app.services`; nothing here touches SQL or torch.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import gradio as gr
+
+from app.runtime import Runtime
+from app.services import review as review_service
+from app.services.review import ReviewTask
+from app.ui import admin, dashboard, login, projects, review
+from app.ui.export_tab import build_export_controls
+from app.ui.retrain_tab import build_retrain_tab
+from app.ui.runs import RunLog
+from app.ui.session import UserInfo, is_admin
+from app.ui.shortcuts import listener_js
+from app.ui.theme import style_installer_js
+
+__all__ = ["LoginRequiredError", "build_web_app", "page_load_js"]
+
+
+class LoginRequiredError(ValueError):
+    """The app was asked to run without login on an address other machines can reach."""
+
+
+def page_load_js() -> str:
+    """Runs once when a page opens: installs the stylesheet and the review key listener."""
+    return f"() => {{ {style_installer_js()} ({listener_js()})(); }}"
+
+
+def build_web_app(runtime: Runtime, *, require_login: bool | None = None) -> gr.Blocks:
+    """The whole app.
+
+    Args:
+        require_login: default: required unless `runtime.settings.host` is a loopback address. Without login the
+            app acts as the local admin (`app.services.auth.local_user`), which is only allowed on loopback.
+
+    Raises:
+        LoginRequiredError: `require_login=False` while the configured host is reachable from other machines.
+    """
+    loopback = runtime.settings.is_loopback
+    if require_login is None:
+        require_login = not loopback
+    if not require_login and not loopback:
+        raise LoginRequiredError(
+            f"Refusing to run without login on {runtime.settings.host}: anyone who can reach it could review and "
+            "administer. Bind to 127.0.0.1 (RISE_HOST=127.0.0.1 or --host 127.0.0.1), or keep login on."
+        )
+    initial_user = None if require_login else admin.local_user(runtime)
+    run_log = RunLog()
+
+    with gr.Blocks(title="RISE Annotate", fill_width=True) as demo:
+        user_state = gr.State(initial_user)
+        with gr.Column(visible=require_login, elem_id="login-box") as login_view:
+            form = login.build_login_form()
+        with gr.Column(visible=not require_login, elem_id="main-view") as main_view:
+            with gr.Row(equal_height=True, elem_id="app-header"):
+                gr.HTML(
+                    '<div class="rise-header"><h1>RISE Annotate</h1></div>'
+                    '<div class="rise-brand-sub">Review what the model proposes; every verdict teaches it.</div>',
+                    js_on_load=None,
+                    scale=2,
+                )
+                project = gr.Dropdown([], label="Project", scale=2, elem_id="project-select")
+                with gr.Column(scale=1, min_width=180):
+                    badge = gr.HTML(login.user_badge_html(initial_user), js_on_load=None)
+                    logout = gr.Button("Sign out", size="sm", visible=require_login, elem_id="logout")
+            with gr.Tabs():
+                with gr.Tab("Review", id="review"):
+                    review_tab = review.build_review_tab(runtime, user_state=user_state, project=project)
+                with gr.Tab("Dashboard", id="dashboard") as dashboard_tab:
+                    board = dashboard.build_dashboard_tab(runtime, user_state=user_state, project=project)
+                with gr.Tab("Projects", id="projects", visible=is_admin(initial_user)) as projects_tab:
+                    project_tab = projects.build_projects_tab(
+                        runtime, user_state=user_state, project=project, run_log=run_log
+                    )
+                    build_export_controls(runtime, user_state=user_state, project=project)
+                with gr.Tab("Users", id="users", visible=is_admin(initial_user)) as users_tab:
+                    users_table = admin.build_users_tab(runtime, user_state=user_state)
+                with gr.Tab("Runs", id="runs", visible=is_admin(initial_user)) as runs_tab:
+                    runs_table = admin.build_runs_tab(user_state=user_state, run_log=run_log)
+                with gr.Tab("Retrain", id="retrain", visible=is_admin(initial_user)) as retrain_tab:
+                    build_retrain_tab(runtime, user_state=user_state, project=project, tab=retrain_tab)
+
+        admin_tabs = [projects_tab, users_tab, runs_tab, retrain_tab]
+        session_outputs = [user_state, login_view, main_view, badge, project, project_tab.table, *admin_tabs]
+
+        def show_session(user: UserInfo | None) -> tuple[Any, ...]:
+            signed_in = user is not None
+            choices = projects.project_choices(runtime) if signed_in else []
+            return (
+                user,
+                gr.update(visible=not signed_in),
+                gr.update(visible=signed_in),
+                login.user_badge_html(user),
+                gr.update(choices=choices, value=choices[0][1] if choices else None),
+                projects.project_rows(runtime) if is_admin(user) else [],
+                *(gr.update(visible=is_admin(user)) for _ in admin_tabs),
+            )
+
+        def on_page_load(user: UserInfo | None) -> tuple[Any, ...]:
+            if user is None:
+                # The page is built signed out. On a busy server this event can finish after a quick sign-in, and
+                # answering it would sign that reviewer out again; so it changes nothing.
+                return tuple(gr.skip() for _ in session_outputs)
+            return show_session(user)
+
+        def on_login(username: str, password: str) -> tuple[Any, ...]:
+            user, message = login.sign_in(runtime, username, password)
+            if user is None:
+                return (*(gr.skip() for _ in session_outputs), message, gr.skip())
+            return (*show_session(user), "", "")
+
+        def on_logout(user: UserInfo | None, task: ReviewTask | None) -> tuple[Any, ...]:
+            if user is not None and task is not None:
+                # Hand the item on screen back to the queue at once instead of holding it until the lease expires.
+                review_service.release_task(runtime, user_id=user.id, item_id=task.item_id)
+            return (*show_session(None), "", "")
+
+        login_outputs = [*session_outputs, form.message, form.password]
+        form.submit.click(on_login, [form.username, form.password], login_outputs, api_name="login")
+        form.password.submit(on_login, [form.username, form.password], login_outputs)
+        logout.click(on_logout, [user_state, review_tab.task], login_outputs, api_name="logout")
+        dashboard_tab.select(partial(dashboard.refresh, runtime), [user_state, project], board.outputs())
+        users_tab.select(partial(admin.on_refresh_users, runtime), [user_state], [users_table])
+        runs_tab.select(partial(admin.on_refresh_runs, run_log), [user_state], [runs_table])
+        demo.load(on_page_load, [user_state], session_outputs, api_visibility="private")
+        demo.load(None, js=page_load_js())
+    # Gradio runs one event of each kind at a time by default; reviewers should not wait for each other's clicks.
+    demo.queue(default_concurrency_limit=8)
+    return demo
