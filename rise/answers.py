@@ -25,6 +25,9 @@ QWEN_SPECIAL_RE = re.compile(r"<\|(?:box_start|box_end|object_ref_start|object_r
 LABEL_SEPARATOR_RE = re.compile(r"[\s_\-]+")
 # literal_eval builds the whole syntax tree first; beyond this size no real answer is written that way.
 MAX_LITERAL_CHARS = 20_000
+# The most boxes one answer may hold: far more than any image is annotated with, few enough that reading,
+# storing and drawing an answer stays quick.
+MAX_BOXES = 1_000
 BOX_KEYS = ("box", "bbox_2d", "bbox")
 LABEL_KEYS = ("label", "name", "class")
 # Characters a model puts around a label ("Circle.", `"circle"`, **circle**) that are never part of it.
@@ -120,12 +123,18 @@ def _rounded(box: Box) -> Box:
 # Structure: JSON value -> (label or None, box in some frame) pairs
 
 
+def _too_many_boxes(count: int) -> str:
+    return f"{count:,} boxes are more than the {MAX_BOXES:,} one answer may hold"
+
+
 def _box_items_from_value(value: Any) -> tuple[list[tuple[str | None, Box]], str | None]:
     """Accept `[x1,y1,x2,y2]`, `{"box"|"bbox_2d"|"bbox": [...], "label": ...}`, or a list of either."""
     if isinstance(value, dict):
         value = [value]
     if not isinstance(value, list | tuple):
         return [], f"expected a JSON list of boxes, got {type(value).__name__}"
+    if len(value) > MAX_BOXES:
+        return [], _too_many_boxes(len(value))
     if _as_box(value) is not None:
         return [(None, _as_box(value))], None
     items: list[tuple[str | None, Box]] = []
@@ -146,8 +155,9 @@ def _box_items_from_value(value: Any) -> tuple[list[tuple[str | None, Box]], str
     return items, None
 
 
-def _box_items_from_qwen_text(text: str) -> list[tuple[str | None, Box]]:
-    """Boxes written as `label(x1,y1),(x2,y2)`, with or without Qwen's special tokens around them."""
+def _box_items_from_qwen_text(text: str) -> tuple[list[tuple[str | None, Box]], str | None]:
+    """Boxes written as `label(x1,y1),(x2,y2)`, with or without Qwen's special tokens around them; none when the
+    text holds no such box."""
     items: list[tuple[str | None, Box]] = []
     previous_end = 0
     for match in BOX_PAIR_RE.finditer(text):
@@ -155,18 +165,20 @@ def _box_items_from_qwen_text(text: str) -> list[tuple[str | None, Box]]:
         label = QWEN_SPECIAL_RE.sub("", text[previous_end : match.start()]).strip(LABEL_TRIM + "[]{}")
         box = [_as_number(float(g)) for g in match.groups()]
         if any(v is None for v in box):
-            return []
+            return [], None
         items.append((label or None, box))
+        if len(items) > MAX_BOXES:
+            return [], _too_many_boxes(sum(1 for _ in BOX_PAIR_RE.finditer(text)))
         previous_end = match.end()
-    return items
+    return items, None
 
 
 def _box_items_from_text(text: str) -> tuple[list[tuple[str | None, Box]], str | None]:
     stripped = _strip_code_fence(text)
     if not stripped.startswith(("[", "{")):
-        items = _box_items_from_qwen_text(stripped)
-        if items:
-            return items, None
+        items, error = _box_items_from_qwen_text(stripped)
+        if items or error:
+            return items, error
     value, error = load_json_value(stripped)
     if error is not None:
         return [], error

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rise.answers import label_key, normalize_answer, normalize_label, parse_answer_text
+from rise.answers import MAX_BOXES, label_key, normalize_answer, normalize_label, parse_answer_text
 from rise.tasks import TaskSpec
 
 SHAPES = TaskSpec("classification", labels=("circle", "square"), synonyms={"ball": "circle", "Round Thing": "circle"})
@@ -73,6 +73,17 @@ class TestNormalizeAnswer:
     def test_invalid_answers_raise_with_reason(self, spec, value):
         with pytest.raises(ValueError):
             normalize_answer(value, spec)
+
+    def test_an_answer_holds_at_most_max_boxes(self):
+        box = {"label": "circle", "box": [1, 2, 3, 4]}
+        assert len(normalize_answer([box] * MAX_BOXES, DETECTION)) == MAX_BOXES
+        with pytest.raises(ValueError, match="50,000 boxes are more than the 1,000 one answer may hold"):
+            normalize_answer([box] * 50_000, DETECTION)
+        model_text = "circle(1,2),(3,4) " * (MAX_BOXES + 1)
+        assert parse_answer_text(model_text, DETECTION, 100, 100) == (
+            None,
+            "1,001 boxes are more than the 1,000 one answer may hold",
+        )
 
 
 @settings(max_examples=200, deadline=None)

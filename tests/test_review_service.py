@@ -312,6 +312,17 @@ class TestVerdicts:
         [annotation] = annotations_of(runtime, item.id)
         assert annotation.answer == [{"label": "square", "box": [50.0, 0.0, 64.0, 20.0]}]
 
+    def test_a_correction_with_too_many_boxes_is_refused_and_nothing_is_saved(self, runtime):
+        with runtime.sessions.begin() as session:
+            project = make_project(session, name="boxes", task_type="detection", labels=("circle", "square"))
+            [item] = make_predicted_items(session, project, [[{"label": "circle", "box": [1, 1, 10, 10]}]])
+            ada = make_reviewer(session).id
+        review.next_task(runtime, project_id=project.id, user_id=ada)
+        boxes = [{"label": "square", "box": [1, 1, 2 + i % 60, 2 + i % 60]} for i in range(50_000)]
+        with pytest.raises(review.InvalidAnswerError, match="50,000 boxes are more than the 1,000"):
+            review.submit_verdict(runtime, user_id=ada, item_id=item.id, verdict="correct", corrected_answer=boxes)
+        assert reviews_of(runtime, item.id) == [] and annotations_of(runtime, item.id) == []
+
     def test_distribution_corrections_are_normalised(self, runtime):
         with runtime.sessions.begin() as session:
             project = make_project(session, name="mood", labels=("joy", "fear"), distribution=True)
