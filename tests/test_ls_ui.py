@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 import zipfile
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import gradio as gr
@@ -58,6 +61,65 @@ def test_a_push_that_fails_says_why_escaped_and_without_the_key(runtime, project
     assert "&lt;x&gt;" in status and "secret-key-123" not in status
     status = on_push(runtime, ADMIN, project_id, "http://127.0.0.1:9", "", "", "upload")
     assert "LABEL_STUDIO_API_KEY" in status
+
+
+class RecordingServer(ThreadingHTTPServer):
+    """A real HTTP server that records the headers of every request and answers each with HTTP 500 and a body
+    that must never reach the admin's screen."""
+
+    body = b"Traceback (most recent call last):\n  File secret_settings.py\n<script>alert(1)</script>"
+
+    def __init__(self) -> None:
+        self.headers_seen: list[dict[str, str]] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                server.headers_seen.append(dict(self.headers))
+                self.send_response(500)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(server.body)))
+                self.end_headers()
+                self.wfile.write(server.body)
+
+            do_GET = do_POST = do_PATCH = _answer
+
+            def log_message(self, *args) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+@pytest.fixture
+def recording_server() -> Iterator[RecordingServer]:
+    server = RecordingServer()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_environment_key_goes_only_to_the_configured_server(runtime, project_id, recording_server, monkeypatch):
+    env_key = "env-key-for-the-configured-server-only"
+    monkeypatch.setenv("LABEL_STUDIO_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", env_key)
+    status = on_push(runtime, ADMIN, project_id, recording_server.url, "", "", "upload")
+    assert "No API key for" in status and "LABEL_STUDIO_URL" in status and env_key not in status
+    assert recording_server.headers_seen == []  # refused before anything was sent
+    status = on_push(runtime, ADMIN, project_id, recording_server.url, "typed-key-for-this-server", "", "upload")
+    sent = " ".join(value for headers in recording_server.headers_seen for value in headers.values())
+    assert recording_server.headers_seen and "typed-key-for-this-server" in sent and env_key not in sent
+
+
+def test_a_refusal_shows_one_line_of_status_and_none_of_the_body(runtime, project_id, recording_server):
+    status = on_push(runtime, ADMIN, project_id, recording_server.url, "some-key", "", "upload")
+    assert "HTTP 500 (Internal Server Error)" in status
+    assert "Traceback" not in status and "secret_settings" not in status and "alert" not in status
 
 
 @pytest.mark.label_studio

@@ -1,7 +1,10 @@
 """A live Label Studio server through `label-studio-sdk` 2.x: projects, image uploads, task import, snapshot export.
 
-The URL and API key come from arguments or from `LABEL_STUDIO_URL` / `LABEL_STUDIO_API_KEY`. The key is never
-printed, logged or put in an error message: `Credentials` hides it from `repr`, and errors quote only the URL.
+The URL and API key come from arguments or from `LABEL_STUDIO_URL` / `LABEL_STUDIO_API_KEY`. The key from the
+environment is sent only to the server `LABEL_STUDIO_URL` names: a URL typed by someone else (an admin in the app)
+gets a key only when it is typed with it. The key is never printed, logged or put in an error message:
+`Credentials` hides it from `repr`, and errors quote only the URL and the HTTP status, never what the server
+answered, which could hold anything.
 """
 
 from __future__ import annotations
@@ -9,8 +12,10 @@ from __future__ import annotations
 import json
 import os
 import time
+import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -42,19 +47,41 @@ class Credentials:
         return f"Credentials(url={self.url!r}, api_key=<hidden>)"
 
 
+def _server_key(url: str) -> tuple[str, str, int | None, str]:
+    """What makes two URLs the same server: scheme, host name (any case), port (the default one filled in), path."""
+    parts = urllib.parse.urlsplit(url.strip())
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower())
+    except ValueError:  # a port that is not a number
+        port = None
+    return parts.scheme.lower(), (parts.hostname or "").lower(), port, parts.path.rstrip("/")
+
+
 def resolve_credentials(
     url: str | None = None, api_key: str | None = None, env: Mapping[str, str] | None = None
 ) -> Credentials:
-    """Arguments win over the environment; a missing value is an error that names the variable to set."""
+    """Arguments win over the environment; a missing value is an error that names the variable to set.
+
+    The environment's key goes only to the environment's server: with another URL the key must be given too.
+    """
     env = os.environ if env is None else env
-    url = (url or env.get(URL_ENV) or "").strip()
-    api_key = (api_key or env.get(API_KEY_ENV) or "").strip()
+    env_url = (env.get(URL_ENV) or "").strip()
+    url = (url or env_url).strip()
+    api_key = (api_key or "").strip()
     if not url:
         raise LabelStudioError(
             f"No Label Studio URL: pass --url or set {URL_ENV}, e.g. {URL_ENV}=http://localhost:8080"
         )
     if not url.startswith(("http://", "https://")):
         raise LabelStudioError(f"The Label Studio URL must start with http:// or https://, got {url!r}.")
+    env_key = (env.get(API_KEY_ENV) or "").strip()
+    if not api_key and env_key:
+        if not env_url or _server_key(url) != _server_key(env_url):
+            raise LabelStudioError(
+                f"No API key for {url}: {API_KEY_ENV} is sent only to the server in {URL_ENV}"
+                f"{f' ({env_url})' if env_url else ', which is not set'}. Give this server's key with the URL."
+            )
+        api_key = env_key
     if not api_key:
         raise LabelStudioError(
             f"No Label Studio API key: pass --api-key or set {API_KEY_ENV} (Account & Settings > Access Token)."
@@ -62,16 +89,24 @@ def resolve_credentials(
     return Credentials(url.rstrip("/"), api_key)
 
 
+def _status(code: int) -> str:
+    """`HTTP 502 (Bad Gateway)`: the one line of a refusal that is safe to show."""
+    try:
+        return f"HTTP {code} ({HTTPStatus(code).phrase})"
+    except ValueError:
+        return f"HTTP {code}"
+
+
 def _describe(error: Exception, credentials: Credentials) -> str:
     if isinstance(error, ApiError):
         if error.status_code in (401, 403):
             return f"Label Studio at {credentials.url} refused the API key (HTTP {error.status_code}). Check it."
-        body = error.body if isinstance(error.body, dict | list | str) else ""
-        detail = body.get("validation_errors") or body.get("detail") if isinstance(body, dict) else body
-        return f"Label Studio at {credentials.url} answered HTTP {error.status_code}: {str(detail)[:500]}"
+        if error.status_code is None:
+            return f"Label Studio at {credentials.url} gave an answer that could not be read."
+        return f"Label Studio at {credentials.url} answered {_status(error.status_code)}; see the server's log."
     if isinstance(error, httpx.HTTPError):
         return f"Cannot reach Label Studio at {credentials.url}: {type(error).__name__}. Is the server running?"
-    return f"Label Studio at {credentials.url}: {type(error).__name__}: {str(error)[:300]}"
+    return f"Label Studio at {credentials.url} failed: {type(error).__name__}."
 
 
 class LabelStudioServer:
@@ -111,8 +146,8 @@ class LabelStudioServer:
             raise LabelStudioError(f"Label Studio at {self.credentials.url} refused the API key. Check it.")
         if response.status_code >= 400:
             raise LabelStudioError(
-                f"Label Studio at {self.credentials.url} answered HTTP {response.status_code} to {method} {path}: "
-                f"{response.text[:500]}"
+                f"Label Studio at {self.credentials.url} answered {_status(response.status_code)} to {method} "
+                f"{path}; see the server's log."
             )
         return response
 

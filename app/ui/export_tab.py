@@ -4,7 +4,8 @@ dataset) or push it to a Label Studio server.
     build_export_controls(runtime, user_state=user_state, project=project)   # inside any admin tab
 
 Handlers refuse non-admins, call `app.services.exports`, and show every message escaped. The API key is read from
-the password box or `LABEL_STUDIO_API_KEY` and never shown back, logged or put in a message.
+the password box, or from `LABEL_STUDIO_API_KEY` when the URL is empty or `LABEL_STUDIO_URL`'s, and never shown
+back, logged or put in a message.
 """
 
 from __future__ import annotations
@@ -153,7 +154,7 @@ def build_export_controls(runtime: Runtime, *, user_state: gr.State, project: gr
                 api_key = gr.Textbox(
                     label="API key",
                     type="password",
-                    placeholder="empty: $LABEL_STUDIO_API_KEY",
+                    placeholder="empty: $LABEL_STUDIO_API_KEY (for $LABEL_STUDIO_URL only)",
                     elem_id="ls-api-key",
                     max_lines=1,
                 )
