@@ -7,12 +7,19 @@
 
 Every import counts: inside functions, under `if TYPE_CHECKING:`, relative ones, and `importlib.import_module("…")`
 or `__import__("…")` with a literal name.
+
+No import cycles among the project's modules either, counted the same way: an import inside a function only moves a
+cycle to run time. A module depends on the modules it imports and on the packages that hold it or them, since Python
+runs a package's `__init__` first. The one exception to the second rule is a package whose `__init__` only re-exports
+its modules' names (a docstring, imports, literals such as `__all__`): it does no work of its own, so a module of it
+may import a sibling while the package imports that module.
 """
 
 from __future__ import annotations
 
 import ast
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,6 +99,137 @@ def check_source(source: str, relative_path: Path) -> list[Violation]:
         elif top == "app" and owner != "app":
             violations.append(Violation(str(relative_path), line, imported, "nothing imports app"))
     return violations
+
+
+def project_modules(root: Path = ROOT) -> dict[str, tuple[str, bool]]:
+    """Every project module's name -> (its source, whether it is a package's `__init__`)."""
+    modules = {}
+    for path in project_sources(root):
+        relative = path.relative_to(root)
+        modules[module_name(relative)] = (path.read_text(), relative.name == "__init__.py")
+    return modules
+
+
+def imported_project_modules(source: str, module: str, is_package: bool, known: set[str]) -> set[str]:
+    """The project modules `source` imports, wherever the import appears: for `from package import name`, the module
+    `package.name` when there is one, else `package`; for other imports, the longest known prefix of the name."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source, filename=module)):
+        if isinstance(node, ast.ImportFrom):
+            base = resolve_relative(module, is_package, node.level, node.module) if node.level else node.module
+            for alias in node.names:
+                target = _longest_known_prefix(f"{base}.{alias.name}", known)
+                if target is not None:
+                    found.add(target)
+        else:
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.Call) and _is_dynamic_import(node.func):
+                first = node.args[0] if node.args else None
+                if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                    names = [first.value]
+            found.update(target for name in names if (target := _longest_known_prefix(name, known)) is not None)
+    return found
+
+
+def _longest_known_prefix(name: str, known: set[str]) -> str | None:
+    parts = name.split(".")
+    while parts and ".".join(parts) not in known:
+        parts.pop()
+    return ".".join(parts) or None
+
+
+def _only_reexports(source: str) -> bool:
+    """Whether a package `__init__` holds nothing but a docstring, imports and names bound to literals (`__all__`)."""
+    for statement in ast.parse(source).body:
+        if isinstance(statement, ast.Import | ast.ImportFrom):
+            continue
+        if isinstance(statement, ast.Expr | ast.Assign | ast.AnnAssign) and _is_literal(statement.value):
+            continue
+        return False
+    return True
+
+
+def _is_literal(node: ast.expr | None) -> bool:
+    try:
+        ast.literal_eval(node)  # type: ignore[arg-type]
+    except (ValueError, TypeError, SyntaxError):
+        return False
+    return True
+
+
+def import_graph(modules: Mapping[str, tuple[str, bool]]) -> dict[str, set[str]]:
+    """Module -> the project modules loading it loads first (see the module docstring)."""
+    known = set(modules)
+    working_packages = {
+        name for name, (source, is_package) in modules.items() if is_package and not _only_reexports(source)
+    }
+
+    def holders(name: str) -> set[str]:
+        parts = name.split(".")
+        return {".".join(parts[:end]) for end in range(1, len(parts))} & working_packages
+
+    graph = {}
+    for name, (source, is_package) in modules.items():
+        imported = imported_project_modules(source, name, is_package, known)
+        needed = imported | holders(name) | {holder for module in imported for holder in holders(module)}
+        graph[name] = needed - {name}
+    return graph
+
+
+def import_cycles(graph: Mapping[str, set[str]]) -> list[list[str]]:
+    """One cycle through each group of modules that import each other, as the path `[a, b, ..., a]`."""
+    # Tarjan's strongly connected components; the graph is small enough for recursion.
+    index: dict[str, int] = {}
+    lowlink: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    components: list[set[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = lowlink[module] = len(index)
+        stack.append(module)
+        on_stack.add(module)
+        for target in sorted(graph.get(module, ())):
+            if target not in index:
+                visit(target)
+                lowlink[module] = min(lowlink[module], lowlink[target])
+            elif target in on_stack:
+                lowlink[module] = min(lowlink[module], index[target])
+        if lowlink[module] == index[module]:
+            component = set()
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.add(member)
+                if member == module:
+                    break
+            if len(component) > 1:
+                components.append(component)
+
+    for module in sorted(graph):
+        if module not in index:
+            visit(module)
+    return [_cycle_within(component, graph) for component in components]
+
+
+def _cycle_within(component: set[str], graph: Mapping[str, set[str]]) -> list[str]:
+    """A shortest path from the component's first module back to itself, staying inside the component."""
+    start = min(component)
+    paths = {start: [start]}
+    frontier = [start]
+    while frontier:
+        next_frontier = []
+        for module in frontier:
+            for target in sorted(graph[module] & component):
+                if target == start:
+                    return [*paths[module], start]
+                if target not in paths:
+                    paths[target] = [*paths[module], target]
+                    next_frontier.append(target)
+        frontier = next_frontier
+    raise AssertionError(f"{sorted(component)} holds no cycle")
 
 
 def project_sources(root: Path = ROOT) -> list[Path]:
@@ -184,3 +322,68 @@ def test_the_repository_follows_the_layering_rules():
     violations = [v for path in sources for v in check_source(path.read_text(), path.relative_to(ROOT))]
 
     assert violations == [], "\n".join(map(str, violations))
+
+
+class TestCycleChecker:
+    """The cycle check on synthetic modules: what counts as a cycle and what does not."""
+
+    @staticmethod
+    def cycles(modules: dict[str, tuple[str, bool]]) -> list[list[str]]:
+        return import_cycles(import_graph(modules))
+
+    def test_an_import_inside_a_function_still_closes_a_cycle(self):
+        modules = {
+            "rise": ("", True),
+            "rise.tasks": ("def check():\n    from rise.prompts import render\n", False),
+            "rise.prompts": ("from rise.tasks import TaskSpec\n", False),
+        }
+        assert self.cycles(modules) == [["rise.prompts", "rise.tasks", "rise.prompts"]]
+
+    def test_a_package_that_does_work_and_imports_its_module_is_a_cycle(self):
+        # The package builds something from `review`; loading `render` runs the package first, which loads `review`.
+        modules = {
+            "app": ("", True),
+            "app.ui": ("from app.ui import review\ndef build():\n    return review.tab()\n", True),
+            "app.ui.review": ("from app.ui import render\ndef tab():\n    return render\n", False),
+            "app.ui.render": ("import html\n", False),
+        }
+        assert self.cycles(modules) == [["app.ui", "app.ui.review", "app.ui"]]
+
+    def test_a_package_that_only_reexports_may_hold_modules_importing_each_other(self):
+        modules = {
+            "rise": ("", True),
+            "rise.rewards": ('"""Rewards."""\nfrom rise.rewards.task import reward\n__all__ = ["reward"]\n', True),
+            "rise.rewards.task": ("from rise.rewards.scores import iou\nreward = iou\n", False),
+            "rise.rewards.scores": ("def iou():\n    return 1.0\n", False),
+        }
+        assert self.cycles(modules) == []
+
+    def test_a_module_importing_a_name_from_its_reexporting_package_is_a_cycle(self):
+        # The package is still loading `task` when `task` asks it for a name: the name is not there yet.
+        modules = {
+            "rise": ("", True),
+            "rise.rewards": ("from rise.rewards.task import reward\nfrom rise.rewards.scores import iou\n", True),
+            "rise.rewards.task": ("from rise.rewards import iou\nreward = iou\n", False),
+            "rise.rewards.scores": ("def iou():\n    return 1.0\n", False),
+        }
+        assert self.cycles(modules) == [["rise.rewards", "rise.rewards.task", "rise.rewards"]]
+
+    def test_relative_dynamic_and_type_checking_imports_count(self):
+        modules = {
+            "db": ("", True),
+            "db.a": ("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .b import B\n", False),
+            "db.b": ("import importlib\nc = importlib.import_module('db.c')\n", False),
+            "db.c": ("from . import a\n", False),
+        }
+        assert self.cycles(modules) == [["db.a", "db.b", "db.c", "db.a"]]
+
+
+def test_the_project_has_no_import_cycles():
+    modules = project_modules()
+    graph = import_graph(modules)
+    # Guards against a vacuous pass: the modules were read, and their imports of each other found.
+    assert len(modules) > 100 and sum(map(len, graph.values())) > len(modules), (len(modules), len(graph))
+
+    cycles = import_cycles(graph)
+
+    assert cycles == [], "\n".join(" -> ".join(cycle) for cycle in cycles)

@@ -10,6 +10,4 @@ RISE must teach it (`bench/learning.py`, `bench/feedback_loop.py`).
 
 from rise.demo_model.train import DemoModelConfig, train_demo_model
 
-DEMO_MODEL_DIR_NAME = "demo-model"
-
-__all__ = ["DEMO_MODEL_DIR_NAME", "DemoModelConfig", "train_demo_model"]
+__all__ = ["DemoModelConfig", "train_demo_model"]
