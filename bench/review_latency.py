@@ -50,11 +50,11 @@ from db.models import (
     ReviewQueueEntry,
     Role,
     Split,
-    TaskType,
     User,
     Verdict,
     utcnow,
 )
+from rise.tasks import TaskType
 
 LABELS = ("circle", "square", "triangle")
 TARGET_P95_MS = 50.0

@@ -99,10 +99,14 @@ def _enum(enum_cls: type[enum.Enum]) -> Enum:
     )
 
 
-class TaskType(enum.StrEnum):
-    classification = "classification"
-    detection = "detection"
-    grounding = "grounding"
+def _choice(values: tuple[str, ...], *, name: str) -> Enum:
+    # `_enum`'s column for values this layer keeps as plain strings: the same VARCHAR + CHECK named ck_<table>_<name>.
+    return Enum(*values, native_enum=False, create_constraint=True, validate_strings=True, length=32, name=name)
+
+
+# A project's task type, stored as its value. `rise.tasks.TaskType` is the enum the rest of the code works with; the
+# database layer does not import `rise`, so it keeps the values here (tests/test_models.py checks that they agree).
+TASK_TYPES = ("classification", "detection", "grounding")
 
 
 class Split(enum.StrEnum):
@@ -158,7 +162,7 @@ class Project(Base):
 
     id: Mapped[intpk]
     name: Mapped[str] = mapped_column(String(255), unique=True)
-    task_type: Mapped[TaskType] = mapped_column(_enum(TaskType))
+    task_type: Mapped[str] = mapped_column(_choice(TASK_TYPES, name="tasktype"))
     # Ordered label set. Classification: the classes; detection/grounding: the box labels.
     labels: Mapped[JsonList] = mapped_column(default=list)
     # {"synonym": "canonical label"} used when parsing model answers.

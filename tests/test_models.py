@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.orm import Session
 
 from db.models import (
+    TASK_TYPES,
     Annotation,
     AnnotationSource,
     Base,
@@ -19,12 +20,12 @@ from db.models import (
     Prediction,
     Project,
     Review,
-    TaskType,
     TrainingJob,
     User,
     Verdict,
 )
 from db.session import make_engine, make_session_factory
+from rise.tasks import TaskType
 
 
 def add_project(session: Session, name: str, *, items: int = 2) -> Project:
@@ -165,6 +166,10 @@ class TestEnums:
         assert session.execute(text(f"SELECT count(*) FROM {table}")).scalar() > 0
         with pytest.raises(IntegrityError):
             session.execute(text(f"UPDATE {table} SET {column} = 'not-a-member'"))
+
+    def test_the_stored_task_types_are_the_values_of_the_task_type_enum(self):
+        # The database layer does not import rise, so it keeps the values itself; here the two must agree.
+        assert TASK_TYPES == tuple(task_type.value for task_type in TaskType)
 
     def test_every_enum_column_has_a_check_constraint_in_the_migrated_database(self, db_engine):
         # Walks the models, so an enum column added later is covered without editing this test.

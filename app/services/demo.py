@@ -86,7 +86,7 @@ def _box_problem(box: Any, width: int, height: int) -> str | None:
 def answer_problem(project: Project, answer: Any, width: int, height: int) -> str | None:
     """Why `answer` is not a valid answer for the project (shapes in `rise.tasks`), or None when it is."""
     labels = list(project.labels)
-    task_type = TaskType(project.task_type.value)
+    task_type = TaskType(project.task_type)
     if task_type is TaskType.classification:
         if project.distribution:
             if not (isinstance(answer, dict) and set(answer) == set(labels)):
@@ -118,9 +118,9 @@ def _ensure_project(runtime: Runtime, spec: dict[str, Any]) -> bool:
     with runtime.sessions.begin() as session:
         existing = crud.get_project_by_name(session=session, name=spec["name"])
         if existing is not None:
-            if existing.task_type.value != spec["task_type"]:
+            if existing.task_type != spec["task_type"]:
                 raise DemoError(
-                    f"A project named {spec['name']!r} already exists with task {existing.task_type.value}, not "
+                    f"A project named {spec['name']!r} already exists with task {existing.task_type}, not "
                     f"{spec['task_type']}. Rename or delete it, or use another RISE_DATA_DIR for the demo."
                 )
             return False

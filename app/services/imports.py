@@ -21,7 +21,8 @@ from app.media import ImageRejected, prepare_image, sha256_hex, write_media
 from app.runtime import Runtime
 from db.crud import projects as crud
 from db.crud.projects import NewItem
-from db.models import Split, TaskType
+from db.models import Split
+from rise.tasks import TaskType
 
 ProgressCallback = Callable[[int, int], None]
 # Rows per transaction: large enough that commits do not dominate, small enough that an interrupted import of a huge

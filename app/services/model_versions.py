@@ -142,7 +142,7 @@ class VersionView:
 
 def _view(session: Session, version: ModelVersion, project: Project) -> VersionView:
     parent = crud.get_model_version(session=session, version_id=version.parent_id) if version.parent_id else None
-    metric = primary_metric(project.task_type.value, project.distribution)
+    metric = primary_metric(project.task_type, project.distribution)
     scores = version.metrics.get("eval") or {}
     score = scores.get(metric)
     items = scores.get("items")
@@ -328,7 +328,7 @@ def register_training_result(
         serving = crud.serving_version(session=session, project_id=project.id)
         base = _ensure_base_version(session, project, outcome)
         current, current_name = _current_metrics(serving, base, outcome)
-        metric = job.config.get("promotion_metric") or primary_metric(project.task_type.value, project.distribution)
+        metric = job.config.get("promotion_metric") or primary_metric(project.task_type, project.distribution)
         decision = decide_promotion(
             outcome.eval_metrics,
             current,

@@ -37,7 +37,7 @@ class ProjectOverview:
 def task_spec_for(project: Project) -> TaskSpec:
     """The `rise` view of a project: plain values only, so `rise` never sees an ORM object."""
     return TaskSpec(
-        task_type=TaskType(project.task_type.value),
+        task_type=TaskType(project.task_type),
         labels=tuple(project.labels),
         synonyms=dict(project.label_synonyms),
         distribution=project.distribution,
@@ -103,7 +103,7 @@ def _overview(session: Session, project: Project) -> ProjectOverview:
     return ProjectOverview(
         id=project.id,
         name=project.name,
-        task_type=TaskType(project.task_type.value),
+        task_type=TaskType(project.task_type),
         labels=list(project.labels),
         eval_fraction=project.eval_fraction,
         train_items=counts[Split.train],

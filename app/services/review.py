@@ -166,7 +166,7 @@ def _task(session: Session, runtime: Runtime, *, item_id: int, queue: QueueFilte
     return ReviewTask(
         item_id=item.id,
         project_id=project.id,
-        task_type=project.task_type.value,
+        task_type=project.task_type,
         labels=list(project.labels),
         image_path=str(runtime.settings.media_dir / item.media_path),
         width=item.width,

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from db.models import Annotation, AnnotationSource, Item, Project, Split, TaskType
+from db.models import TASK_TYPES, Annotation, AnnotationSource, Item, Project, Split
 
 # SQLite allows 32,766 bound parameters per statement; stay far below it for `IN (...)` lists.
 _IN_CHUNK = 500
@@ -63,7 +63,7 @@ def create_project(
     *,
     session: Session,
     name: str,
-    task_type: TaskType | str,
+    task_type: str,
     labels: Sequence[str] = (),
     description: str = "",
     eval_fraction: float = 0.1,
@@ -80,6 +80,8 @@ def create_project(
         raise ProjectError(f"Project names are limited to 255 characters; this one has {len(name)}.")
     if get_project_by_name(session=session, name=name) is not None:
         raise ProjectError(f"A project named {name!r} already exists. Pick another name or import into that one.")
+    if task_type not in TASK_TYPES:
+        raise ProjectError(f"Unknown task type {task_type!r}; choose one of {', '.join(TASK_TYPES)}.")
     if not 0.0 <= eval_fraction < 1.0:
         raise ProjectError(f"eval_fraction must be in [0, 1), got {eval_fraction}. Example: --eval-fraction 0.1")
     clean_labels = [label.strip() for label in labels]
@@ -90,7 +92,7 @@ def create_project(
         raise ProjectError(f"Labels must be unique; repeated: {duplicates}.")
     project = Project(
         name=name,
-        task_type=TaskType(task_type),
+        task_type=str(task_type),  # a `rise.tasks.TaskType` member or its value: the row keeps the plain value
         labels=clean_labels,
         label_synonyms=dict(label_synonyms or {}),
         description=description,
