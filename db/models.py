@@ -10,6 +10,7 @@ history of every verdict survives.
 from __future__ import annotations
 
 import enum
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -60,18 +61,40 @@ NAMING_CONVENTION = {
 Json = JSON(none_as_null=True)
 
 
-class NulFreeText(TypeDecorator[str]):
-    """TEXT that stores the NUL character as U+FFFD.
+# NUL and the halves of surrogate pairs (a lone one decodes from JSON's "\ud800" escape) cannot be stored as text:
+# PostgreSQL refuses NUL and SQLite's driver cannot encode a surrogate to UTF-8, and either fails the whole write.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
-    PostgreSQL text cannot hold NUL (the insert fails) while SQLite can; a model completion or pasted comment that
-    contains one must be stored the same way on both, not crash an annotation run on PostgreSQL.
+
+def storable_text(value: str) -> str:
+    """`value` with NUL and lone surrogates replaced by U+FFFD, the one form both SQLite and PostgreSQL store.
+
+    >>> storable_text("a\x00b\ud800c")
+    'a\ufffdb\ufffdc'
     """
+    return _UNSTORABLE.sub("\ufffd", value)
+
+
+class StorableText(TypeDecorator[str]):
+    """TEXT for text from outside (model completions, comments, imported reasoning): stored through
+    `storable_text`, the same on both databases, so no character in it can fail an annotation run or an import."""
 
     impl = Text
     cache_ok = True
 
     def process_bind_param(self, value: str | None, dialect) -> str | None:
-        return value.replace("\x00", "\ufffd") if isinstance(value, str) else value
+        return storable_text(value) if isinstance(value, str) else value
+
+
+class StorableString(TypeDecorator[str]):
+    """VARCHAR(n) for names from outside (file names, imported authors and model names), stored like
+    `StorableText`. Its callers keep the text within the length, which PostgreSQL enforces."""
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect) -> str | None:
+        return storable_text(value) if isinstance(value, str) else value
 
 
 class Base(DeclarativeBase):
@@ -171,7 +194,7 @@ class Project(Base):
     prompt_overrides: Mapped[JsonDict] = mapped_column(default=dict)
     # Classification answers as a probability distribution over `labels` (Emotion6-style) instead of one label.
     distribution: Mapped[bool] = mapped_column(Boolean, default=False)
-    description: Mapped[str] = mapped_column(NulFreeText, default="")
+    description: Mapped[str] = mapped_column(StorableText, default="")
     # Fraction of imported items held out for evaluation; they are never trained on.
     eval_fraction: Mapped[float] = mapped_column(Float, default=0.1)
     default_model: Mapped[str | None] = mapped_column(String(1024))
@@ -203,12 +226,12 @@ class Item(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     # Path relative to the media folder: <sha[:2]>/<sha>.<ext>; content-addressed, so shared across projects.
     media_path: Mapped[str] = mapped_column(String(1024))
-    original_name: Mapped[str] = mapped_column(String(1024), default="")
+    original_name: Mapped[str] = mapped_column(StorableString(1024), default="")
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
     split: Mapped[Split] = mapped_column(_enum(Split), default=Split.train)
     # Grounding: the free-text referring query ("the object that differs from the others").
-    query: Mapped[str | None] = mapped_column(NulFreeText)
+    query: Mapped[str | None] = mapped_column(StorableText)
     meta: Mapped[JsonDict] = mapped_column(default=dict)
     # Review queue lease: one reviewer holds an item until the lease expires.
     # Indexed: "the item this reviewer holds" is looked up on every queue request.
@@ -260,11 +283,11 @@ class Prediction(Base):
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), index=True)
     model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id", ondelete="SET NULL"))
     # Free-form name kept even when no ModelVersion row exists (imported Label Studio predictions).
-    model_name: Mapped[str] = mapped_column(String(1024), default="")
-    raw_text: Mapped[str] = mapped_column(NulFreeText, default="")
-    cot: Mapped[str | None] = mapped_column(NulFreeText)
+    model_name: Mapped[str] = mapped_column(StorableString(1024), default="")
+    raw_text: Mapped[str] = mapped_column(StorableText, default="")
+    cot: Mapped[str | None] = mapped_column(StorableText)
     answer: Mapped[Any | None] = mapped_column(Json)
-    parse_error: Mapped[str | None] = mapped_column(NulFreeText)
+    parse_error: Mapped[str | None] = mapped_column(StorableText)
     # Confidence in [0, 1] (agreement among sampled answers); the review queue shows the lowest first.
     score: Mapped[float | None] = mapped_column(Float, index=True)
     created_at: Mapped[created_ts]
@@ -284,7 +307,7 @@ class Review(Base):
     verdict: Mapped[Verdict] = mapped_column(_enum(Verdict))
     corrected_answer: Mapped[Any | None] = mapped_column(Json)
     reasoning_wrong: Mapped[bool] = mapped_column(Boolean, default=False)
-    comment: Mapped[str] = mapped_column(NulFreeText, default="")
+    comment: Mapped[str] = mapped_column(StorableText, default="")
     time_spent_ms: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[created_ts]
     # Set by "Undo last"; the row stays for the audit trail.
@@ -304,12 +327,12 @@ class Annotation(Base):
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), index=True)
     answer: Mapped[Any] = mapped_column(Json)
     # The accepted CoT (accept verdicts only); SFT data unless the reviewer flagged the reasoning as wrong.
-    cot: Mapped[str | None] = mapped_column(NulFreeText)
+    cot: Mapped[str | None] = mapped_column(StorableText)
     source: Mapped[AnnotationSource] = mapped_column(_enum(AnnotationSource))
     review_id: Mapped[int | None] = mapped_column(ForeignKey("reviews.id", ondelete="CASCADE"))
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     # Free-form author for imported annotations ("alice@example.com" from a Label Studio export).
-    created_by_name: Mapped[str] = mapped_column(String(255), default="")
+    created_by_name: Mapped[str] = mapped_column(StorableString(255), default="")
     created_at: Mapped[created_ts]
 
     item: Mapped[Item] = relationship(back_populates="annotations")
@@ -413,8 +436,8 @@ class TrainingJob(Base):
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     # Streamed training curves: {"reward": [[step, value], ...], "loss": [...]}.
     metrics: Mapped[JsonDict] = mapped_column(default=dict)
-    log: Mapped[str] = mapped_column(NulFreeText, default="")
-    error: Mapped[str | None] = mapped_column(NulFreeText)
+    log: Mapped[str] = mapped_column(StorableText, default="")
+    error: Mapped[str | None] = mapped_column(StorableText)
     worker_id: Mapped[str | None] = mapped_column(String(255))
     heartbeat_at: Mapped[datetime | None]
     lease_expires_at: Mapped[datetime | None]

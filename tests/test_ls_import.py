@@ -197,3 +197,80 @@ def test_a_truncated_file_keeps_what_was_read_and_says_where_it_stopped(detectio
     report = import_label_studio_file(detection, "det", path)
     assert report.items_added == 1
     assert any("stopped reading" in note for note in report.notes)
+
+
+def test_image_references_are_read_only_inside_the_given_folders(detection, tmp_path):
+    root, ls_media = tmp_path / "root", tmp_path / "ls-media"
+    write_png(root / "ok.png", seed=600, size=(40, 20))
+    (ls_media / "upload").mkdir(parents=True)
+    secret = write_png(tmp_path / "secret" / "x.png", seed=601, size=(40, 20))  # a real image, outside both
+    (tmp_path / "secret" / "notes.png").write_text("not an image either")
+    (root / "link.png").symlink_to(secret)
+    cat = [rectangle_result("cat", [0, 0, 4, 4], 40, 20, "r")]
+    outside = {
+        1: "../secret/x.png",
+        2: str(secret),  # absolute
+        3: "/data/local-files/?d=../secret/x.png",
+        4: "/data/local-files/?d=" + str(secret),
+        5: "link.png",  # a symbolic link inside the root that leads out of it
+        6: "../secret/notes.png",  # exists outside, not an image
+        7: "../secret/absent.png",  # does not exist
+        8: "%2e%2e/secret/x.png",  # URL-encoded
+    }
+    tasks = [_task("ok.png", cat, id=0)] + [_task(ref, cat, id=task_id) for task_id, ref in outside.items()]
+    tasks.append(_task("/data/upload/../../secret/x.png", cat, id=9))
+    report = import_label_studio_file(
+        detection, "det", _write(tmp_path, tasks), image_root=root, label_studio_media=ls_media
+    )
+    assert report.items_added == 1
+    reasons = {skipped.task_id: " ".join(skipped.reasons) for skipped in report.skipped}
+    assert set(reasons) == set(range(1, 10))
+    # One message for every refusal: whether a file exists outside, and what it holds, is not told.
+    shapes = {reason.split("'")[0] + reason.split("'")[-1] for task_id, reason in reasons.items() if task_id != 9}
+    assert shapes == {f"missing image: image file  not found under {root} (see --image-root)"}
+    assert "is on a server" in reasons[9]
+    with detection.sessions.begin() as session:
+        assert [item.original_name for item in session.query(Item)] == ["ok.png"]
+
+
+def test_tasks_without_a_folder_to_read_from_read_no_local_file(detection, tmp_path):
+    from app.importers.label_studio import import_label_studio_tasks
+    from app.importers.label_studio_images import ImageResolver
+
+    # As in a pull from a server without --image-root: the server's tasks name files of this machine.
+    secret = write_png(tmp_path / "secret.png", seed=602, size=(40, 20))
+    resolver = ImageResolver(media_dir=detection.settings.media_dir, download=None, server_url="http://ls.invalid")
+    cat = [rectangle_result("cat", [0, 0, 4, 4], 40, 20, "r")]
+    report = import_label_studio_tasks(detection, "det", [_task(str(secret), cat)], resolver)
+    assert report.items_added == 0 and "is not read: pass --image-root" in report.skipped[0].reasons[0]
+
+
+def test_a_bad_task_is_skipped_and_the_good_ones_beside_it_are_stored(detection, tmp_path):
+    paths = [write_png(tmp_path / f"{i}.png", seed=610 + i, size=(40, 20)) for i in range(8)]
+    cat = [rectangle_result("cat", [0, 0, 4, 4], 40, 20, "r")]
+    listed_label = rectangle_result("cat", [0, 0, 4, 4], 40, 20, "r")
+    listed_label["value"]["rectanglelabels"] = [["cat"]]
+    deep: list = []
+    for _ in range(40):
+        deep = [deep]
+    tasks = [_task(p.name, cat, id=i) for i, p in enumerate(paths[:5])]
+    tasks.insert(2, _task(paths[5].name, [listed_label], id="label in a list"))
+    surrogate = _task(paths[6].name, [*cat, textarea_result("half of a pair: \ud800")], id="surrogate")
+    tasks.insert(3, surrogate | {"meta": {"rise": {"original_name": "\udc00.png"}}})
+    tasks.insert(4, _task(paths[7].name, cat, id="deep", meta={"nested": deep}))
+    # json writes the lone surrogate as the escape "\ud800"; the last element is too deep for any decoder.
+    text = json.dumps(tasks)[:-1] + ", " + "[" * 100_000 + "]" * 100_000 + "]"
+    path = tmp_path / "export.json"
+    path.write_text(text)
+
+    report = import_label_studio_file(detection, "det", path)
+
+    reasons = {skipped.task_id: " ".join(skipped.reasons) for skipped in report.skipped}
+    assert set(reasons) == {"label in a list", "deep", None}
+    assert "annotation 1: a box whose labels are not a list of text" in reasons["label in a list"]
+    assert reasons["deep"] == "nested more than 32 levels deep" and reasons[None] == "nested too deeply to read"
+    assert report.items_added == 6 and report.annotations_added == 6  # the five good ones and the surrogate one
+    with detection.sessions.begin() as session:
+        cots = [annotation.cot for annotation in session.query(Annotation) if annotation.cot]
+        names = {item.original_name for item in session.query(Item)}
+    assert cots == ["half of a pair: \ufffd"] and "\ufffd.png" in names

@@ -243,7 +243,8 @@ class ReadResult:
 
 
 def _text_of(result: dict[str, Any]) -> str | None:
-    texts = result.get("value", {}).get("text")
+    value = result.get("value")
+    texts = value.get("text") if isinstance(value, dict) else None
     if isinstance(texts, str):
         return texts
     if isinstance(texts, list) and all(isinstance(t, str) for t in texts):
@@ -251,10 +252,12 @@ def _text_of(result: dict[str, Any]) -> str | None:
     return None
 
 
-def _region_labels(value: dict[str, Any]) -> list[Any] | None:
+def _region_labels(value: dict[str, Any]) -> list[str] | None:
+    """A region's labels; None when they are not a list of text."""
     for key in ("rectanglelabels", "labels"):
         if key in value:
-            return value[key] if isinstance(value[key], list) else None
+            labels = value[key]
+            return labels if isinstance(labels, list) and all(isinstance(label, str) for label in labels) else None
     return []
 
 
@@ -315,7 +318,9 @@ def results_to_answer(
             region_labels = _region_labels(result.get("value") or {})
             if problem:
                 read.problems.append(problem)
-            elif region_labels is None or len(region_labels) > 1:
+            elif region_labels is None:
+                read.problems.append(f"a box whose labels are not a list of text: {result.get('value')!r:.80}")
+            elif len(region_labels) > 1:
                 read.problems.append(f"a box with {region_labels!r:.60} as labels; expected one label")
             else:
                 label = region_labels[0] if region_labels else None

@@ -2,15 +2,14 @@
 
 Each task's image is found (see `ImageResolver`), stored like any imported image and becomes an item; its
 annotations become trusted annotations (source `import`, author and time kept where the export has them) and its
-predictions become predictions. A task with an unknown label, a rotated box, a missing image or a malformed entry is
-skipped whole and reported with its reasons; nothing already stored is changed. Importing the same tasks again adds
+predictions become predictions. Each task is checked whole before anything of it is written: one with an unknown
+label, a rotated box, a missing image or a malformed entry is skipped whole and reported with its reasons, and the
+tasks beside it are imported all the same. Nothing already stored is changed. Importing the same tasks again adds
 nothing: an item with the same image content is reused and an identical annotation or prediction is not added twice.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import tempfile
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator
@@ -19,30 +18,35 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from app.export import label_studio as ls
-from app.export.jsonstream import JsonArrayError, iter_json_array
+from app.export.jsonstream import JsonArrayError, SkippedElement, iter_json_array
 from app.export.label_studio_config import LabelingConfigError, parse_labeling_config
-from app.media import ImageRejected, prepare_image, sha256_hex, write_media
+from app.importers.label_studio_images import ImageMissing, ImageResolver
+from app.media import ImageRejected, PreparedImage, prepare_image, sha256_hex, write_media
 from app.runtime import Runtime
 from app.services.imports import split_for
 from app.services.projects import ProjectError, create_project, task_spec_for
 from db.crud import exchange
 from db.crud import projects as project_crud
 from db.crud.projects import NewItem
+from db.models import storable_text
 from rise.answers import normalize_answer
 from rise.parsing import format_answer
 from rise.tasks import TaskSpec, TaskType
 
-LOCAL_FILES_PREFIX = "/data/local-files/"
 TASK_BATCH = 100  # tasks per transaction
+# A Label Studio task is about 8 levels deep (task, annotations, annotation, result, region, value, labels, label);
+# one far deeper is not a task, and checking it would only spend the stack.
+MAX_TASK_DEPTH = 32
+# The lengths of the columns that imported names go to (db.models); a longer name is cut to fit.
+AUTHOR_CHARS = 255
+NAME_CHARS = 1024
 
 
 class LabelStudioImportError(ValueError):
     """The import as a whole cannot run (unknown project, unreadable file); the message says what to fix."""
-
-
-class ImageMissing(LookupError):
-    """A task's image cannot be found; the message is the reason for the report."""
 
 
 @dataclass
@@ -68,89 +72,6 @@ class LabelStudioImportReport:
     cancelled_annotations: int = 0
     skipped: list[SkippedTask] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-
-
-# Finding images
-
-
-class ImageResolver:
-    """Turns a task's image reference into bytes.
-
-    Tried in order: our own media folder by the content hash in `meta.rise.sha256`; a data URI; a Label Studio
-    local-files reference (`/data/local-files/?d=...`) or a plain path, under `image_root` or the export file's
-    folder; a file the server holds (`/data/upload/...` or a URL on the server), downloaded with the API key; an
-    upload found in Label Studio's own media folder (`label_studio_media`) when there is no server.
-    """
-
-    def __init__(
-        self,
-        *,
-        media_dir: Path,
-        image_root: Path | None = None,
-        label_studio_media: Path | None = None,
-        download: Callable[[str], bytes] | None = None,
-        server_url: str | None = None,
-    ) -> None:
-        self.media_dir = media_dir
-        self.image_root = image_root
-        self.label_studio_media = label_studio_media
-        self.download = download
-        self.server_url = (server_url or "").rstrip("/")
-
-    def _from_media(self, sha256: Any) -> bytes | None:
-        if not isinstance(sha256, str) or len(sha256) != 64 or not all(c in "0123456789abcdef" for c in sha256):
-            return None
-        for candidate in (self.media_dir / sha256[:2]).glob(f"{sha256}.*"):
-            return candidate.read_bytes()
-        return None
-
-    def _local(self, relative: str) -> bytes:
-        relative = urllib.parse.unquote(relative)
-        roots = [root for root in (self.image_root,) if root is not None]
-        path = Path(relative)
-        candidates = [path] if path.is_absolute() else [root / relative for root in roots]
-        for candidate in candidates:
-            if candidate.is_file():
-                return candidate.read_bytes()
-        where = f" under {', '.join(map(str, roots))}" if roots and not path.is_absolute() else ""
-        raise ImageMissing(f"image file {relative!r} not found{where} (pass --image-root)")
-
-    def fetch(self, reference: Any, sha256: Any = None) -> bytes:
-        stored = self._from_media(sha256)
-        if stored is not None:
-            return stored
-        if not isinstance(reference, str) or not reference.strip():
-            raise ImageMissing("the task has no image reference in data.image")
-        reference = reference.strip()
-        if reference.startswith("data:"):
-            header, _, payload = reference.partition(",")
-            if ";base64" not in header:
-                raise ImageMissing("an inline image that is not base64")
-            try:
-                return base64.b64decode(payload, validate=True)
-            except (binascii.Error, ValueError):
-                raise ImageMissing("an inline image with invalid base64") from None
-        if reference.startswith(LOCAL_FILES_PREFIX):
-            query = urllib.parse.parse_qs(urllib.parse.urlsplit(reference).query)
-            if not query.get("d"):
-                raise ImageMissing(f"a local-files reference without ?d=: {reference[:120]!r}")
-            return self._local(query["d"][0])
-        is_url = reference.startswith(("http://", "https://"))
-        on_server = reference.startswith("/data/") or (self.server_url and reference.startswith(self.server_url))
-        if on_server and self.download is not None:
-            try:
-                return self.download(reference)
-            except Exception as error:  # the message never holds the key; see label_studio_push
-                raise ImageMissing(f"could not download {reference[:120]!r}: {error}") from None
-        if reference.startswith("/data/upload/") and self.label_studio_media is not None:
-            candidate = self.label_studio_media / urllib.parse.unquote(reference[len("/data/") :])
-            if candidate.is_file():
-                return candidate.read_bytes()
-        if is_url or reference.startswith("/data/"):
-            raise ImageMissing(
-                f"image {reference[:120]!r} is on a server: pull from it (rise ls pull) or pass --image-root"
-            )
-        return self._local(reference)
 
 
 # Reading one task
@@ -228,7 +149,7 @@ def _parse_task(
         image_ref=data.get(ls.IMAGE),
         sha256=rise_meta.get("sha256"),
         query=data.get(ls.QUERY) if isinstance(data.get(ls.QUERY), str) else None,
-        original_name=str(rise_meta.get("original_name") or ""),
+        original_name=str(rise_meta.get("original_name") or "")[:NAME_CHARS],
         annotations=[],
         predictions=[],
     )
@@ -246,7 +167,7 @@ def _parse_task(
         if entry is None:
             continue
         origin = provenance[index] if use_provenance and isinstance(provenance[index], dict) else {}
-        entry.author = str(origin.get("author") or _author(annotation))
+        entry.author = str(origin.get("author") or _author(annotation))[:AUTHOR_CHARS]
         entry.created_at = _parse_time(origin.get("created_at")) or _parse_time(annotation.get("created_at"))
         parsed.annotations.append(entry)
     for index, prediction in enumerate(raw_predictions):
@@ -259,7 +180,7 @@ def _parse_task(
         entry = _read_entry(prediction.get("result"), spec, width, height, f"prediction {index + 1}", problems)
         if entry is None:
             continue
-        entry.model_version = str(prediction.get("model_version") or "label-studio")
+        entry.model_version = str(prediction.get("model_version") or "label-studio")[:NAME_CHARS]
         score = prediction.get("score")
         entry.score = float(score) if isinstance(score, int | float) and not isinstance(score, bool) else None
         parsed.predictions.append(entry)
@@ -375,7 +296,11 @@ def import_label_studio_tasks(
         # One transaction per batch: an interrupted import keeps the batches before it, and a re-run skips them.
         with runtime.sessions.begin() as session:
             for index, task in batch:
-                _import_one(runtime, session, target, index, task, resolver, max_pixels, report, notes)
+                checked = _check_task(index, task, target.spec, resolver, max_pixels, notes)
+                if isinstance(checked, SkippedTask):
+                    report.skipped.append(checked)
+                else:
+                    _store_checked(runtime, session, target, checked, report)
         batch.clear()
 
     try:
@@ -396,28 +321,84 @@ def import_label_studio_tasks(
     return report
 
 
-def _import_one(runtime, session, target, index, task, resolver, max_pixels, report, notes) -> None:
-    task_id = task.get("id") if isinstance(task, dict) else None
+@dataclass
+class _CheckedTask:
+    """A task that passed every check, with what storing it needs."""
+
+    index: int
+    task_id: Any
+    parsed: _ParsedTask
+    image: PreparedImage
+    sha256: str
+
+
+def _task_id(task: Any) -> Any:
+    """The task's id for the report: a number or a short text, as given."""
+    raw = task.get("id") if isinstance(task, dict) else None
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return raw
+    return storable_text(raw)[:100] if isinstance(raw, str) else None
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether `value` nests lists and objects more than `limit` levels deep (walked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        current, depth = stack.pop()
+        if isinstance(current, dict | list):
+            if depth > limit:
+                return True
+            children = current.values() if isinstance(current, dict) else current
+            stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def _check_task(
+    index: int, task: Any, spec: TaskSpec, resolver: ImageResolver, max_pixels: int, notes: set[str]
+) -> _CheckedTask | SkippedTask:
+    """The task read and checked whole (its image found and decoded, every entry read), or why it is skipped."""
+    if isinstance(task, SkippedElement):
+        return SkippedTask(index, None, [task.reason])
+    task_id = _task_id(task)
     if not isinstance(task, dict) or not isinstance(task.get("data"), dict):
-        report.skipped.append(SkippedTask(index, task_id, ["not a task object with a `data` object"]))
-        return
+        return SkippedTask(index, task_id, ["not a task object with a `data` object"])
+    if _deeper_than(task, MAX_TASK_DEPTH):
+        return SkippedTask(index, task_id, [f"nested more than {MAX_TASK_DEPTH} levels deep"])
     meta = task.get("meta") if isinstance(task.get("meta"), dict) else {}
     sha_hint = (meta.get("rise") or {}).get("sha256") if isinstance(meta.get("rise"), dict) else None
     try:
         raw = resolver.fetch(task["data"].get(ls.IMAGE), sha_hint)
         image = prepare_image(raw, max_pixels=max_pixels)
     except ImageMissing as missing:
-        report.skipped.append(SkippedTask(index, task_id, [f"missing image: {missing}"]))
-        return
+        return SkippedTask(index, task_id, [f"missing image: {missing}"])
     except ImageRejected as rejected:
-        report.skipped.append(SkippedTask(index, task_id, [f"unusable image: {rejected.reason}"]))
-        return
-    parsed, problems = _parse_task(task, target.spec, image.width, image.height, notes)
+        return SkippedTask(index, task_id, [f"unusable image: {rejected.reason}"])
+    try:
+        parsed, problems = _parse_task(task, spec, image.width, image.height, notes)
+    except (TypeError, ValueError, LookupError, AttributeError, RecursionError) as error:
+        # The readers check every shape they know; a task shaped in a way nobody foresaw is still only this task.
+        return SkippedTask(index, task_id, [f"a malformed entry that could not be read ({type(error).__name__})"])
     if parsed is None:
-        report.skipped.append(SkippedTask(index, task_id, problems))
+        return SkippedTask(index, task_id, problems)
+    return _CheckedTask(index, task_id, parsed, image, sha256_hex(raw))
+
+
+def _store_checked(
+    runtime: Runtime, session, target: _Target, checked: _CheckedTask, report: LabelStudioImportReport
+) -> None:
+    """Store a checked task in a savepoint of the batch's transaction: should the database still refuse it, only
+    this task is undone and reported, and its counts are added only once it is stored."""
+    added = LabelStudioImportReport(cancelled_annotations=checked.parsed.cancelled)
+    try:
+        with session.begin_nested():
+            _store_task(runtime, session, target, checked.parsed, checked.image, checked.sha256, added)
+    except SQLAlchemyError as error:
+        reason = f"the database refused it ({type(error).__name__})"
+        report.skipped.append(SkippedTask(checked.index, checked.task_id, [reason]))
         return
-    report.cancelled_annotations += parsed.cancelled
-    _store_task(runtime, session, target, parsed, image, sha256_hex(raw), report)
+    for name in ("items_added", "items_existing", "annotations_added", "predictions_added", "duplicates"):
+        setattr(report, name, getattr(report, name) + getattr(added, name))
+    report.cancelled_annotations += added.cancelled_annotations
 
 
 # Entry points
