@@ -21,6 +21,8 @@ from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from app.errors import AppError
+
 # Pillow format name -> file extension of the stored copy. Only formats decoded in-process by Pillow itself: EPS
 # would start Ghostscript, and exotic formats widen the attack surface for no annotation use.
 FORMATS: dict[str, str] = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp", "GIF": "gif", "BMP": "bmp", "TIFF": "tiff"}
@@ -31,7 +33,7 @@ _BOMB_PIXELS = re.compile(r"\((\d+) pixels\)")
 _SAVE_OPTIONS: dict[str, dict[str, object]] = {"JPEG": {"quality": 95}, "WEBP": {"quality": 95}}
 
 
-class ImageRejected(ValueError):
+class ImageRejected(AppError, ValueError):
     """The file is not an image this app can store; `reason` is one short sentence for the import summary."""
 
     def __init__(self, reason: str) -> None:

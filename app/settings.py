@@ -6,10 +6,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.errors import AppError
+
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 
-class SettingsError(ValueError):
+class SettingsError(AppError, ValueError):
     """A setting in the environment is missing, malformed or unsafe."""
 
 

@@ -18,13 +18,14 @@ from huggingface_hub import constants as hub_constants
 from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor, PretrainedConfig
 from transformers.processing_utils import ProcessorMixin
 
+from rise.errors import RiseError
 from rise.processing import IMAGE_ONLY_PROCESSORS, video_processing_available
 
 DTYPES = {"bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
 DTYPES |= {"float32": torch.float32, "fp32": torch.float32}
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(RiseError, RuntimeError):
     """A model, adapter or processor could not be loaded; the message says how to fix it."""
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from datasets import Dataset, DatasetDict, Features, Image, Value
 
+from app.errors import AppError
 from app.export.label_studio import timestamp
 from db.crud.exchange import ItemRecord
 from rise.parsing import format_answer, format_completion
@@ -68,7 +69,7 @@ ANNOTATION_FEATURES = Features(
 )
 
 
-class EmptyDatasetError(ValueError):
+class EmptyDatasetError(AppError, ValueError):
     """The project has no rows of the asked kind; the message says what produces them."""
 
 

@@ -19,6 +19,8 @@ from typing import IO, Any
 
 import orjson
 
+from app.errors import AppError
+
 # orjson encodes several times faster than the standard library, which is what keeps a 100,000-item export fast.
 
 
@@ -74,7 +76,7 @@ def write_json_array(path: Path, items: Iterable[Any]) -> int:
         return write_json_items(handle, items)
 
 
-class JsonArrayError(ValueError):
+class JsonArrayError(AppError, ValueError):
     """The file is not one JSON array; the message says where it went wrong."""
 
 

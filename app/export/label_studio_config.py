@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from xml.sax.saxutils import quoteattr
 
+from app.errors import AppError
 from app.export.label_studio import DISTRIBUTION, IMAGE, LABEL, QUERY, REASONING, box_labels
 from rise.tasks import TaskType
 
@@ -18,7 +19,7 @@ from rise.tasks import TaskType
 _ATTRIBUTE_ENTITIES = {"\n": "&#10;", "\r": "&#13;", "\t": "&#9;"}
 
 
-class LabelingConfigError(ValueError):
+class LabelingConfigError(AppError, ValueError):
     """A labeling config cannot be generated or understood; the message names the fix."""
 
 

@@ -23,6 +23,7 @@ import httpx
 from label_studio_sdk import LabelStudio
 from label_studio_sdk.core.api_error import ApiError
 
+from app.errors import AppError
 from app.export.jsonstream import atomic_output
 
 URL_ENV = "LABEL_STUDIO_URL"
@@ -34,7 +35,7 @@ UPLOAD_BATCH = 50  # images per multipart upload request
 EXPORT_TIMEOUT_S = 600.0
 
 
-class LabelStudioError(RuntimeError):
+class LabelStudioError(AppError, RuntimeError):
     """The Label Studio server refused or could not be reached; the message says what to check (never the key)."""
 
 

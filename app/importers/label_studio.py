@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.errors import AppError
 from app.export import label_studio as ls
 from app.export.jsonstream import JsonArrayError, SkippedElement, iter_json_array
 from app.export.label_studio_config import LabelingConfigError, parse_labeling_config
@@ -45,7 +46,7 @@ AUTHOR_CHARS = 255
 NAME_CHARS = 1024
 
 
-class LabelStudioImportError(ValueError):
+class LabelStudioImportError(AppError, ValueError):
     """The import as a whole cannot run (unknown project, unreadable file); the message says what to fix."""
 
 

@@ -16,11 +16,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from app.errors import AppError
+
 LOCAL_FILES_PREFIX = "/data/local-files/"
 UPLOAD_PREFIX = "/data/upload/"
 
 
-class ImageMissing(LookupError):
+class ImageMissing(AppError, LookupError):
     """A task's image cannot be found; the message is the reason for the report."""
 
 

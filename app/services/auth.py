@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
 
+from app.errors import AppError
 from app.runtime import Runtime
 from db.crud import users as crud
 from db.models import Role, User
@@ -48,7 +49,7 @@ USERNAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,149}")
 UNUSABLE_PREFIX = "!"
 
 
-class AuthError(ValueError):
+class AuthError(AppError, ValueError):
     """An account cannot be created or changed as asked; the message says what to do instead."""
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from app.errors import AppError
 from app.runtime import Runtime
 from app.services.imports import ImportSummary, SkippedFile, import_paths
 from app.services.jobs import JobRequestError, set_retrain_settings
@@ -32,7 +33,7 @@ GROUND_TRUTH_AUTHOR = "demo ground truth"
 DemoProgress = Callable[[str, int, int], None]
 
 
-class DemoError(ValueError):
+class DemoError(AppError, ValueError):
     """The demo manifest is missing or malformed, or clashes with an existing project."""
 
 

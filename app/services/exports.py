@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from app.errors import AppError
 from app.export import coco
 from app.export import label_studio as ls
 from app.export.jsonstream import write_json_array
@@ -32,7 +33,7 @@ LOCAL_FILES_PREFIX = "/data/local-files/?d="
 PAGE_SIZE = 1000
 
 
-class ExportError(ValueError):
+class ExportError(AppError, ValueError):
     """The export cannot run as asked; the message says what to change."""
 
 

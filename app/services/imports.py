@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 from sqlalchemy.exc import IntegrityError
 
+from app.errors import AppError
 from app.media import ImageRejected, prepare_image, sha256_hex, write_media
 from app.runtime import Runtime
 from db.crud import projects as crud
@@ -32,7 +33,7 @@ _GLOB_CHARS = frozenset("*?[")
 _MAX_NAME_CHARS = 1024  # Item.original_name is VARCHAR(1024)
 
 
-class ImportFailed(ValueError):
+class ImportFailed(AppError, ValueError):
     """The import as a whole cannot run (unknown project, unreadable query file); the message says what to fix."""
 
 

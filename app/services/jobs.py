@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from app.errors import AppError
 from app.runtime import Runtime
 from app.services.projects import project_called
 from db.crud import jobs as crud
@@ -43,7 +44,7 @@ DEFAULT_MAX_ATTEMPTS = 3
 DEFAULT_PROMOTION_MIN_ITEMS = 20
 
 
-class JobRequestError(ValueError):
+class JobRequestError(AppError, ValueError):
     """A job cannot be queued as asked; the message says what to do."""
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from app.errors import AppError
 from app.runtime import Runtime
 from app.services.jobs import DEFAULT_MAX_ATTEMPTS, DEFAULT_PROMOTION_MIN_ITEMS
 from app.services.projects import project_called
@@ -40,7 +41,7 @@ __all__ = [
 ]
 
 
-class VersionError(ValueError):
+class VersionError(AppError, ValueError):
     """A promotion or rollback cannot be done as asked; the message says why."""
 
 
@@ -269,7 +270,7 @@ class Registration:
     reannotation_job_id: int | None
 
 
-class LostLeaseError(RuntimeError):
+class LostLeaseError(AppError, RuntimeError):
     """The worker no longer owns the job (its lease expired and the job moved on); nothing was registered."""
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from app.errors import AppError
 from app.runtime import Runtime
 from app.services.jobs import ActiveJobExistsError, JobRequestError, JobView, request_retrain
 from app.services.projects import project_called
@@ -36,7 +37,7 @@ REUSED_SETTINGS = (
 __all__ = ["PolicyError", "PolicyStatus", "policy_status", "queue_due_retraining", "set_retrain_policy"]
 
 
-class PolicyError(ValueError):
+class PolicyError(AppError, ValueError):
     pass
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from app.errors import AppError
 from db.models import Verdict
 
 __all__ = [
@@ -24,7 +25,7 @@ __all__ = [
 ]
 
 
-class ReviewError(ValueError):
+class ReviewError(AppError, ValueError):
     """A review action cannot be done as asked; the message is meant for the reviewer."""
 
 

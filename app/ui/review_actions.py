@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from app.errors import AppError
 from app.runtime import Runtime
 from app.services import review as review_service
 from app.services.review import QueueFilter, ReviewTask
@@ -22,7 +23,7 @@ VERDICT_CHOICES = [("Not reviewed yet", ""), ("Accepted", "accept"), ("Corrected
 ANY = ""  # dropdown value meaning "no filter"
 
 
-class ReviewInputError(ValueError):
+class ReviewInputError(AppError, ValueError):
     """The reviewer's input cannot be submitted as it is; the message says what to do."""
 
 

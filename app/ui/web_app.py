@@ -14,6 +14,7 @@ from typing import Any
 
 import gradio as gr
 
+from app.errors import AppError
 from app.runtime import Runtime
 from app.services import review as review_service
 from app.services.review import ReviewTask
@@ -28,7 +29,7 @@ from app.ui.theme import style_installer_js
 __all__ = ["LoginRequiredError", "build_web_app", "page_load_js"]
 
 
-class LoginRequiredError(ValueError):
+class LoginRequiredError(AppError, ValueError):
     """The app was asked to run without login on an address other machines can reach."""
 
 

@@ -19,13 +19,14 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.errors import AppError
 from app.runtime import Runtime
 from db.crud import jobs as crud
 
 log = logging.getLogger("rise.worker")
 
 
-class JobInterrupted(Exception):
+class JobInterrupted(AppError):
     """The job must stop before it finishes."""
 
 
@@ -41,7 +42,7 @@ class WorkerStopping(JobInterrupted):
     pass
 
 
-class JobFailed(Exception):
+class JobFailed(AppError):
     """The job ran and failed; the message is the job's error for the admin."""
 
 

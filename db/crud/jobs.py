@@ -21,6 +21,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from db.errors import DbError
 from db.models import Annotation, Item, JobKind, JobStatus, Project, Review, Split, TrainingJob, utcnow
 
 ACTIVE_STATUSES = (JobStatus.queued, JobStatus.running)
@@ -29,7 +30,7 @@ FINISHED_STATUSES = (JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled)
 _CLAIM_CANDIDATES = 5
 
 
-class ActiveJobExistsError(ValueError):
+class ActiveJobExistsError(DbError, ValueError):
     """The project already has a queued or running training job."""
 
     def __init__(self, job_id: int | None):

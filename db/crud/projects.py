@@ -9,13 +9,14 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from db.errors import DbError
 from db.models import TASK_TYPES, Annotation, AnnotationSource, Item, Project, Split
 
 # SQLite allows 32,766 bound parameters per statement; stay far below it for `IN (...)` lists.
 _IN_CHUNK = 500
 
 
-class ProjectError(ValueError):
+class ProjectError(DbError, ValueError):
     """A project cannot be created or found as asked; the message says what to do instead."""
 
 
