@@ -133,6 +133,39 @@ def test_supervised_command_dies_with_the_process_that_started_it(tmp_path):
         worker.kill()
 
 
+# A stand-in for `accelerate launch`: it starts the training process (a sleeper) and waits, as the launcher does.
+LAUNCHER = """
+import os, subprocess, sys, time
+folder = sys.argv[1]
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+with open(os.path.join(folder, "pids.tmp"), "w") as handle:
+    handle.write(f"{os.getpid()} {child.pid}")
+os.replace(os.path.join(folder, "pids.tmp"), os.path.join(folder, "pids"))
+time.sleep(600)
+"""
+
+
+def test_training_dies_with_a_supervisor_killed_by_sigkill(tmp_path):
+    process = SupervisedProcess([sys.executable, "-c", LAUNCHER, str(tmp_path)], log_path=tmp_path / "job.log")
+    process.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not (tmp_path / "pids").exists():
+            assert time.monotonic() < deadline, "the supervised command never started"
+            time.sleep(0.05)
+        launcher_pid, training_pid = (int(pid) for pid in (tmp_path / "pids").read_text().split())
+        assert _alive(launcher_pid) and _alive(training_pid)
+        os.kill(process.process.pid, signal.SIGKILL)
+        # The launcher gets the parent-death signal from the kernel, with nobody else's help.
+        assert _wait_gone(launcher_pid), "the command outlived its supervisor"
+        # The process it started is the worker's to end: it sees the supervisor killed and kills the group.
+        assert process.process.wait(timeout=10) == -signal.SIGKILL
+        assert process.poll() == -signal.SIGKILL
+        assert _wait_gone(training_pid), "the training process outlived its supervisor"
+    finally:
+        process.stop()
+
+
 PROGRESS_WRITER = """
 import json, sys, time
 path = sys.argv[1]
