@@ -27,6 +27,6 @@ def open_runtime(settings: Settings | None = None, *, upgrade: bool = False) -> 
     settings = settings or load_settings()
     if upgrade:
         migrate.upgrade(settings.database_url)
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, lock_timeout_s=settings.db_lock_timeout_s)
     settings.media_dir.mkdir(parents=True, exist_ok=True)
     return Runtime(settings=settings, engine=engine, sessions=make_session_factory(engine))

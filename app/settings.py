@@ -25,6 +25,16 @@ def _int_env(env: dict[str, str], name: str, default: int) -> int:
         raise SettingsError(f"{name}={raw!r} is not an integer. Example: {name}={default}") from None
 
 
+def _float_env(env: dict[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number. Example: {name}={default:g}") from None
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the app reads from the environment.
@@ -35,6 +45,9 @@ class Settings:
     database_url: `RISE_DATABASE_URL`, default `sqlite:///<data_dir>/rise.db`; use
         `postgresql+psycopg://user:password@host/db` for a team server.
     media_dir: `RISE_MEDIA_DIR`, default `<data_dir>/media`. Imported images, stored by content hash.
+
+    db_lock_timeout_s: `RISE_DB_LOCK_TIMEOUT_S`, default 10. How long a write waits for another one's lock (SQLite's
+        busy timeout, PostgreSQL's lock_timeout) before it gives up and the reviewer is asked to try again.
 
     > Import limits
 
@@ -50,10 +63,13 @@ class Settings:
     database_url: str
     media_dir: Path
     max_image_pixels: int = 50_000_000
+    db_lock_timeout_s: float = 10.0
     host: str = "127.0.0.1"
     port: int = 7860
 
     def __post_init__(self) -> None:
+        if not self.db_lock_timeout_s > 0:
+            raise SettingsError("RISE_DB_LOCK_TIMEOUT_S must be positive, e.g. RISE_DB_LOCK_TIMEOUT_S=10")
         if self.max_image_pixels <= 0:
             raise SettingsError("RISE_MAX_IMAGE_PIXELS must be positive, e.g. RISE_MAX_IMAGE_PIXELS=50000000")
         if not (0 < self.port < 65536):
@@ -76,6 +92,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         database_url=database_url,
         media_dir=media_dir,
         max_image_pixels=_int_env(env, "RISE_MAX_IMAGE_PIXELS", 50_000_000),
+        db_lock_timeout_s=_float_env(env, "RISE_DB_LOCK_TIMEOUT_S", 10.0),
         host=env.get("RISE_HOST") or "127.0.0.1",
         port=_int_env(env, "RISE_PORT", 7860),
     )

@@ -17,15 +17,19 @@ of the evaluation split are reviewed like any other.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from app.runtime import Runtime
 from app.services import review_answers
 from app.services.review_types import (
     AlreadyReviewedError,
+    DatabaseBusyError,
     InvalidAnswerError,
     InvalidVerdictError,
     ItemNotFoundError,
@@ -39,10 +43,12 @@ from db.crud import review_queue as queue_crud
 from db.crud import reviews as crud
 from db.crud import users as user_crud
 from db.models import Item, Prediction, Project, User, Verdict, utcnow
+from db.session import begin_immediate, is_database_busy
 
 __all__ = [
     "LEASE_DURATION",
     "AlreadyReviewedError",
+    "DatabaseBusyError",
     "InvalidAnswerError",
     "InvalidVerdictError",
     "ItemNotFoundError",
@@ -60,9 +66,29 @@ __all__ = [
 ]
 
 LEASE_DURATION = timedelta(minutes=20)
+# How much sooner the lease of the item held ahead of the reviewer's screen ends (`_with_upcoming`).
+LOOKAHEAD_LEASE_GAP = timedelta(seconds=1)
 # Candidates tried per request before giving up; each failed try means another reviewer just took that item.
 MAX_LEASE_ATTEMPTS = 20
 MAX_COMMENT_CHARS = 10_000
+
+
+# Transactions
+
+
+@contextmanager
+def _write_transaction(runtime: Runtime) -> Iterator[Session]:
+    """One review use case, one short write transaction, holding SQLite's write lock from its start. A database still
+    locked by others after the lock timeout (`RISE_DB_LOCK_TIMEOUT_S`) is a `DatabaseBusyError`: nothing was saved,
+    the reviewer's leases are as they were, and trying again works."""
+    try:
+        with runtime.sessions.begin() as session:
+            begin_immediate(session)
+            yield session
+    except DBAPIError as error:
+        if is_database_busy(error):
+            raise DatabaseBusyError("The database is busy; nothing was saved. Try again.") from None
+        raise
 
 
 # Input checks
@@ -109,19 +135,27 @@ def _require_item(session: Session, item_id: int) -> Item:
 # Leasing the next item
 
 
-def _lease_next(session: Session, *, project_id: int, user_id: int, queue: QueueFilter) -> int | None:
-    now = utcnow()
-    until = now + LEASE_DURATION
+def _still_fits(session: Session, *, item_id: int, project_id: int, queue: QueueFilter) -> bool:
+    """Whether an item the reviewer holds still belongs in their queue (it may be up for a second look)."""
+    if queue == QueueFilter(order=queue.order):
+        # The whole queue, any verdict: an item of the project (`held_item` only names those) always belongs.
+        return True
+    return queue_crud.queue_item_matches(
+        session=session,
+        item_id=item_id,
+        project_id=project_id,
+        any_verdict=queue.verdict is None,
+        verdict=queue.verdict,
+        label=queue.label,
+        model_name=queue.model_name,
+    )
+
+
+def _lease_from_queue(
+    session: Session, *, project_id: int, user_id: int, queue: QueueFilter, now: datetime, until: datetime
+) -> int | None:
+    """Lease the first item of the queue that nobody holds (the items this reviewer skipped last)."""
     filters = {"verdict": queue.verdict, "label": queue.label, "model_name": queue.model_name}
-    held = crud.held_item(session=session, user_id=user_id, project_id=project_id)
-    if held is not None:
-        # Keep what the reviewer has on screen unless it no longer fits a filter they chose.
-        still_fits = queue_crud.queue_item_matches(
-            session=session, item_id=held, project_id=project_id, any_verdict=queue.verdict is None, **filters
-        )
-        if still_fits and crud.lease_item(session=session, item_id=held, user_id=user_id, until=until, now=now):
-            return held
-        crud.release_item(session=session, item_id=held, user_id=user_id)
     for skipped in (False, True):
         for _ in range(MAX_LEASE_ATTEMPTS):
             candidate = queue_crud.next_queue_item(
@@ -144,25 +178,77 @@ def _lease_next(session: Session, *, project_id: int, user_id: int, queue: Queue
     return None
 
 
-def _task(session: Session, runtime: Runtime, *, item_id: int, queue: QueueFilter) -> ReviewTask:
-    """The leased item as a `ReviewTask`: one query for the item, its project, queue row and prediction."""
+def _lease_held_or_next(
+    session: Session,
+    *,
+    project_id: int,
+    user_id: int,
+    queue: QueueFilter,
+    now: datetime,
+    until: datetime,
+    exclude_item_id: int | None = None,
+) -> int | None:
+    """Renew the item the reviewer holds (the newest lease other than `exclude_item_id`) if it still fits the
+    queue, else give it back and lease the next one."""
+    held = crud.held_item(session=session, user_id=user_id, project_id=project_id, exclude_item_id=exclude_item_id)
+    if held is not None:
+        if _still_fits(session, item_id=held, project_id=project_id, queue=queue) and crud.lease_item(
+            session=session, item_id=held, user_id=user_id, until=until, now=now
+        ):
+            return held
+        crud.release_item(session=session, item_id=held, user_id=user_id)
+    return _lease_from_queue(session, project_id=project_id, user_id=user_id, queue=queue, now=now, until=until)
+
+
+def _lease_next(session: Session, *, project_id: int, user_id: int, queue: QueueFilter) -> int | None:
+    """The item for the reviewer's screen: the one they hold (after a verdict, the one leased ahead), else the
+    queue's next."""
+    now = utcnow()
+    return _lease_held_or_next(
+        session, project_id=project_id, user_id=user_id, queue=queue, now=now, until=now + LEASE_DURATION
+    )
+
+
+def _with_upcoming(session: Session, runtime: Runtime, task: ReviewTask, *, user_id: int, queue: QueueFilter) -> None:
+    """Lease a second item ahead of `task` and attach it as `task.upcoming` (left None when the queue has no other).
+
+    Its lease ends `LOOKAHEAD_LEASE_GAP` before the one on screen, so `held_item` (newest lease first) names the
+    item on screen while both are held, and the item ahead once a verdict has released the other.
+    """
+    now = utcnow()
+    ahead = _lease_held_or_next(
+        session,
+        project_id=task.project_id,
+        user_id=user_id,
+        queue=queue,
+        now=now,
+        until=now + LEASE_DURATION - LOOKAHEAD_LEASE_GAP,
+        exclude_item_id=task.item_id,
+    )
+    if ahead is not None:
+        # Once `task` has its verdict, this item is the next in the progress, and one fewer is left after it.
+        progress = (task.position + 1, max(task.remaining - 1, 0))
+        task.upcoming = _task(session, runtime, item_id=ahead, queue=queue, progress=progress)
+
+
+def _task(
+    session: Session,
+    runtime: Runtime,
+    *,
+    item_id: int,
+    queue: QueueFilter,
+    progress: tuple[int, int] | None = None,
+) -> ReviewTask:
+    """The leased item as a `ReviewTask`: one query for the item, its project, queue row and prediction (and the
+    queue's counts, unless `progress` gives its position and the items left after it)."""
     context = queue_crud.review_context(session=session, item_id=item_id)
     if context is None:
         raise ItemNotFoundError(f"Item #{item_id} does not exist (was it deleted?). Load the queue again.")
     item, project, entry, prediction = context
-    queued, reviewed = queue_crud.queue_counts(session=session, project_id=project.id)
-    if queue == QueueFilter(order=queue.order):
-        # The whole queue: from the stored counts, not a count over every row of the project.
-        remaining = queued - reviewed - (1 if entry is not None and entry.verdict is None else 0)
+    if progress is not None:
+        position, remaining = progress
     else:
-        remaining = queue_crud.count_queue(
-            session=session,
-            project_id=project.id,
-            verdict=queue.verdict,
-            label=queue.label,
-            model_name=queue.model_name,
-            exclude_item_id=item_id,
-        )
+        position, remaining = _progress(session, project_id=project.id, item_id=item_id, entry=entry, queue=queue)
     return ReviewTask(
         item_id=item.id,
         project_id=project.id,
@@ -180,12 +266,30 @@ def _task(session: Session, runtime: Runtime, *, item_id: int, queue: QueueFilte
         parse_error=prediction.parse_error if prediction else None,
         score=prediction.score if prediction else None,
         lease_expires_at=item.lease_expires_at,
-        position=reviewed + 1,
+        position=position,
         remaining=max(remaining, 0),
         distribution=project.distribution,
         verdict=entry.verdict.value if entry is not None and entry.verdict is not None else None,
         split=item.split.value,
     )
+
+
+def _progress(session: Session, *, project_id: int, item_id: int, entry: Any, queue: QueueFilter) -> tuple[int, int]:
+    """The item's number in the project's progress (items with a verdict, plus one) and the other items left in
+    this queue."""
+    queued, reviewed = queue_crud.queue_counts(session=session, project_id=project_id)
+    if queue == QueueFilter(order=queue.order):
+        # The whole queue: from the stored counts, not a count over every row of the project.
+        return reviewed + 1, queued - reviewed - (1 if entry is not None and entry.verdict is None else 0)
+    remaining = queue_crud.count_queue(
+        session=session,
+        project_id=project_id,
+        verdict=queue.verdict,
+        label=queue.label,
+        model_name=queue.model_name,
+        exclude_item_id=item_id,
+    )
+    return reviewed + 1, remaining
 
 
 def _sync_first(session: Session) -> None:
@@ -195,9 +299,16 @@ def _sync_first(session: Session) -> None:
 
 
 def _next_in(
-    session: Session, runtime: Runtime, *, project_id: int, user_id: int, queue: QueueFilter
+    session: Session,
+    runtime: Runtime,
+    *,
+    project_id: int,
+    user_id: int,
+    queue: QueueFilter,
+    lookahead: bool = False,
 ) -> ReviewTask | None:
-    """Lease and load the reviewer's next task inside the caller's transaction (which synced the queue first).
+    """Lease and load the reviewer's next task inside the caller's transaction (which synced the queue first), with
+    the item after it leased ahead as its `upcoming` when `lookahead` is set.
 
     A verdict and the lease of the next item commit together: one transaction per round trip, and a reviewer can
     never be left with a recorded verdict but no next item because of a failure in between.
@@ -210,24 +321,35 @@ def _next_in(
             item_id = _lease_next(session, project_id=project_id, user_id=user_id, queue=queue)
         if item_id is None:
             queue_crud.recount_queue(session=session, project_id=project_id)
-    return None if item_id is None else _task(session, runtime, item_id=item_id, queue=queue)
+    if item_id is None:
+        return None
+    task = _task(session, runtime, item_id=item_id, queue=queue)
+    if lookahead:
+        _with_upcoming(session, runtime, task, user_id=user_id, queue=queue)
+    return task
 
 
 def next_task(
-    runtime: Runtime, *, project_id: int, user_id: int, queue: QueueFilter | None = None
+    runtime: Runtime,
+    *,
+    project_id: int,
+    user_id: int,
+    queue: QueueFilter | None = None,
+    lookahead: bool = False,
 ) -> ReviewTask | None:
     """Lease the next item of the queue to `user_id` and return it, or `None` when the queue is empty.
 
     The reviewer's current item comes back first (its lease renewed) unless it no longer fits the filter; an item
-    someone else holds is never returned. Items the reviewer skipped come after all the others.
+    someone else holds is never returned. Items the reviewer skipped come after all the others. With `lookahead`,
+    the item after it is leased too and comes as the task's `upcoming` (so do the other actions' next tasks).
     """
     queue = _checked_filter(queue)
-    with runtime.sessions.begin() as session:
+    with _write_transaction(runtime) as session:
         _sync_first(session)
         _require_reviewer(session, user_id)
         if session.get(Project, project_id) is None:
             raise ReviewError(f"Project #{project_id} does not exist. Pick a project again.")
-        return _next_in(session, runtime, project_id=project_id, user_id=user_id, queue=queue)
+        return _next_in(session, runtime, project_id=project_id, user_id=user_id, queue=queue, lookahead=lookahead)
 
 
 # Verdicts
@@ -251,6 +373,7 @@ def submit_verdict(
     time_spent_ms: int | None = None,
     queue: QueueFilter | None = None,
     prediction_id: int | None = None,
+    lookahead: bool = False,
 ) -> ReviewTask | None:
     """Record a verdict on an item, release its lease and return the reviewer's next task (same `queue`).
 
@@ -264,7 +387,7 @@ def submit_verdict(
         raise ReviewError(f"The comment is too long ({len(comment)} characters); keep it under {MAX_COMMENT_CHARS}.")
     if time_spent_ms is not None and (not isinstance(time_spent_ms, int) or time_spent_ms < 0):
         raise ReviewError(f"time_spent_ms must be a non-negative integer of milliseconds, got {time_spent_ms!r}.")
-    with runtime.sessions.begin() as session:
+    with _write_transaction(runtime) as session:
         _sync_first(session)
         _require_reviewer(session, user_id)
         now = utcnow()
@@ -314,28 +437,34 @@ def submit_verdict(
         if derived is not None:
             crud.create_review_annotation(session=session, review=review, answer=derived[0], cot=derived[1])
         queue_crud.set_queue_verdict(session=session, entry=entry, review=review)
-        return _next_in(session, runtime, project_id=item.project_id, user_id=user_id, queue=queue)
+        return _next_in(
+            session, runtime, project_id=item.project_id, user_id=user_id, queue=queue, lookahead=lookahead
+        )
 
 
-def skip_task(runtime: Runtime, *, user_id: int, item_id: int, queue: QueueFilter | None = None) -> ReviewTask | None:
+def skip_task(
+    runtime: Runtime, *, user_id: int, item_id: int, queue: QueueFilter | None = None, lookahead: bool = False
+) -> ReviewTask | None:
     """Put the item at the back of this reviewer's queue, release it, and return their next task."""
     queue = _checked_filter(queue)
-    with runtime.sessions.begin() as session:
+    with _write_transaction(runtime) as session:
         _sync_first(session)
         _require_reviewer(session, user_id)
         item = _require_item(session, item_id)
         queue_crud.record_skip(session=session, user_id=user_id, item_id=item.id, now=utcnow())
         crud.release_item(session=session, item_id=item.id, user_id=user_id)
-        return _next_in(session, runtime, project_id=item.project_id, user_id=user_id, queue=queue)
+        return _next_in(
+            session, runtime, project_id=item.project_id, user_id=user_id, queue=queue, lookahead=lookahead
+        )
 
 
-def undo_last(runtime: Runtime, *, user_id: int, project_id: int) -> ReviewTask | None:
+def undo_last(runtime: Runtime, *, user_id: int, project_id: int, lookahead: bool = False) -> ReviewTask | None:
     """Undo the reviewer's last verdict in the project and lease that item back to them; `None` if there is none.
 
     The review stays, marked `undone_at`; its annotation goes, and the item's previous verdict (if another review
     gave one) becomes current again with its annotation.
     """
-    with runtime.sessions.begin() as session:
+    with _write_transaction(runtime) as session:
         _require_reviewer(session, user_id)
         review = crud.last_review_by_user(session=session, user_id=user_id, project_id=project_id)
         if review is None:
@@ -363,18 +492,26 @@ def undo_last(runtime: Runtime, *, user_id: int, project_id: int) -> ReviewTask 
                 crud.create_review_annotation(session=session, review=previous, answer=derived[0], cot=derived[1])
         queue_crud.set_queue_verdict(session=session, entry=entry, review=previous)
         crud.release_user_leases(session=session, user_id=user_id, project_id=project_id, keep_item_id=item.id)
-        return _task(session, runtime, item_id=item.id, queue=QueueFilter())
+        task = _task(session, runtime, item_id=item.id, queue=QueueFilter())
+        if lookahead:
+            _with_upcoming(session, runtime, task, user_id=user_id, queue=QueueFilter())
+        return task
 
 
 def release_task(runtime: Runtime, *, user_id: int, item_id: int) -> bool:
-    """Give an item back without a verdict (the reviewer left); True if they held it."""
-    with runtime.sessions.begin() as session:
-        return crud.release_item(session=session, item_id=item_id, user_id=user_id)
+    """Give an item back without a verdict (the reviewer left), with the item leased ahead of it; True if they held
+    it."""
+    with _write_transaction(runtime) as session:
+        item = session.get(Item, item_id)
+        held = crud.release_item(session=session, item_id=item_id, user_id=user_id)
+        if item is not None:
+            crud.release_user_leases(session=session, user_id=user_id, project_id=item.project_id)
+        return held
 
 
 def queue_options(runtime: Runtime, *, project_id: int) -> QueueOptions:
     """The project's labels and the names of the models whose predictions are queued, for the filter menus."""
-    with runtime.sessions.begin() as session:
+    with _write_transaction(runtime) as session:
         queue_crud.sync_review_queue(session=session)
         project = session.get(Project, project_id)
         if project is None:

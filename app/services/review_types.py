@@ -14,6 +14,7 @@ from db.models import Verdict
 
 __all__ = [
     "AlreadyReviewedError",
+    "DatabaseBusyError",
     "InvalidAnswerError",
     "InvalidVerdictError",
     "ItemNotFoundError",
@@ -27,6 +28,10 @@ __all__ = [
 
 class ReviewError(AppError, ValueError):
     """A review action cannot be done as asked; the message is meant for the reviewer."""
+
+
+class DatabaseBusyError(ReviewError):
+    """The database stayed locked by other writers past the lock timeout; nothing was saved, and trying again works."""
 
 
 class ItemNotFoundError(ReviewError):
@@ -85,6 +90,9 @@ class ReviewTask:
     distribution: bool = False  # classification answers are probability distributions over `labels`
     verdict: str | None = None  # the item's current verdict when it is up for a second look
     split: str = "train"
+    # The item leased ahead for this reviewer (`lookahead=True`): shown the moment this one gets its verdict, while
+    # the server records it. Its own `upcoming` is always None.
+    upcoming: ReviewTask | None = None
 
 
 @dataclass(frozen=True)

@@ -44,22 +44,20 @@ def release_item(*, session: Session, item_id: int, user_id: int) -> bool:
 
 
 def release_user_leases(*, session: Session, user_id: int, project_id: int, keep_item_id: int | None = None) -> None:
-    """A reviewer holds one item per project: give back any other."""
+    """Give back the items of the project leased to `user_id`, except `keep_item_id`."""
     stmt = update(Item).where(Item.leased_by_id == user_id, Item.project_id == project_id)
     if keep_item_id is not None:
         stmt = stmt.where(Item.id != keep_item_id)
     session.execute(stmt.values(leased_by_id=None, lease_expires_at=None).execution_options(synchronize_session=False))
 
 
-def held_item(*, session: Session, user_id: int, project_id: int) -> int | None:
-    """The item of the project leased to `user_id` (even if the lease ran out but nobody took it over)."""
-    stmt = (
-        select(Item.id)
-        .where(Item.leased_by_id == user_id, Item.project_id == project_id)
-        .order_by(Item.lease_expires_at.desc())
-        .limit(1)
-    )
-    return session.scalar(stmt)
+def held_item(*, session: Session, user_id: int, project_id: int, exclude_item_id: int | None = None) -> int | None:
+    """The item of the project leased to `user_id` with the latest lease end (even if the lease ran out but nobody
+    took it over), other than `exclude_item_id`."""
+    stmt = select(Item.id).where(Item.leased_by_id == user_id, Item.project_id == project_id)
+    if exclude_item_id is not None:
+        stmt = stmt.where(Item.id != exclude_item_id)
+    return session.scalar(stmt.order_by(Item.lease_expires_at.desc(), Item.id).limit(1))
 
 
 def claim_for_verdict(*, session: Session, item_id: int, user_id: int, now: datetime) -> str | None:

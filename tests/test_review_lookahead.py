@@ -1,0 +1,153 @@
+"""The item leased ahead of the reviewer's screen, and a database locked by another writer, on real databases."""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+import threading
+
+import pytest
+from sqlalchemy import select
+
+from app.runtime import Runtime, open_runtime
+from app.services import review
+from db.models import Item, Review
+from tests.utils.review_factories import make_classification_queue, make_reviewer
+
+
+@pytest.fixture
+def queue(runtime: Runtime):
+    """Five classification items (item order = confidence order) and two reviewers."""
+    with runtime.sessions.begin() as session:
+        project, items = make_classification_queue(session, 5)
+        ada, bob = make_reviewer(session, "ada"), make_reviewer(session, "bob")
+        return project.id, [item.id for item in items], ada.id, bob.id
+
+
+def leased_to(runtime: Runtime, user_id: int) -> set[int]:
+    with runtime.sessions() as session:
+        return set(session.scalars(select(Item.id).where(Item.leased_by_id == user_id)))
+
+
+class TestLookahead:
+    def test_the_next_item_is_leased_ahead_and_comes_next(self, runtime, queue):
+        project_id, items, ada, _ = queue
+
+        task = review.next_task(runtime, project_id=project_id, user_id=ada, lookahead=True)
+
+        assert (task.item_id, task.upcoming.item_id) == (items[0], items[1])
+        assert (task.position, task.remaining) == (1, 4)
+        # Once the first has its verdict, the upcoming one is the next item: one further, one fewer left.
+        assert (task.upcoming.position, task.upcoming.remaining) == (2, 3)
+        assert task.upcoming.upcoming is None
+        assert leased_to(runtime, ada) == {items[0], items[1]}
+
+        after = review.submit_verdict(runtime, user_id=ada, item_id=task.item_id, verdict="accept", lookahead=True)
+
+        assert (after.item_id, after.upcoming.item_id) == (items[1], items[2])
+        assert (after.position, after.remaining) == (task.upcoming.position, task.upcoming.remaining)
+        assert leased_to(runtime, ada) == {items[1], items[2]}
+
+    def test_without_lookahead_the_reviewer_holds_one_item(self, runtime, queue):
+        project_id, items, ada, _ = queue
+
+        task = review.next_task(runtime, project_id=project_id, user_id=ada)
+
+        assert task.upcoming is None and leased_to(runtime, ada) == {items[0]}
+
+    def test_reloading_keeps_the_item_on_screen_and_the_one_ahead(self, runtime, queue):
+        project_id, items, ada, _ = queue
+        first = review.next_task(runtime, project_id=project_id, user_id=ada, lookahead=True)
+
+        again = review.next_task(runtime, project_id=project_id, user_id=ada, lookahead=True)
+
+        assert (again.item_id, again.upcoming.item_id) == (first.item_id, first.upcoming.item_id)
+
+    def test_another_reviewer_never_gets_the_item_held_ahead(self, runtime, queue):
+        project_id, items, ada, bob = queue
+        mine = review.next_task(runtime, project_id=project_id, user_id=ada, lookahead=True)
+
+        theirs = review.next_task(runtime, project_id=project_id, user_id=bob, lookahead=True)
+
+        assert {theirs.item_id, theirs.upcoming.item_id}.isdisjoint({mine.item_id, mine.upcoming.item_id})
+
+    def test_skip_shows_the_item_ahead_next(self, runtime, queue):
+        project_id, items, ada, _ = queue
+        task = review.next_task(runtime, project_id=project_id, user_id=ada, lookahead=True)
+
+        after = review.skip_task(runtime, user_id=ada, item_id=task.item_id, lookahead=True)
+
+        assert after.item_id == task.upcoming.item_id and after.upcoming.item_id == items[2]
+
+    def test_the_last_item_has_nothing_ahead(self, runtime, queue):
+        project_id, items, ada, _ = queue
+        task = review.next_task(runtime, project_id=project_id, user_id=ada, lookahead=True)
+        while task.upcoming is not None:
+            task = review.submit_verdict(runtime, user_id=ada, item_id=task.item_id, verdict="reject", lookahead=True)
+
+        assert task.item_id == items[-1] and task.remaining == 0
+        assert review.submit_verdict(runtime, user_id=ada, item_id=task.item_id, verdict="reject") is None
+
+    def test_undo_brings_the_item_back_with_one_ahead(self, runtime, queue):
+        project_id, items, ada, _ = queue
+        task = review.next_task(runtime, project_id=project_id, user_id=ada, lookahead=True)
+        review.submit_verdict(runtime, user_id=ada, item_id=task.item_id, verdict="accept", lookahead=True)
+
+        back = review.undo_last(runtime, user_id=ada, project_id=project_id, lookahead=True)
+
+        assert back.item_id == items[0] and back.upcoming.item_id == items[1]
+        assert leased_to(runtime, ada) == {items[0], items[1]}
+
+    def test_leaving_gives_back_the_item_ahead_too(self, runtime, queue):
+        project_id, items, ada, bob = queue
+        task = review.next_task(runtime, project_id=project_id, user_id=ada, lookahead=True)
+
+        assert review.release_task(runtime, user_id=ada, item_id=task.item_id)
+
+        assert leased_to(runtime, ada) == set()
+        assert review.next_task(runtime, project_id=project_id, user_id=bob).item_id == items[0]
+
+
+class TestBusyDatabase:
+    @pytest.fixture
+    def impatient(self, runtime):
+        """The same database, with writes that wait only a moment for another writer's lock."""
+        reopened = open_runtime(dataclasses.replace(runtime.settings, db_lock_timeout_s=0.2))
+        yield reopened
+        reopened.close()
+
+    def test_a_locked_database_refuses_the_verdict_keeps_the_lease_and_a_retry_works(self, runtime, queue, impatient):
+        project_id, items, ada, _ = queue
+        task = review.next_task(impatient, project_id=project_id, user_id=ada, lookahead=True)
+        database = runtime.engine.url.database
+        # Another process's writer holds SQLite's write lock: a real lock, not a simulated error.
+        blocker = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
+        blocker.execute("BEGIN IMMEDIATE")
+        try:
+            with pytest.raises(review.DatabaseBusyError, match="The database is busy; nothing was saved") as caught:
+                review.submit_verdict(impatient, user_id=ada, item_id=task.item_id, verdict="accept")
+            assert "INSERT" not in str(caught.value) and "SELECT" not in str(caught.value)
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+
+        with runtime.sessions() as session:
+            assert session.scalars(select(Review).where(Review.item_id == task.item_id)).all() == []
+        assert leased_to(runtime, ada) == {task.item_id, task.upcoming.item_id}
+        after = review.submit_verdict(impatient, user_id=ada, item_id=task.item_id, verdict="accept", lookahead=True)
+        assert after.item_id == task.upcoming.item_id
+
+    def test_a_writer_waits_for_a_short_lock_instead_of_failing(self, runtime, queue):
+        project_id, items, ada, _ = queue
+        task = review.next_task(runtime, project_id=project_id, user_id=ada)
+        blocker = sqlite3.connect(runtime.engine.url.database, isolation_level=None, check_same_thread=False)
+        blocker.execute("BEGIN IMMEDIATE")
+        release = threading.Timer(0.3, lambda: blocker.execute("ROLLBACK"))
+        release.start()
+        try:
+            review.submit_verdict(runtime, user_id=ada, item_id=task.item_id, verdict="accept")
+        finally:
+            release.join()
+            blocker.close()
+        with runtime.sessions() as session:
+            assert len(session.scalars(select(Review).where(Review.item_id == task.item_id)).all()) == 1
