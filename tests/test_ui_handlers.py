@@ -20,8 +20,8 @@ from app.ui.runs import RunLog
 from app.ui.shortcuts import ANNOTATOR_KEYS, REVIEW_SHORTCUTS
 from app.ui.web_app import LoginRequiredError, build_web_app
 from db.models import Review
-from tests.utils.factories import make_project, write_pngs
-from tests.utils.review_factories import make_predicted_items, make_reviewer
+from tests.utils.factories import make_project, write_png, write_pngs
+from tests.utils.review_factories import make_classification_queue, make_predicted_items, make_reviewer
 from tests.utils.ui import seed_detection_project
 
 BOX_A = {"label": "circle", "box": [4.0, 4.0, 20.0, 20.0]}
@@ -183,13 +183,13 @@ class TestScreen:
             user_id = make_reviewer(session).id
         task = review_service.next_task(runtime, project_id=seeded.project_id, user_id=user_id)
         updates = review.screen_updates(task, "")
-        state, view, annotator = updates[:3]
+        state, view, annotator = updates["task"], updates["view"], updates["annotator"]
         assert state is task and view["scale"] == display_scale(64, 64) == 8
         shown = annotator["value"]
         assert Path(shown["image"]).is_relative_to(tmp_path / "gradio")
         first = seeded.answers[task.item_id][0]
         assert [shown["boxes"][0][k] for k in ("xmin", "ymin", "xmax", "ymax")] == [v * 8 for v in first["box"]]
-        assert updates[-4]["interactive"] is True  # Accept
+        assert updates["accept"]["interactive"] is True
 
     def test_a_missing_image_can_still_be_accepted_but_not_edited(self, runtime, tmp_path, monkeypatch):
         monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
@@ -199,9 +199,9 @@ class TestScreen:
         task = review_service.next_task(runtime, project_id=seeded.project_id, user_id=user_id)
         Path(task.image_path).unlink()
         updates = review.screen_updates(task, "")
-        view, annotator = updates[1], updates[2]
+        view, annotator = updates["view"], updates["annotator"]
         assert view["editable"] is False and annotator["visible"] is False
-        assert "The image cannot be shown" in updates[10]
+        assert "The image cannot be shown" in updates["status"]
         # Whatever boxes a hidden annotator still holds (an earlier item's) are not taken for an edit.
         stale = annotator_value([BOX_A], 8)
         edits = review._edits(view, stale, None, None, False, "")
@@ -212,8 +212,40 @@ class TestScreen:
 
     def test_an_empty_queue_disables_the_verdict_buttons(self):
         updates = review.screen_updates(None, "Nothing left to review with these filters.")
-        assert updates[0] is None and "Nothing left" in updates[4]
-        assert all(update["interactive"] is False for update in updates[-4:])
+        assert updates["task"] is None and "Nothing left" in updates["card"]
+        assert all(updates[name]["interactive"] is False for name in review.VERDICT_BUTTONS)
+
+    def test_the_empty_screen_sets_every_component_and_updates_name_only_screen_components(self):
+        empty = review.screen_updates(None, "")
+        # Leaving the queue resets everything a task could have changed.
+        assert set(empty) == set(review.SCREEN_FIELDS)
+        tab = review.ReviewTab(**{name: object() for name in review.ReviewTab.__dataclass_fields__})
+        assert len(tab.components(empty)) == len(review.SCREEN_FIELDS)
+        with pytest.raises(KeyError, match="Not a review screen component"):
+            tab.components({"cards": ""})
+
+    def test_the_next_item_of_the_same_kind_sends_only_what_changed(self, runtime, tmp_path, monkeypatch):
+        monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+        with runtime.sessions.begin() as session:
+            project, items = make_classification_queue(session, 3)
+            user_id = make_reviewer(session).id
+        for seed, item in enumerate(items):
+            write_png(runtime.settings.media_dir / item.media_path, seed)
+        task = review_service.next_task(runtime, project_id=project.id, user_id=user_id, lookahead=True)
+        first = review.screen_updates(task, "")
+        assert first["label_radio"]["choices"] == ["circle", "square"]
+
+        after = review_service.submit_verdict(
+            runtime, user_id=user_id, item_id=task.item_id, verdict="accept", lookahead=True
+        )
+        second = review.screen_updates(after, "", first["view"])
+
+        # The label menu gets its value only; the buttons, the legend and the box editor stay as they are.
+        assert second["label_radio"] == after.answer
+        assert not {"legend", "annotator", "distribution", *review.VERDICT_BUTTONS} & set(second)
+        # The item after it is already in the page, hidden, with its image.
+        assert f'data-upcoming="{after.upcoming.item_id}"' in second["card"]
+        assert f"Item #{after.upcoming.item_id}" in second["card"].split('<div class="rise-slide" hidden>')[1]
 
 
 class TestAccounts:

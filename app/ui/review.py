@@ -3,7 +3,9 @@
 Layout: queue controls on top; the image (boxes editable in place) on the left; on the right the item card
 (position, confidence, model, answer), the chain of thought as escaped text, the label or distribution editor for
 classification, the "reasoning is wrong" flag, a comment, and the action buttons with their keys. Every action
-returns the next item in the same round trip, so it appears at once.
+returns the next item in the same round trip, and the item after it is already in the page, hidden, so a verdict by
+key shows it in the same frame (`app.ui.stage`). Updates are dicts keyed by field name (`SCREEN_FIELDS`), so no
+component can be matched to the wrong value, and they carry only what changed.
 """
 
 from __future__ import annotations
@@ -20,22 +22,47 @@ from app.runtime import Runtime
 from app.services import review as review_service
 from app.services.review import ReviewTask
 from app.ui import render, review_actions
-from app.ui.display import display_copy
 from app.ui.review_actions import ANY, ORDER_CHOICES, VERDICT_CHOICES, Edits, Outcome, ReviewInputError
 from app.ui.session import UserInfo, require_user
 from app.ui.shortcuts import LABEL_RADIO_ID, legend_html
+from app.ui.stage import shown_image, staged_panels
+
+# The components a screen update may set, by `ReviewTab` field name. An update is a dict over some of them; the
+# ones it leaves out stay as they are on screen (Gradio sends only what is in the dict).
+SCREEN_FIELDS: tuple[str, ...] = (
+    "task",
+    "view",
+    "annotator",
+    "image",
+    "card",
+    "cot",
+    "label_radio",
+    "distribution",
+    "reasoning_wrong",
+    "comment",
+    "status",
+    "legend",
+    "accept",
+    "correct",
+    "reject",
+    "skip",
+)
+VERDICT_BUTTONS: tuple[str, ...] = ("accept", "correct", "reject", "skip")
+ScreenUpdate = dict[str, Any]
 
 
 @dataclass
 class ReviewTab:
     task: gr.State
-    view: gr.State  # {"shown_at": monotonic seconds, "scale": display enlargement} of the task on screen
+    # {"shown_at": monotonic seconds, "scale": display enlargement, "editable": image shown, "layout": which editors
+    # are on screen} of the task on screen
+    view: gr.State
     order: gr.Radio
     label_filter: gr.Dropdown
     verdict_filter: gr.Dropdown
     model_filter: gr.Dropdown
     annotator: image_annotator
-    image: gr.Image
+    image: gr.HTML
     card: gr.HTML
     cot: gr.HTML
     label_radio: gr.Radio
@@ -51,24 +78,14 @@ class ReviewTab:
     undo: gr.Button
 
     def screen_outputs(self) -> list[Any]:
-        return [
-            self.task,
-            self.view,
-            self.annotator,
-            self.image,
-            self.card,
-            self.cot,
-            self.label_radio,
-            self.distribution,
-            self.reasoning_wrong,
-            self.comment,
-            self.status,
-            self.legend,
-            self.accept,
-            self.correct,
-            self.reject,
-            self.skip,
-        ]
+        return [getattr(self, name) for name in SCREEN_FIELDS]
+
+    def components(self, update: ScreenUpdate) -> dict[Any, Any]:
+        """`update` keyed by component, as a Gradio handler returns it; a name that is not a screen field fails."""
+        unknown = set(update) - set(SCREEN_FIELDS)
+        if unknown:
+            raise KeyError(f"Not a review screen component: {sorted(unknown)}")
+        return {getattr(self, name): value for name, value in update.items()}
 
     def filter_inputs(self) -> list[Any]:
         return [self.order, self.label_filter, self.verdict_filter, self.model_filter]
@@ -81,45 +98,57 @@ BLUR_JS = "() => { if (document.activeElement) { document.activeElement.blur(); 
 
 
 def status_html(message: str) -> str:
-    return f'<div class="rise-status" data-testid="review-status">{render.escape(message)}</div>'
+    """The status line. Its `data-response` changes with every answer of the server, even when the message does not:
+    that is how the key listener knows an action is done and the next key can go."""
+    return (
+        f'<div class="rise-status" data-testid="review-status" data-response="{time.monotonic_ns()}">'
+        f"{render.escape(message)}</div>"
+    )
 
 
-def screen_updates(task: ReviewTask | None, message: str) -> tuple[Any, ...]:
-    """Updates for `ReviewTab.screen_outputs()` that show `task` (or the empty-queue card) with `message`."""
+def screen_updates(task: ReviewTask | None, message: str, view: dict | None = None) -> ScreenUpdate:
+    """The screen update that shows `task` (or the empty-queue card) with `message`. `view` is the view state of
+    what is on screen now: editors that are already as `task` needs them are left alone."""
     if task is None:
-        status = status_html("")  # the card says it, in large
         hidden = gr.update(visible=False)
         idle = gr.update(interactive=False)
-        return (
-            None,
-            None,
-            hidden,
-            hidden,
-            render.empty_queue_html(message or "Nothing to review."),
-            "",
-            hidden,
-            hidden,
-            False,
-            "",
-            status,
-            legend_html(with_labels=False),
-            idle,
-            idle,
-            idle,
-            idle,
-        )
+        return {
+            "task": None,
+            "view": None,
+            "annotator": hidden,
+            "image": "",
+            "card": render.empty_queue_html(message or "Nothing to review."),
+            "cot": "",
+            "label_radio": hidden,
+            "distribution": hidden,
+            "reasoning_wrong": False,
+            "comment": "",
+            "status": status_html(""),  # the card says it, in large
+            "legend": legend_html(with_labels=False),
+            **{name: idle for name in VERDICT_BUTTONS},
+        }
     labels = list(task.labels)
     has_boxes = task.task_type in ("detection", "grounding")
-    try:
-        image_path, scale = display_copy(task.image_path, task.width, task.height)
-    except (OSError, ValueError) as error:
-        # The media file is gone or unreadable: the reviewer can still reject or skip, but there is nothing to edit.
-        image_path, scale = None, 1
-        message = f"The image cannot be shown ({error}); reject or skip this item. {message}".strip()
+    image_path, scale, problem = shown_image(task)
+    message = f"{problem} {message}".strip()
     distribution = review_actions.is_distribution(task)
     editable = image_path is not None
+    show_label = task.task_type == "classification" and not distribution
+    layout = [task.task_type, distribution, editable, labels]
+    same_layout = (view or {}).get("layout") == layout
+    image_panel, card_panel, reasoning_panel = staged_panels(task, image_path)
+    update: ScreenUpdate = {
+        "task": task,
+        "view": {"shown_at": time.monotonic(), "scale": scale, "editable": editable, "layout": layout},
+        "image": image_panel,
+        "card": card_panel,
+        "cot": reasoning_panel,
+        "reasoning_wrong": False,
+        "comment": "",
+        "status": status_html(message),
+    }
     if has_boxes and editable:
-        annotator = gr.update(
+        update["annotator"] = gr.update(
             value={"image": image_path, "boxes": render.answer_to_boxes(task.task_type, task.answer, labels, scale)},
             label_list=labels if task.task_type == "detection" else [render.GROUNDING_LABEL],
             label_colors=[render.hex_colour(render.label_colour(label, labels)) for label in labels]
@@ -128,97 +157,88 @@ def screen_updates(task: ReviewTask | None, message: str) -> tuple[Any, ...]:
             single_box=task.task_type == "grounding",
             visible=True,
         )
-        image = gr.update(visible=False)
-    else:
-        annotator = gr.update(value=None, visible=False)
-        image = gr.update(value=image_path, visible=not has_boxes and editable)
-    card = render.task_card_html(
-        task_type=task.task_type,
-        item_id=task.item_id,
-        position=task.position,
-        remaining=task.remaining,
-        model_name=task.model_name,
-        score=task.score,
-        answer=task.answer,
-        query=task.query,
-        verdict=task.verdict,
-    )
-    show_label = task.task_type == "classification" and not distribution
-    label_radio = gr.update(
-        choices=labels,
-        value=task.answer if show_label and task.answer in labels else None,
-        visible=show_label,
-    )
-    dist = gr.update(value=render.distribution_rows(task.answer, labels), visible=True) if distribution else None
-    active = gr.update(interactive=True)
-    return (
-        task,
-        {"shown_at": time.monotonic(), "scale": scale, "editable": editable},
-        annotator,
-        image,
-        card,
-        render.cot_html(task.cot, task.raw_text, task.parse_error),
-        label_radio,
-        dist if dist is not None else gr.update(visible=False),
-        False,
-        "",
-        status_html(message),
-        legend_html(with_labels=show_label),
-        active,
-        active,
-        active,
-        active,
-    )
+    elif not same_layout:
+        update["annotator"] = gr.update(value=None, visible=False)
+    if show_label:
+        value = task.answer if task.answer in labels else None
+        # A plain value where the choices stay: Gradio rebuilds a component for every `gr.update`, which costs more
+        # than the rest of the update together.
+        update["label_radio"] = value if same_layout else gr.update(choices=labels, value=value, visible=True)
+    elif not same_layout:
+        update["label_radio"] = gr.update(value=None, visible=False)
+    if distribution:
+        update["distribution"] = gr.update(value=render.distribution_rows(task.answer, labels), visible=True)
+    elif not same_layout:
+        update["distribution"] = gr.update(visible=False)
+    if not same_layout:
+        update["legend"] = legend_html(with_labels=show_label)
+        update.update({name: gr.update(interactive=True) for name in VERDICT_BUTTONS})
+    return update
 
 
-def _keep_screen(message: str) -> tuple[Any, ...]:
-    """Leave everything as it is and only say why nothing happened."""
-    skip = gr.skip()
-    return (
-        skip,
-        skip,
-        skip,
-        skip,
-        skip,
-        skip,
-        skip,
-        skip,
-        skip,
-        skip,
-        status_html(message),
-        skip,
-        skip,
-        skip,
-        skip,
-        skip,
-    )
+def _keep_screen(task: ReviewTask | None, message: str) -> ScreenUpdate:
+    """Only say why nothing happened, and put the panels back on `task`: the key listener may already show the
+    item leased ahead, which did not become the reviewer's."""
+    update: ScreenUpdate = {"status": status_html(message)}
+    if task is not None:
+        update["image"], update["card"], update["cot"] = staged_panels(task, shown_image(task)[0])
+    return update
 
 
-def _run(action, *args, **kwargs) -> tuple[Any, ...]:
-    """Run an action and show its outcome; input problems become a warning and leave the screen as it was."""
+def busy_message(action: str) -> str:
+    """What a reviewer reads when the database stayed locked: what was not done, and the key that does it again."""
+    key = {"accept": "A", "correct": "S", "reject": "R", "skip": "N", "undo": "U"}.get(action)
+    if key is None:
+        return "The database is busy; the queue was not loaded. Pick the project again in a moment."
+    what = {"skip": "the item was not skipped", "undo": "nothing was undone"}.get(action, "your verdict was not saved")
+    return f"The database is busy; {what}, press {key} again."
+
+
+def _run(action, *, shown: ReviewTask | None, view: dict | None, **kwargs) -> ScreenUpdate:
+    """Run an action and show its outcome. A problem becomes a warning and leaves `shown` (the task on screen) as it
+    was."""
     try:
-        outcome: Outcome = action(*args, **kwargs)
+        outcome: Outcome = action(**kwargs)
+    except review_service.DatabaseBusyError:
+        message = busy_message(action.__name__)
+        gr.Warning(message)
+        return _keep_screen(shown, message)
     except ReviewInputError as error:
         gr.Warning(str(error))
-        return _keep_screen(str(error))
+        return _keep_screen(shown, str(error))
     except review_service.ReviewError as error:
-        # Someone else holds the item, or it changed under us: say so and move on to what the queue offers now.
+        # Someone else holds the item, the database is busy, or the item changed under us: say so.
         gr.Warning(str(error))
-        return _keep_screen(str(error))
-    return screen_updates(outcome.task, outcome.message)
+        return _keep_screen(shown, str(error))
+    return screen_updates(outcome.task, outcome.message, view)
 
 
-# Handlers: component values in, screen updates out. `runtime` is bound with functools.partial.
+# Handlers: component values in, screen updates out (by component: `ReviewTab.components`). `runtime` and `tab` are
+# bound with functools.partial.
 
 
 def load_queue(
-    runtime: Runtime, user: UserInfo | None, project_id: int | None, order: str, label: str, verdict: str, model: str
-) -> tuple[Any, ...]:
+    runtime: Runtime,
+    user: UserInfo | None,
+    project_id: int | None,
+    order: str,
+    label: str,
+    verdict: str,
+    model: str,
+) -> ScreenUpdate:
     if user is None:
         # The project menu also changes when someone signs out; there is nothing to load then.
         return screen_updates(None, "Sign in to start reviewing.")
     queue = review_actions.queue_filter(order, label, verdict, model)
-    return _run(review_actions.load, runtime, user_id=user.id, project_id=project_id, queue=queue)
+    return _run(
+        review_actions.load,
+        shown=None,
+        view=None,
+        runtime=runtime,
+        user_id=user.id,
+        project_id=project_id,
+        queue=queue,
+    )
 
 
 def _edits(view: dict | None, annotator, label, distribution, reasoning_wrong, comment) -> Edits:
@@ -250,11 +270,13 @@ def _verdict_handler(action):
         distribution: Any,
         reasoning_wrong: bool,
         comment: str,
-    ) -> tuple[Any, ...]:
+    ) -> ScreenUpdate:
         user = require_user(user)
         return _run(
             action,
-            runtime,
+            shown=task,
+            view=view,
+            runtime=runtime,
             user_id=user.id,
             task=task,
             edits=_edits(view, annotator, label, distribution, reasoning_wrong, comment),
@@ -272,18 +294,33 @@ on_reject = _verdict_handler(review_actions.reject)
 
 
 def on_skip(
-    runtime: Runtime, user: UserInfo | None, task: ReviewTask | None, order: str, label: str, verdict: str, model: str
-) -> tuple[Any, ...]:
+    runtime: Runtime,
+    user: UserInfo | None,
+    task: ReviewTask | None,
+    view: dict | None,
+    order: str,
+    label: str,
+    verdict: str,
+    model: str,
+) -> ScreenUpdate:
     user = require_user(user)
     queue = review_actions.queue_filter(order, label, verdict, model)
-    return _run(review_actions.skip, runtime, user_id=user.id, task=task, queue=queue)
+    return _run(review_actions.skip, shown=task, view=view, runtime=runtime, user_id=user.id, task=task, queue=queue)
 
 
 def on_undo(
-    runtime: Runtime, user: UserInfo | None, task: ReviewTask | None, project_id: int | None
-) -> tuple[Any, ...]:
+    runtime: Runtime, user: UserInfo | None, task: ReviewTask | None, view: dict | None, project_id: int | None
+) -> ScreenUpdate:
     user = require_user(user)
-    return _run(review_actions.undo, runtime, user_id=user.id, project_id=project_id, current=task)
+    return _run(
+        review_actions.undo,
+        shown=task,
+        view=view,
+        runtime=runtime,
+        user_id=user.id,
+        project_id=project_id,
+        current=task,
+    )
 
 
 def filter_choices(
@@ -330,15 +367,8 @@ def build_review_tab(runtime: Runtime, *, user_state: gr.State, project: gr.Drop
                 visible=False,
                 elem_id="review-annotator",
             )
-            image = gr.Image(
-                label="Image",
-                type="filepath",
-                interactive=False,
-                height=520,
-                visible=False,
-                buttons=["fullscreen"],
-                elem_id="review-image",
-            )
+            # The item's image (a click opens it full size), with the next item's hidden behind it: `app.ui.stage`.
+            image = gr.HTML("", js_on_load=None, elem_id="review-image")
         with gr.Column(scale=2, min_width=320):
             card = gr.HTML(
                 render.empty_queue_html("Pick a project to start reviewing."), js_on_load=None, elem_id="review-card"
@@ -364,7 +394,7 @@ def build_review_tab(runtime: Runtime, *, user_state: gr.State, project: gr.Drop
             with gr.Row():
                 skip = gr.Button("Skip (N)", interactive=False, elem_id="review-skip", size="md", min_width=80)
                 undo = gr.Button("Undo last (U)", elem_id="review-undo", size="md", min_width=80)
-            status = gr.HTML(status_html(""), js_on_load=None)
+            status = gr.HTML(status_html(""), js_on_load=None, elem_id="review-status")
     legend = gr.HTML(legend_html(with_labels=False), js_on_load=None, elem_id="review-legend")
 
     tab = ReviewTab(
@@ -394,27 +424,50 @@ def build_review_tab(runtime: Runtime, *, user_state: gr.State, project: gr.Drop
     return tab
 
 
+def _screen_handler(runtime: Runtime, tab: ReviewTab, handler):
+    """`handler` with `runtime` bound, its screen update keyed by component as Gradio wants it."""
+
+    def run(*args: Any) -> dict[Any, Any]:
+        return tab.components(handler(runtime, *args))
+
+    run.__name__ = handler.__name__
+    return run
+
+
 def _wire(runtime: Runtime, tab: ReviewTab, *, user_state: gr.State, project: gr.Dropdown) -> None:
     screen = tab.screen_outputs()
     load_inputs = [user_state, project, *tab.filter_inputs()]
     verdict_inputs = [user_state, tab.task, tab.view, *tab.filter_inputs(), *tab.edit_inputs()]
-    # trigger_mode="once": a second key press while a verdict is in flight is dropped, so holding a key or
-    # double-tapping can never record a verdict for an item the reviewer has not seen yet.
+    # trigger_mode="once": a click while an action is in flight is dropped, so a double click can never record a
+    # verdict for an item the reviewer has not seen yet. Keys never get there: the key listener holds them back
+    # until the screen has the server's answer, then applies them in order (`app.ui.shortcuts`).
     common = {"outputs": screen, "trigger_mode": "once", "show_progress": "hidden"}
+    load = _screen_handler(runtime, tab, load_queue)
 
     project.change(partial(filter_choices, runtime), [user_state, project], [tab.label_filter, tab.model_filter]).then(
-        partial(load_queue, runtime), load_inputs, screen, show_progress="hidden"
+        load, load_inputs, screen, show_progress="hidden"
     )
     for control in tab.filter_inputs():
-        control.input(partial(load_queue, runtime), load_inputs, screen, show_progress="hidden")
+        control.input(load, load_inputs, screen, show_progress="hidden")
     # A menu keeps the keyboard focus after a pick, and keys typed into it would filter the menu instead of
     # reviewing; leave it as soon as something is picked so the next key is a shortcut again.
     for menu in (project, tab.label_filter, tab.verdict_filter, tab.model_filter):
         menu.input(None, js=BLUR_JS)
-    tab.accept.click(partial(on_accept, runtime), verdict_inputs, api_name="review_accept", **common)
-    tab.correct.click(partial(on_correct, runtime), verdict_inputs, api_name="review_correct", **common)
-    tab.reject.click(partial(on_reject, runtime), verdict_inputs, api_name="review_reject", **common)
+    for button, handler, api_name in (
+        (tab.accept, on_accept, "review_accept"),
+        (tab.correct, on_correct, "review_correct"),
+        (tab.reject, on_reject, "review_reject"),
+    ):
+        button.click(_screen_handler(runtime, tab, handler), verdict_inputs, api_name=api_name, **common)
     tab.skip.click(
-        partial(on_skip, runtime), [user_state, tab.task, *tab.filter_inputs()], api_name="review_skip", **common
+        _screen_handler(runtime, tab, on_skip),
+        [user_state, tab.task, tab.view, *tab.filter_inputs()],
+        api_name="review_skip",
+        **common,
     )
-    tab.undo.click(partial(on_undo, runtime), [user_state, tab.task, project], api_name="review_undo", **common)
+    tab.undo.click(
+        _screen_handler(runtime, tab, on_undo),
+        [user_state, tab.task, tab.view, project],
+        api_name="review_undo",
+        **common,
+    )

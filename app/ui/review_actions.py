@@ -123,7 +123,7 @@ def _require(task: ReviewTask | None) -> ReviewTask:
 def load(runtime: Runtime, *, user_id: int, project_id: int | None, queue: QueueFilter) -> Outcome:
     if project_id is None:
         return Outcome(None, "Pick a project to start reviewing.")
-    task = review_service.next_task(runtime, project_id=project_id, user_id=user_id, queue=queue)
+    task = review_service.next_task(runtime, project_id=project_id, user_id=user_id, queue=queue, lookahead=True)
     return Outcome(task, "" if task else "Nothing left to review with these filters.")
 
 
@@ -158,6 +158,7 @@ def _submit(
         time_spent_ms=_elapsed_ms(shown_at),
         queue=queue,
         prediction_id=task.prediction_id,
+        lookahead=True,
     )
     return Outcome(next_task, _next_message(next_task, f"Item #{task.item_id} {_DONE[verdict]}."))
 
@@ -215,14 +216,14 @@ def reject(
 
 def skip(runtime: Runtime, *, user_id: int, task: ReviewTask | None, queue: QueueFilter) -> Outcome:
     task = _require(task)
-    next_task = review_service.skip_task(runtime, user_id=user_id, item_id=task.item_id, queue=queue)
+    next_task = review_service.skip_task(runtime, user_id=user_id, item_id=task.item_id, queue=queue, lookahead=True)
     return Outcome(next_task, _next_message(next_task, f"Item #{task.item_id} skipped."))
 
 
 def undo(runtime: Runtime, *, user_id: int, project_id: int | None, current: ReviewTask | None) -> Outcome:
     if project_id is None:
         raise ReviewInputError("Pick a project first.")
-    task = review_service.undo_last(runtime, user_id=user_id, project_id=project_id)
+    task = review_service.undo_last(runtime, user_id=user_id, project_id=project_id, lookahead=True)
     if task is None:
         return Outcome(current, "Nothing to undo.")
     return Outcome(task, f"Undid your last verdict; item #{task.item_id} is back on screen.")

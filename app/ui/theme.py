@@ -40,6 +40,10 @@ CSS = """
 .rise-kbd { display: inline-block; min-width: 1.4em; padding: 0 5px; border-radius: 4px; text-align: center;
   font-family: var(--font-mono); font-size: 0.78rem; border: 1px solid var(--border-color-primary);
   border-bottom-width: 2px; background: var(--background-fill-primary); }
+.rise-slide[hidden] { display: none !important; }
+.rise-stage-image { display: block; max-width: 100%; height: auto; margin: 0 auto; }
+.rise-pixelated { image-rendering: pixelated; }
+.rise-stage-missing { padding: 24px; text-align: center; }
 .rise-status { font-size: 0.88rem; min-height: 1.3em; }
 .rise-progress-caption { font-size: 0.9rem; margin-bottom: 4px; }
 .rise-progress-track { height: 10px; border-radius: 5px; background: var(--background-fill-secondary);

@@ -9,6 +9,7 @@ and every admin handler refuses a reviewer anyway). Handlers call `app.services`
 
 from __future__ import annotations
 
+import os
 from functools import partial
 from typing import Any
 
@@ -136,6 +137,11 @@ def build_web_app(runtime: Runtime, *, require_login: bool | None = None) -> gr.
         runs_tab.select(partial(admin.on_refresh_runs, run_log), [user_state], [runs_table])
         demo.load(on_page_load, [user_state], session_outputs, api_visibility="private")
         demo.load(None, js=page_load_js())
+    # Gradio's queue keeps a record of its last 10,000 events and, by default, summarises all of them with pandas
+    # after every single event, for its monitoring page: more work than a review round trip itself. Summarise
+    # seldom, over fewer records (the queue reads these when it is created; an operator can still set them).
+    os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "1000")
+    os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "1000")
     # Gradio runs one event of each kind at a time by default; reviewers should not wait for each other's clicks.
     demo.queue(default_concurrency_limit=8)
     return demo
