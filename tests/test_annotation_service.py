@@ -150,7 +150,7 @@ class TestRunAnnotation:
         assert (summary.model, summary.stored) == ("shapes-v1", 2)
 
     def test_unknown_project_names_the_fix(self, runtime, tiny_model_dir):
-        with pytest.raises(ProjectError, match="rise project create"):
+        with pytest.raises(ProjectError, match=r"No project named 'nope' \(existing: .*\)\. Create it first\."):
             run_annotation(runtime, "nope", str(tiny_model_dir), settings=FAST)
 
     def test_model_that_cannot_load_offline_stores_nothing(self, runtime, tmp_path):

@@ -11,6 +11,7 @@ import app.commands  # noqa: F401  (registers the sub-commands on `cli`)
 from app.cli import cli
 from app.runtime import open_runtime
 from app.settings import load_settings
+from db.crud import projects as project_crud
 from rise.synthetic import write_demo_assets
 from tests.utils.factories import write_png, write_pngs, write_truncated_png
 
@@ -63,6 +64,51 @@ def test_create_with_bad_options_exits_1_with_the_fix(rise, args, message):
     result = rise("project", "create", "p", *args)
     assert result.exit_code == 1
     assert message in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "example"),
+    [
+        (
+            ["project", "create", "p", "--task", "classification", "--labels", "a,,b"],
+            "Example: --labels circle,square",
+        ),
+        (
+            ["project", "create", "p", "--task", "detection", "--labels", "a", "--eval-fraction", "1"],
+            "--eval-fraction 0.1",
+        ),
+        (["import", "--project", "nope", "no-such-folder"], "Example: `rise project create nope --task classification --labels"),
+    ],
+)
+def test_the_command_line_adds_its_own_syntax_to_a_project_error(rise, args, example):
+    result = rise(*args)
+    assert result.exit_code == 1
+    assert example in " ".join(result.output.split())  # the console may wrap a long line
+
+
+@pytest.mark.parametrize(
+    ("request_", "setting"),
+    [
+        ({"name": " ", "task_type": "detection"}, "name"),
+        ({"name": "p", "task_type": "segmentation"}, "task_type"),
+        ({"name": "p", "task_type": "detection", "labels": ["a", ""]}, "labels"),
+        ({"name": "p", "task_type": "detection", "labels": ["a", "a"]}, "labels"),
+        ({"name": "p", "task_type": "detection", "eval_fraction": 1.0}, "eval_fraction"),
+    ],
+)
+def test_the_database_layer_words_project_errors_for_any_caller(tmp_path, request_, setting):
+    # The web UI shows these messages too: they name the setting at fault, never a command line's syntax for it.
+    runtime = open_runtime(load_settings({"RISE_DATA_DIR": str(tmp_path)}), upgrade=True)
+    try:
+        with runtime.sessions.begin() as session, pytest.raises(project_crud.ProjectError) as refused:
+            project_crud.create_project(session=session, **request_)
+        with runtime.sessions.begin() as session, pytest.raises(project_crud.ProjectNotFoundError) as missing:
+            project_crud.require_project(session=session, name="nope")
+    finally:
+        runtime.close()
+    assert refused.value.setting == setting and missing.value.name == "nope"
+    for message in (str(refused.value), str(missing.value)):
+        assert "--" not in message and "rise " not in message and "`" not in message, message
 
 
 def test_create_duplicate_name_is_refused(rise):

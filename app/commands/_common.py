@@ -15,6 +15,7 @@ from rich.text import Text
 
 from app.runtime import Runtime, open_runtime
 from app.settings import Settings
+from db.crud.projects import ProjectError, ProjectNotFoundError
 from db.migrate import current_revision, head_revision
 
 cli = typer.Typer(
@@ -32,8 +33,35 @@ def _root() -> None:
     # An explicit callback keeps `rise init` a sub-command even if no other command module is registered.
 
 
-def fail(message: str) -> typer.Exit:
-    """Print `message` as one red error line; raise the returned exit (code 1) to end the command."""
+# How the command line writes each project setting a `ProjectError` can name: the database layer says what is wrong in
+# words any caller can show, and the command line adds its own syntax for the fix.
+PROJECT_SETTING_EXAMPLES = {
+    "task_type": "--task classification",
+    "labels": "--labels circle,square",
+    "eval_fraction": "--eval-fraction 0.1",
+}
+
+
+def with_cli_hint(error: BaseException) -> str:
+    """`error`'s message, plus the command-line form of the fix when a `ProjectError` caused it: raised as it is, or
+    caught by a service and raised again as the service's own error (which keeps it as its `__context__`)."""
+    message = str(error)
+    cause: BaseException | None = error
+    seen: set[int] = set()
+    while cause is not None and not isinstance(cause, ProjectError) and id(cause) not in seen:
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(cause, ProjectNotFoundError):
+        return f"{message} Example: `rise project create {cause.name} --task classification --labels cat,dog`"
+    if isinstance(cause, ProjectError) and cause.setting in PROJECT_SETTING_EXAMPLES:
+        return f"{message} Example: {PROJECT_SETTING_EXAMPLES[cause.setting]}"
+    return message
+
+
+def fail(problem: str | BaseException) -> typer.Exit:
+    """Print `problem` as one red error line (an error: its message, `with_cli_hint`); raise the returned exit (code
+    1) to end the command."""
+    message = problem if isinstance(problem, str) else with_cli_hint(problem)
     console.print(Text(f"Error: {message}", style="bold red"))
     return typer.Exit(code=1)
 
@@ -55,6 +83,6 @@ def migrated_runtime(
             raise fail(f"The database {state}. Run `rise init` first.")
         yield runtime
     except user_errors as error:
-        raise fail(str(error)) from None
+        raise fail(error) from None
     finally:
         runtime.close()

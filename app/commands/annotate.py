@@ -102,7 +102,7 @@ def annotate(
             seed=seed,
         )
     except ValueError as error:
-        raise fail(str(error)) from None
+        raise fail(error) from None
     progress = Progress(
         TextColumn(f"Annotating {escape(project)}"),
         BarColumn(),
@@ -132,5 +132,5 @@ def annotate(
                 dtype=dtype,
             )
     except (ProjectError, ModelLoadError, ValueError) as error:
-        raise fail(str(error)) from None
+        raise fail(error) from None
     _print_summary(summary)

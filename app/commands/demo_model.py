@@ -89,7 +89,7 @@ def build_demo_model(
         if continue_from is not None:
             starting_summary(continue_from)  # an error line here, before any training, not a traceback
     except ValueError as error:
-        raise fail(str(error)) from None
+        raise fail(error) from None
 
     def report(stats: dict) -> None:
         console.print(
@@ -134,6 +134,6 @@ def measure_demo(
     try:
         result = remeasure_demo_model(folder)
     except ValueError as error:
-        raise fail(str(error)) from None
+        raise fail(error) from None
     console.print(escape(metrics_table(result["metrics"])))
     console.print(Text(f"Rewrote {folder / 'training_summary.json'} and the card {folder / 'README.md'}."))

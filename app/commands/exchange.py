@@ -109,7 +109,7 @@ def export_hf(
                 runtime, project, out, kind=kind, repo_id=repo_id, token=token, private=not public
             )
         except _ERRORS as error:
-            raise fail(str(error)) from None
+            raise fail(error) from None
         except Exception as error:  # the Hub push: its errors name the repository, never the token
             raise fail(f"{type(error).__name__}: {error}") from None
     console.print(f"Saved {summary.rows:,} rows ({kind}) to {summary.path}")

@@ -47,7 +47,7 @@ def build_tiny(
             seed=seed,
         )
     except ValueError as error:
-        raise fail(str(error)) from None
+        raise fail(error) from None
     path = build_tiny_model(out_dir, config)
     size = sum(f.stat().st_size for f in path.iterdir() if f.is_file())
     console.print(Text(f"Wrote a tiny Qwen2-VL model to {path} ({size / 1e6:.1f} MB)."))

@@ -203,7 +203,7 @@ def _annotate_demo(runtime: Runtime, summary: DemoSummary, model: Path | None) -
                 runtime, [p.name for p in summary.projects], model or DEFAULT_DEMO_MODEL, progress=report
             )
         except ModelLoadError as error:
-            raise fail(str(error)) from None
+            raise fail(error) from None
     stored = ", ".join(f"{run.project} {run.stored}" for run in runs)
     console.print(Text(f"Predictions stored by {runs[0].model if runs else model}: {stored}."))
 
@@ -244,7 +244,7 @@ def demo(
         if not (serve and _launch_ui(runtime)):
             console.print("Demo ready. Open the review UI with `rise serve`.")
     except (DemoError, ProjectError, ImportFailed) as error:
-        raise fail(str(error)) from None
+        raise fail(error) from None
     finally:
         if background is not None:
             background.stop()

@@ -24,7 +24,7 @@ def launch_ui(runtime: Runtime, *, require_login: bool | None = None, block: boo
     try:
         web_app = build_web_app(runtime, require_login=require_login)
     except LoginRequiredError as error:
-        raise fail(str(error)) from None
+        raise fail(error) from None
     login_note = "login required" if require_login or not settings.is_loopback else "no login on loopback"
     console.print(f"Serving the review UI on http://{settings.host}:{settings.port} ({login_note}). Ctrl+C stops it.")
     web_app.launch(
@@ -41,7 +41,7 @@ def _settings(host: str | None, port: int | None) -> Settings:
     try:
         return dataclasses.replace(settings, host=host or settings.host, port=port or settings.port)
     except SettingsError as error:
-        raise fail(str(error)) from None
+        raise fail(error) from None
 
 
 @cli.command()

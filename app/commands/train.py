@@ -81,12 +81,12 @@ def train(
         chosen = choose_launcher(launcher, accelerate_config=accelerate_config, num_processes=num_processes)
         base = PipelineConfig.load(config) if config else PipelineConfig()
     except (ValueError, OSError) as error:
-        raise fail(str(error)) from None
+        raise fail(error) from None
     if resnapshot or not (data_dir / SNAPSHOT_INFO).is_file():
         try:
             summary = _snapshot(project, data_dir)
         except ProjectError as error:
-            raise fail(str(error)) from None
+            raise fail(error) from None
         _print_snapshot(summary)
         default_model = summary.default_model
     else:
@@ -109,7 +109,7 @@ def train(
              f"output_dir={json.dumps(str(output_dir))}"]
         )  # fmt: skip
     except ValueError as error:
-        raise fail(str(error)) from None
+        raise fail(error) from None
     config_path = pipeline.save(output_dir / CONFIG_FILE)
     if chosen == "accelerate":
         train_args = ["--config", str(config_path), "--stage", stage, *(["--restart"] if restart else [])]
@@ -120,7 +120,7 @@ def train(
     try:
         results = run_pipeline(pipeline, stage, restart=restart, progress=_print_progress)
     except (ValueError, RuntimeError, FileNotFoundError) as error:
-        raise fail(str(error)) from None
+        raise fail(error) from None
     _print_results(results)
 
 

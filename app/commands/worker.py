@@ -91,7 +91,7 @@ def worker(
     try:
         config = WorkerConfig(**config_values)
     except ValueError as error:
-        raise fail(str(error)) from None
+        raise fail(error) from None
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         with migrated_runtime(user_errors=USER_ERRORS) as runtime:

@@ -17,7 +17,22 @@ _IN_CHUNK = 500
 
 
 class ProjectError(DbError, ValueError):
-    """A project cannot be created or found as asked; the message says what to do instead."""
+    """A project cannot be created or found as asked. The message says why and what to do in words any caller (the
+    command line, the web UI) can show; `setting` names the input at fault ("name", "task_type", "labels" or
+    "eval_fraction"), so that a caller can add how its own users write that input."""
+
+    def __init__(self, message: str, *, setting: str | None = None) -> None:
+        super().__init__(message)
+        self.setting = setting
+
+
+class ProjectNotFoundError(ProjectError):
+    """No project has the name asked for (`name`)."""
+
+    def __init__(self, name: str, existing: Sequence[str]) -> None:
+        known = ", ".join(existing) if existing else "none yet"
+        super().__init__(f"No project named {name!r} (existing: {known}). Create it first.")
+        self.name = name
 
 
 @dataclass(frozen=True)
@@ -44,15 +59,10 @@ def get_project_by_name(*, session: Session, name: str) -> Project | None:
 
 
 def require_project(*, session: Session, name: str) -> Project:
-    """The project called `name`, or a `ProjectError` listing the names that do exist."""
+    """The project called `name`, or a `ProjectNotFoundError` listing the names that do exist."""
     project = get_project_by_name(session=session, name=name)
     if project is None:
-        names = [p.name for p in list_projects(session=session)]
-        known = ", ".join(names) if names else "none yet"
-        raise ProjectError(
-            f"No project named {name!r} (existing: {known}). Create it first, e.g. "
-            f"`rise project create {name} --task classification --labels cat,dog`."
-        )
+        raise ProjectNotFoundError(name, [p.name for p in list_projects(session=session)])
     return project
 
 
@@ -76,21 +86,25 @@ def create_project(
     calling service."""
     name = name.strip()
     if not name:
-        raise ProjectError("A project needs a name, e.g. `rise project create shapes ...`.")
+        raise ProjectError("A project needs a name.", setting="name")
     if len(name) > 255:
-        raise ProjectError(f"Project names are limited to 255 characters; this one has {len(name)}.")
+        raise ProjectError(f"Project names are limited to 255 characters; this one has {len(name)}.", setting="name")
     if get_project_by_name(session=session, name=name) is not None:
-        raise ProjectError(f"A project named {name!r} already exists. Pick another name or import into that one.")
+        raise ProjectError(
+            f"A project named {name!r} already exists. Pick another name or import into that one.", setting="name"
+        )
     if task_type not in TASK_TYPES:
-        raise ProjectError(f"Unknown task type {task_type!r}; choose one of {', '.join(TASK_TYPES)}.")
+        raise ProjectError(
+            f"Unknown task type {task_type!r}; choose one of {', '.join(TASK_TYPES)}.", setting="task_type"
+        )
     if not 0.0 <= eval_fraction < 1.0:
-        raise ProjectError(f"eval_fraction must be in [0, 1), got {eval_fraction}. Example: --eval-fraction 0.1")
+        raise ProjectError(f"eval_fraction must be in [0, 1), got {eval_fraction}.", setting="eval_fraction")
     clean_labels = [label.strip() for label in labels]
     if any(not label for label in clean_labels):
-        raise ProjectError(f"Labels must not be empty, got {list(labels)}. Example: --labels circle,square")
+        raise ProjectError(f"Labels must not be empty, got {list(labels)}.", setting="labels")
     duplicates = sorted({label for label in clean_labels if clean_labels.count(label) > 1})
     if duplicates:
-        raise ProjectError(f"Labels must be unique; repeated: {duplicates}.")
+        raise ProjectError(f"Labels must be unique; repeated: {duplicates}.", setting="labels")
     project = Project(
         name=name,
         task_type=str(task_type),  # a `rise.tasks.TaskType` member or its value: the row keeps the plain value
