@@ -157,3 +157,44 @@ def test_classification_labels_are_picked_with_number_keys(runtime, tmp_path, se
         (item_ids[0], "correct", "balanced"),
         (item_ids[1], "accept", None),
     ]
+
+
+def test_keys_typed_faster_than_the_server_are_all_applied_in_order(runtime, tmp_path, serve_app, chromium_browser):
+    """Twelve verdict keys typed without waiting: the item leased ahead is on screen in the frame of the key press,
+    keys pressed while an answer is on its way wait their turn, and every verdict lands on the item it was meant for.
+    """
+    create_project(runtime, "moods", "classification", ["sunny", "stormy", "balanced"])
+    summary = import_paths(runtime, "moods", write_pngs(tmp_path / "moods", 14, size=(48, 48)))
+    item_ids = sorted(summary.item_ids.values())
+    with runtime.sessions.begin() as session:
+        for rank, item_id in enumerate(item_ids):
+            add_prediction(session, session.get(Item, item_id), "stormy", score=rank / 100, cot=f"Cloud {rank}.")
+    app = serve_app(runtime)
+    page = chromium_browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(app.url)
+    wait_for_item(page, item_ids[0])
+    wait_for_item_ahead = f'#review-card .rise-stage[data-upcoming="{item_ids[1]}"]'
+    page.locator(wait_for_item_ahead).wait_for(state="attached", timeout=TIMEOUT_MS)
+
+    # The first key shows the next item before anything comes back from the server: in the same task as the key.
+    shown = page.evaluate(
+        """() => {
+          document.dispatchEvent(new KeyboardEvent("keydown", {key: "a", bubbles: true}));
+          const slide = [...document.querySelectorAll("#review-card .rise-slide")].find((s) => !s.hidden);
+          return slide.textContent;
+        }"""
+    )
+    assert f"Item #{item_ids[1]}" in shown
+    keys = ["r", "a", "a", "n", "r", "a", "r", "a", "a", "a", "r"]
+    for key in keys:
+        page.keyboard.press(key)
+    wait_for_item(page, item_ids[12])
+    page.locator("#review-status [data-response]").get_by_text(f"Item #{item_ids[11]}").wait_for(timeout=TIMEOUT_MS)
+
+    with runtime.sessions() as session:
+        rows = list(session.scalars(select(Review).order_by(Review.id)))
+    verdicts = {"a": "accept", "r": "reject"}
+    expected = [(item_ids[0], "accept")] + [
+        (item_ids[i + 1], verdicts[key]) for i, key in enumerate(keys) if key != "n"
+    ]
+    assert [(r.item_id, r.verdict.value) for r in rows] == expected
