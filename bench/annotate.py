@@ -3,8 +3,8 @@
     .venv/bin/python bench/annotate.py
     .venv/bin/python bench/annotate.py --images 64 --batch-size 16 --max-new-tokens 64 --min-speedup 3
 
-The model is the 1.9 M-parameter Qwen2-VL-architecture model DESIGN.md §5 trains at CPU scale (text hidden 128,
-4 layers, vision embed 128), built offline with random weights. Every completion is exactly `--max-new-tokens` long
+The model is a 1.7 M-parameter Qwen2-VL-architecture model (`BENCH_MODEL`: text hidden 128, 4 layers, vision embed
+128), built offline with random weights. Every completion is exactly `--max-new-tokens` long
 (the end token is suppressed until then), so both modes do the same work. Decoding is greedy, and the script also
 reports whether both modes wrote the same text, which left padding must not change.
 """

@@ -1,4 +1,4 @@
-"""Leakage: a RISE-CoT chain of thought must justify the annotation without stating it (DESIGN.md §1, stage 1).
+"""Leakage: a RISE-CoT chain of thought must justify the annotation without stating it (docs/design.md §1, stage 1).
 
 The reconstruction reward only measures the reasoning if the reconstructor cannot copy the answer out of it, so the
 CoT is scrubbed before reconstruction and a leak is recorded (the reward is then scaled down):

@@ -179,7 +179,7 @@ def reconstruction_messages(spec: TaskSpec, cot: str, query: str | None = None, 
     """RISE-CoT reconstruction: the scrubbed reasoning (and the image unless `with_image=False`) in, the answer out.
 
     Without the image the reasoning must carry all the information; with it, an empty reasoning can still score
-    (DESIGN.md §1, "The image can make the CoT unnecessary").
+    (docs/design.md §1, "The image can make the reasoning unnecessary").
 
     >>> messages = reconstruction_messages(TaskSpec("grounding"), "A red shape at the far left.", "the red shape",
     ...                                    with_image=False)

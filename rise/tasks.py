@@ -30,7 +30,7 @@ class TaskType(enum.StrEnum):
 
 
 class CoordinateFrame(enum.StrEnum):
-    """How a model family writes box coordinates (DESIGN.md §2). Answers are converted to pixels at the edges."""
+    """How a model family writes box coordinates (docs/design.md §2). Answers are converted to pixels at the edges."""
 
     pixels = "pixels"  # original-image pixels: what we store
     qwen2_vl = "qwen2_vl"  # Qwen2-VL: integers normalised to 0..1000

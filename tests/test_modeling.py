@@ -75,7 +75,8 @@ class TestTinyModelBuilder:
 
     def test_mrope_section_is_derived_from_head_dim(self):
         assert TinyModelConfig().mrope_section == (2, 3, 3)  # head_dim 16
-        assert TinyModelConfig(hidden_size=128, num_heads=4).mrope_section == (4, 6, 6)  # head_dim 32, as DESIGN.md
+        # head_dim 32, the shape of bench/annotate.py's model
+        assert TinyModelConfig(hidden_size=128, num_heads=4).mrope_section == (4, 6, 6)
 
     def test_mrope_section_not_summing_to_half_head_dim_is_refused(self):
         with pytest.raises(ValueError, match="head_dim / 2 = 8"):

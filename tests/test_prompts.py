@@ -38,7 +38,7 @@ class TestMessages:
         assert [part["type"] for part in messages[0]["content"]] == ["image", "text"]
 
     def test_reconstruction_without_image_is_text_only(self):
-        # why: the text-only form tests whether the reasoning alone carries the answer (DESIGN.md §1)
+        # why: the text-only form tests whether the reasoning alone carries the answer (docs/design.md §1)
         with_image = reconstruction_messages(SHAPES, "Round edges, no corners.")
         without = reconstruction_messages(SHAPES, "Round edges, no corners.", with_image=False)
         assert [part["type"] for part in with_image[0]["content"]] == ["image", "text"]

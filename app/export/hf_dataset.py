@@ -1,10 +1,11 @@
 """Hugging Face `datasets` exports: the SFT data and the trusted annotations, saved to disk, optionally pushed.
 
-SFT rows are what RISE-R1 trains on (DESIGN.md §3): the image, the task prompt (`rise.prompts.annotation_messages`)
-and the target `<think>CoT</think><answer>…</answer>` (`rise.parsing.format_completion`), for every trusted
-annotation that carries a chain of thought the reviewer did not flag as wrong. Annotation rows are every trusted
-annotation with its answer in pixels (as JSON text), source, author and time. Both come as a `DatasetDict` with the
-project's `train` and `eval` splits, so the held-out slice stays held out.
+SFT rows are what RISE-R1 trains on (docs/design.md §1): the image, the task prompt
+(`rise.prompts.annotation_messages`) and the target `<think>CoT</think><answer>…</answer>`
+(`rise.parsing.format_completion`), for every trusted annotation that carries a chain of thought the reviewer did not
+flag as wrong. Annotation rows are every trusted annotation with its answer in pixels (as JSON text), source, author
+and time. Both come as a `DatasetDict` with the project's `train` and `eval` splits, so the held-out slice stays held
+out.
 
 Rows are generated from the database stream and written by `Dataset.from_generator` in small batches, and images are
 embedded as bytes, so the saved dataset does not depend on the media folder and memory stays flat.

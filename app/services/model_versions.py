@@ -2,7 +2,7 @@
 promote / roll back.
 
 Which version serves decides which model annotates new items (`app.services.annotation.run_annotation` with the
-version's name records `model_version_id` on every prediction). The rule (DESIGN.md §3): a new version serves
+version's name records `model_version_id` on every prediction). The rule (docs/design.md §4): a new version serves
 automatically only if it is not worse than the serving one on the project's held-out items, both scored on the
 same held-out slice; an admin can promote or roll back any version at any time. Before any version serves, the
 project's base model is the one to beat; it is registered as a version of its own, so it can be rolled back to.

@@ -2,7 +2,7 @@
 
 Each item is leased to one reviewer at a time (`LEASE_DURATION`); a lease is taken by a conditional UPDATE that
 only one transaction can win, so two reviewers never see the same item at once and a verdict on an item someone
-else holds is refused. Verdicts (DESIGN.md §3):
+else holds is refused. Verdicts (docs/design.md §3):
 
 | verdict | records | trusted annotation |
 |---|---|---|

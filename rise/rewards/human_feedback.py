@@ -1,4 +1,4 @@
-"""The human-feedback reward (DESIGN.md §3): agree with what reviewers trusted, avoid what they rejected."""
+"""The human-feedback reward (docs/design.md §3): agree with what reviewers trusted, avoid what they rejected."""
 
 from __future__ import annotations
 

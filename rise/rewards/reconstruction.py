@@ -1,4 +1,5 @@
-"""The RISE-CoT reward (DESIGN.md §1, stage 1, step 4): r = acc(ŷ, y) × (leak_factor if the CoT leaked) + format(ŷ).
+"""The RISE-CoT reward (docs/design.md §1, stage 1, step 4):
+r = acc(ŷ, y) × (leak_factor if the CoT leaked) + format(ŷ).
 
 This is the pure part. Producing ŷ (prompting the model with the scrubbed CoT and generating) belongs to the
 training code, which calls `score_reconstruction` on the text it got back and logs the parts.

@@ -1,4 +1,4 @@
-"""Accuracy of one answer against another, both already in the `rise.tasks` pixel shapes (DESIGN.md §1-2).
+"""Accuracy of one answer against another, both already in the `rise.tasks` pixel shapes (docs/design.md §2).
 
 These are plain scores in [0, 1]; the TRL reward functions in this package parse completions and call them.
 """

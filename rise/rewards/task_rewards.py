@@ -59,7 +59,7 @@ class _FormatReward:
 
 def get_accuracy_reward(spec: TaskSpec, *, match_labels: bool = True, length_penalty: bool = False) -> Callable:
     r"""
-    The task's accuracy reward (DESIGN.md §2), chosen from the spec:
+    The task's accuracy reward (docs/design.md §2), chosen from the spec:
 
     | task | reward |
     |---|---|

@@ -154,7 +154,7 @@ def _grpo_post_init(config: Any) -> None:
 @dataclass
 class RiseCoTConfig(TrainerSettings):
     """Stage 1, RISE-CoT: GRPO where the completion is the reasoning for (image, trusted annotation) and the reward
-    reconstructs the annotation from the scrubbed reasoning (DESIGN.md §1).
+    reconstructs the annotation from the scrubbed reasoning (docs/design.md §1).
 
     > Sampling the reasoning
 

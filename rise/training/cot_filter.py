@@ -1,4 +1,4 @@
-"""Stage 2, filter: pick the reasoning each item is fine-tuned on (DESIGN.md §1, RISE-R1 step 1).
+"""Stage 2, filter: pick the reasoning each item is fine-tuned on (docs/design.md §1, RISE-R1).
 
 Per item the best-reward RISE-CoT rollout qualifies when its reconstruction accuracy reaches τ and it did not leak;
 a reviewer-accepted reasoning that was not flagged as wrong qualifies as well (and wins by default). The report says

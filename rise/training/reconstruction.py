@@ -8,7 +8,7 @@
 The reward takes any `reconstruct` callable (requests in, reconstruction texts out), so a test or a benchmark can
 put a deterministic judge in place of the model without touching TRL. `PolicyReconstructor` is the real one: it
 generates greedily with the live policy, the policy with its LoRA adapter disabled, or a frozen copy of the starting
-model (DESIGN.md §1, "The judge drifts").
+model (docs/design.md §1, "The judge drifts").
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""Stage 2, RFT: GRPO on the annotation prompt with the task rewards and the human-feedback reward (DESIGN.md §1,
-RISE-R1 step 3), from the SFT stage's model; from the base model with format + accuracy only, it is the Visual-RFT
-baseline.
+"""Stage 2, RFT: GRPO on the annotation prompt with the task rewards and the human-feedback reward
+(docs/design.md §1, RISE-R1), from the SFT stage's model; from the base model with format + accuracy only, it is the
+Visual-RFT baseline.
 
 Rewards (each weighted by its config field; a weight of 0 leaves the reward out):
 

@@ -1,5 +1,5 @@
 """Stage 1, RISE-CoT: GRPO where the completion is the reasoning for (image, trusted annotation) and the reward is
-how well the annotation can be reconstructed from the scrubbed reasoning (DESIGN.md §1).
+how well the annotation can be reconstructed from the scrubbed reasoning (docs/design.md §1).
 
     snapshot = load_snapshot("runs/x/data")
     result = train_rise_cot("Qwen/Qwen2-VL-2B-Instruct", snapshot, RiseCoTConfig(), Path("runs/x/rise_cot"))

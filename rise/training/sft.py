@@ -1,4 +1,4 @@
-"""Stage 2, SFT: image + task prompt -> `<think>reasoning</think><answer>y</answer>` (DESIGN.md §1, RISE-R1 step 2),
+"""Stage 2, SFT: image + task prompt -> `<think>reasoning</think><answer>y</answer>` (docs/design.md §1, RISE-R1),
 from the base model. With `answers_only` the target is `<answer>y</answer>` alone: the SFT baseline.
 
 The prompt is the annotation prompt the app uses (`rise.prompts.annotation_messages`) in both cases, so every model
