@@ -77,7 +77,7 @@ def test_create_with_bad_options_exits_1_with_the_fix(rise, args, message):
             ["project", "create", "p", "--task", "detection", "--labels", "a", "--eval-fraction", "1"],
             "--eval-fraction 0.1",
         ),
-        (["import", "--project", "nope", "no-such-folder"], "Example: `rise project create nope --task classification --labels"),
+        (["import", "--project", "nope", "no-such-folder"], "Example: `rise project create nope --task"),
     ],
 )
 def test_the_command_line_adds_its_own_syntax_to_a_project_error(rise, args, example):
