@@ -175,6 +175,9 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[Role] = mapped_column(_enum(Role), default=Role.reviewer)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Raised by every change of the password, role or active flag (`db.crud.users.update_user`); a session signed
+    # in under another number has ended.
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[created_ts]
 
     reviews: Mapped[list[Review]] = relationship(back_populates="reviewer")

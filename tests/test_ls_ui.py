@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import threading
 import uuid
@@ -136,6 +137,8 @@ def test_the_admin_page_carries_the_export_controls(runtime):
     demo = build_web_app(runtime)
     events = {fn.api_name: fn for fn in demo.fns.values() if fn.api_name in ("export_download", "export_push")}
     assert set(events) == {"export_download", "export_push"}
-    assert events["export_download"].fn.func is on_download and events["export_push"].fn.func is on_push
+    # Each event's handler is wrapped to get the current user (app.ui.session); inside is the partial of ours.
+    handlers = {name: inspect.unwrap(event.fn).func for name, event in events.items()}
+    assert handlers == {"export_download": on_download, "export_push": on_push}
     labels = {getattr(block, "label", None) for block in demo.blocks.values()}
     assert {"Format", "Export file", "Label Studio URL", "API key"} <= labels

@@ -1,9 +1,13 @@
-"""`rise user create|list|passwd`: reviewer and admin accounts.
+"""`rise user create|list|passwd|role|deactivate|activate`: reviewer and admin accounts.
 
 rise user create ada --role admin          # asks for the password twice
 echo "$PASSWORD" | rise user create bob --password-stdin
 rise user passwd bob
+rise user role bob admin                   # or reviewer
+rise user deactivate bob                   # bob can no longer sign in; activate lets him again
 rise user list
+
+A new password, a role that changes or a deactivation signs the user out of every session at once.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from app.commands._common import cli, console, migrated_runtime
 from app.services import auth
 from db.models import Role
 
-user_cli = typer.Typer(help="Create and list reviewer and admin accounts.", no_args_is_help=True)
+user_cli = typer.Typer(help="Create, list and change reviewer and admin accounts.", no_args_is_help=True)
 cli.add_typer(user_cli, name="user")
 
 
@@ -47,11 +51,38 @@ def passwd(
     username: str = typer.Argument(..., help="The account whose password to change."),
     password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from standard input."),
 ) -> None:
-    """Set a new password for an account."""
+    """Set a new password for an account; it signs the user out everywhere."""
     password = _read_password(password_stdin)
     with migrated_runtime(user_errors=(auth.AuthError,)) as runtime:
         user = auth.set_password(runtime, username, password)
     console.print(Text(f"Password changed for {user.username!r}.", style="green"))
+
+
+@user_cli.command("role")
+def role(
+    username: str = typer.Argument(..., help="The account whose role to set."),
+    new_role: Role = typer.Argument(..., metavar="ROLE", help="reviewer or admin."),
+) -> None:
+    """Make an account a reviewer or an admin; a change signs the user out everywhere."""
+    with migrated_runtime(user_errors=(auth.AuthError,)) as runtime:
+        user = auth.set_role(runtime, username, new_role)
+    console.print(Text(f"{user.username!r} is {'an' if user.role == 'admin' else 'a'} {user.role}.", style="green"))
+
+
+@user_cli.command("deactivate")
+def deactivate(username: str = typer.Argument(..., help="The account that may no longer sign in.")) -> None:
+    """Stop an account from signing in, and sign it out everywhere."""
+    with migrated_runtime(user_errors=(auth.AuthError,)) as runtime:
+        user = auth.set_active(runtime, username, False)
+    console.print(Text(f"{user.username!r} can no longer sign in.", style="green"))
+
+
+@user_cli.command("activate")
+def activate(username: str = typer.Argument(..., help="The account that may sign in again.")) -> None:
+    """Let a deactivated account sign in again."""
+    with migrated_runtime(user_errors=(auth.AuthError,)) as runtime:
+        user = auth.set_active(runtime, username, True)
+    console.print(Text(f"{user.username!r} can sign in again.", style="green"))
 
 
 @user_cli.command("list")

@@ -4,6 +4,10 @@ Passwords are hashed with scrypt (`hashlib.scrypt`, memory-hard) and a random 16
 `scrypt$<n>$<r>$<p>$<salt>$<hash>` so the cost can be raised later without invalidating existing hashes. Hashes are
 compared in constant time, and an unknown username costs the same hash as a known one, so response times do not
 reveal which usernames exist.
+
+A signed-in session holds a `UserInfo` from the moment it signed in; `current_user` reads the user again for every
+action, so a changed role counts at once. A change of password, role or active flag also ends every session signed
+in before it (the user's session epoch is raised; see `db.crud.users.update_user`).
 """
 
 from __future__ import annotations
@@ -27,11 +31,14 @@ __all__ = [
     "UserInfo",
     "authenticate",
     "create_user",
+    "current_user",
     "ensure_user",
     "get_user_info",
     "hash_password",
     "list_users",
+    "set_active",
     "set_password",
+    "set_role",
     "verify_password",
 ]
 
@@ -61,6 +68,8 @@ class UserInfo:
     username: str
     role: str  # "reviewer" or "admin"
     is_active: bool = True
+    # The user's session epoch when this was read: a session holding an older one has ended.
+    session_epoch: int = 0
 
     @property
     def is_admin(self) -> bool:
@@ -68,7 +77,13 @@ class UserInfo:
 
 
 def _info(user: User) -> UserInfo:
-    return UserInfo(id=user.id, username=user.username, role=Role(user.role).value, is_active=user.is_active)
+    return UserInfo(
+        id=user.id,
+        username=user.username,
+        role=Role(user.role).value,
+        is_active=user.is_active,
+        session_epoch=user.session_epoch,
+    )
 
 
 def _b64(data: bytes) -> str:
@@ -203,10 +218,35 @@ def list_users(runtime: Runtime) -> list[UserInfo]:
         return [_info(user) for user in crud.list_users(session=session)]
 
 
-def set_password(runtime: Runtime, username: str, password: str) -> UserInfo:
-    record = hash_password(check_password(password))
+def current_user(runtime: Runtime, signed_in: UserInfo | None) -> UserInfo | None:
+    """The user a session signed in as, read again now; `None` when the session has ended: the user is gone or
+    deactivated, or their password, role or active flag changed since the session signed in."""
+    if signed_in is None:
+        return None
+    now = get_user_info(runtime, signed_in.id)
+    if now is None or not now.is_active or now.session_epoch != signed_in.session_epoch:
+        return None
+    return now
+
+
+def _update(runtime: Runtime, username: str, **changes) -> UserInfo:
     with runtime.sessions.begin() as session:
         user = crud.get_user_by_username(session=session, username=username.strip())
         if user is None:
             raise AuthError(f"No user named {username!r}. Create it with `rise user create {username}`.")
-        return _info(crud.update_user(session=session, user=user, password_hash=record))
+        return _info(crud.update_user(session=session, user=user, **changes))
+
+
+def set_password(runtime: Runtime, username: str, password: str) -> UserInfo:
+    """A new password; the user's sessions end."""
+    return _update(runtime, username, password_hash=hash_password(check_password(password)))
+
+
+def set_role(runtime: Runtime, username: str, role: Role | str) -> UserInfo:
+    """Make the user a reviewer or an admin; when that changes their role, their sessions end."""
+    return _update(runtime, username, role=check_role(role))
+
+
+def set_active(runtime: Runtime, username: str, active: bool) -> UserInfo:
+    """Let the user sign in again, or not; deactivating ends their sessions."""
+    return _update(runtime, username, is_active=active)

@@ -5,6 +5,7 @@
 
 Tabs: Review (everyone), Dashboard (everyone), Projects, Users, Runs and Retrain (admins only: hidden for reviewers,
 and every admin handler refuses a reviewer anyway). Handlers call `app.services`; nothing here touches SQL or torch.
+Every event gets the signed-in user as the database has them now (`app.ui.session.read_user_for_every_event`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from app.ui import admin, dashboard, login, projects, review
 from app.ui.export_tab import build_export_controls
 from app.ui.retrain_tab import build_retrain_tab
 from app.ui.runs import RunLog
-from app.ui.session import UserInfo, is_admin
+from app.ui.session import UserInfo, is_admin, read_user_for_every_event
 from app.ui.shortcuts import listener_js
 from app.ui.theme import style_installer_js
 
@@ -142,6 +143,7 @@ def build_web_app(runtime: Runtime, *, require_login: bool | None = None) -> gr.
     # seldom, over fewer records (the queue reads these when it is created; an operator can still set them).
     os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "1000")
     os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "1000")
+    read_user_for_every_event(demo, user_state, runtime)
     # Gradio runs one event of each kind at a time by default; reviewers should not wait for each other's clicks.
     demo.queue(default_concurrency_limit=8)
     return demo

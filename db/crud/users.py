@@ -35,12 +35,19 @@ def update_user(
     role: Role | str | None = None,
     is_active: bool | None = None,
 ) -> User:
-    """Change what is given and leave the rest."""
+    """Change what is given and leave the rest. A new password, or a role or active flag that differs from the
+    stored one, raises the user's session epoch, which ends the sessions signed in before."""
+    changed = False
     if password_hash is not None:
         user.password_hash = password_hash
-    if role is not None:
+        changed = True
+    if role is not None and Role(role) != user.role:
         user.role = Role(role)
-    if is_active is not None:
+        changed = True
+    if is_active is not None and is_active != user.is_active:
         user.is_active = is_active
+        changed = True
+    if changed:
+        user.session_epoch += 1
     session.flush()
     return user
