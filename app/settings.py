@@ -9,6 +9,9 @@ from pathlib import Path
 from app.errors import AppError
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+# Addresses that mean "every interface": a server bound to one is reached by names these do not tell.
+WILDCARD_HOSTS = {"0.0.0.0", "::", ""}
+_HOST_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789.-:[]")
 
 
 class SettingsError(AppError, ValueError):
@@ -35,6 +38,22 @@ def _float_env(env: dict[str, str], name: str, default: float) -> float:
         raise SettingsError(f"{name}={raw!r} is not a number. Example: {name}={default:g}") from None
 
 
+def _host_names(env: dict[str, str], name: str) -> tuple[str, ...]:
+    """A comma-separated list of host names (no scheme, port or path), lower-cased."""
+    names = []
+    for raw in (env.get(name) or "").split(","):
+        host = raw.strip().lower()
+        if not host:
+            continue
+        if not set(host) <= _HOST_NAME_CHARS or host.count(":") == 1:
+            raise SettingsError(
+                f"{name} holds {raw.strip()!r}, which is not a host name: list the names clients type, without "
+                f"scheme or port, e.g. {name}=annotate.example.org,10.0.0.5"
+            )
+        names.append(host.strip("[]"))
+    return tuple(names)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the app reads from the environment.
@@ -57,6 +76,11 @@ class Settings:
     > Server
 
     host / port: `RISE_HOST` (default `127.0.0.1`) and `RISE_PORT` (default 7860).
+    allowed_hosts: `RISE_ALLOWED_HOSTS`, default none. The host names (comma-separated, no port) clients reach the
+        server by, besides the loopback names and the `RISE_HOST` address, which are always accepted. A request for
+        any other name is refused, which stops DNS rebinding; a team server names its own, e.g.
+        `RISE_ALLOWED_HOSTS=annotate.example.org`.
+    max_upload_mb: `RISE_MAX_UPLOAD_MB`, default 100. The largest file an admin may upload through the app.
     """
 
     data_dir: Path
@@ -66,8 +90,12 @@ class Settings:
     db_lock_timeout_s: float = 10.0
     host: str = "127.0.0.1"
     port: int = 7860
+    allowed_hosts: tuple[str, ...] = ()
+    max_upload_mb: int = 100
 
     def __post_init__(self) -> None:
+        if self.max_upload_mb <= 0:
+            raise SettingsError("RISE_MAX_UPLOAD_MB must be positive, e.g. RISE_MAX_UPLOAD_MB=100")
         if not self.db_lock_timeout_s > 0:
             raise SettingsError("RISE_DB_LOCK_TIMEOUT_S must be positive, e.g. RISE_DB_LOCK_TIMEOUT_S=10")
         if self.max_image_pixels <= 0:
@@ -79,6 +107,12 @@ class Settings:
     def is_loopback(self) -> bool:
         """True when the server only listens on this machine, the one case where the demo may skip login."""
         return self.host in LOOPBACK_HOSTS
+
+    @property
+    def accepted_host_names(self) -> frozenset[str]:
+        """The host names a request may name: loopback, the address the server is bound to, `allowed_hosts`."""
+        bound = set() if self.host in WILDCARD_HOSTS else {self.host.lower().strip("[]")}
+        return frozenset(LOOPBACK_HOSTS | bound | set(self.allowed_hosts))
 
 
 def load_settings(env: dict[str, str] | None = None) -> Settings:
@@ -95,4 +129,6 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         db_lock_timeout_s=_float_env(env, "RISE_DB_LOCK_TIMEOUT_S", 10.0),
         host=env.get("RISE_HOST") or "127.0.0.1",
         port=_int_env(env, "RISE_PORT", 7860),
+        allowed_hosts=_host_names(env, "RISE_ALLOWED_HOSTS"),
+        max_upload_mb=_int_env(env, "RISE_MAX_UPLOAD_MB", 100),
     )

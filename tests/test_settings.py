@@ -71,6 +71,19 @@ class TestOverrides:
         assert not load_settings({"RISE_HOST": "0.0.0.0"}).is_loopback
         assert load_settings({"RISE_HOST": "localhost"}).is_loopback
 
+    def test_the_accepted_host_names_are_loopback_the_bound_address_and_the_allowed_ones(self):
+        names = " Annotate.Example.org, 10.0.0.5 ,[fd00::5]"
+        team = load_settings({"RISE_HOST": "0.0.0.0", "RISE_ALLOWED_HOSTS": names})
+        assert team.allowed_hosts == ("annotate.example.org", "10.0.0.5", "fd00::5")
+        assert team.accepted_host_names == {"127.0.0.1", "localhost", "::1", "annotate.example.org", "10.0.0.5",
+                                            "fd00::5"}  # fmt: skip
+        assert "192.168.1.9" in load_settings({"RISE_HOST": "192.168.1.9"}).accepted_host_names
+        assert load_settings({}).accepted_host_names == {"127.0.0.1", "localhost", "::1"}
+
+    def test_the_upload_limit_is_read_in_megabytes(self):
+        assert load_settings({}).max_upload_mb == 100
+        assert load_settings({"RISE_MAX_UPLOAD_MB": "20"}).max_upload_mb == 20
+
 
 class TestInvalidValues:
     @pytest.mark.parametrize("name", ["RISE_PORT", "RISE_MAX_IMAGE_PIXELS"])
@@ -93,6 +106,16 @@ class TestInvalidValues:
     def test_a_non_positive_pixel_limit_is_refused(self, pixels):
         with pytest.raises(SettingsError, match="RISE_MAX_IMAGE_PIXELS must be positive"):
             load_settings({"RISE_MAX_IMAGE_PIXELS": pixels})
+
+    @pytest.mark.parametrize("hosts", ["https://annotate.example.org", "annotate.example.org:443", "*", "a b.org"])
+    def test_allowed_hosts_must_be_bare_host_names(self, hosts):
+        with pytest.raises(SettingsError, match="RISE_ALLOWED_HOSTS holds .*not a host name.*without scheme or port"):
+            load_settings({"RISE_ALLOWED_HOSTS": hosts})
+
+    @pytest.mark.parametrize("megabytes", ["0", "-5"])
+    def test_a_non_positive_upload_limit_is_refused(self, megabytes):
+        with pytest.raises(SettingsError, match="RISE_MAX_UPLOAD_MB must be positive"):
+            load_settings({"RISE_MAX_UPLOAD_MB": megabytes})
 
     def test_settings_errors_are_value_errors(self):
         # Callers that catch ValueError for bad configuration keep working.

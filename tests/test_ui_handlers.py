@@ -12,6 +12,7 @@ from sqlalchemy import select
 from app.runtime import Runtime
 from app.services import auth
 from app.services import review as review_service
+from app.services.login_throttle import LoginThrottle
 from app.settings import load_settings
 from app.ui import admin, dashboard, login, projects, render, review
 from app.ui.display import display_scale
@@ -251,9 +252,10 @@ class TestScreen:
 class TestAccounts:
     def test_sign_in_accepts_the_right_password_only(self, runtime):
         auth.create_user(runtime, "ada", "ada-password")
-        user, message = login.sign_in(runtime, "ada", "ada-password")
+        throttle = LoginThrottle()
+        user, message = login.sign_in(runtime, "ada", "ada-password", throttle=throttle, address="10.0.0.1")
         assert user.username == "ada" and message == ""
-        nobody, message = login.sign_in(runtime, "ada", "wrong-password")
+        nobody, message = login.sign_in(runtime, "ada", "wrong-password", throttle=throttle, address="10.0.0.1")
         assert nobody is None and "Wrong username or password" in message
 
     def test_admin_handlers_refuse_reviewers(self, runtime):

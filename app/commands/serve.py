@@ -2,6 +2,7 @@
 
 rise serve                              # http://127.0.0.1:7860, no login needed on loopback
 rise serve --host 0.0.0.0 --port 8080   # reachable by the team; login required
+RISE_ALLOWED_HOSTS=annotate.example.org rise serve --host 0.0.0.0   # the names the team's browsers use
 """
 
 from __future__ import annotations
@@ -12,28 +13,28 @@ import typer
 
 from app.commands._common import cli, console, fail, migrated_runtime
 from app.runtime import Runtime
-from app.settings import Settings, SettingsError, load_settings
+from app.settings import WILDCARD_HOSTS, Settings, SettingsError, load_settings
 
 
 def launch_ui(runtime: Runtime, *, require_login: bool | None = None, block: bool = True) -> None:
     """Build the app and serve it on the runtime's host and port until interrupted (`block=False`: return at once)."""
     # Imported here: gradio takes a second or two to import, which other commands should not pay for.
-    from app.ui.web_app import LoginRequiredError, build_web_app
+    from app.ui.server import serve_web_app
+    from app.ui.web_app import LoginRequiredError, login_required
 
     settings = runtime.settings
     try:
-        web_app = build_web_app(runtime, require_login=require_login)
+        login = login_required(settings, require_login)
     except LoginRequiredError as error:
         raise fail(error) from None
-    login_note = "login required" if require_login or not settings.is_loopback else "no login on loopback"
+    login_note = "login required" if login else "no login on loopback"
     console.print(f"Serving the review UI on http://{settings.host}:{settings.port} ({login_note}). Ctrl+C stops it.")
-    web_app.launch(
-        server_name=settings.host,
-        server_port=settings.port,
-        prevent_thread_lock=not block,
-        show_error=True,
-        quiet=True,
-    )
+    if settings.host in WILDCARD_HOSTS and not settings.allowed_hosts:
+        console.print(
+            "Only requests to this machine's loopback names are answered: set RISE_ALLOWED_HOSTS to the names "
+            "clients use, e.g. RISE_ALLOWED_HOSTS=annotate.example.org"
+        )
+    serve_web_app(runtime, require_login=login, block=block)
 
 
 def _settings(host: str | None, port: int | None) -> Settings:

@@ -1,22 +1,22 @@
 """The sign-in form, backed by `app.services.auth.authenticate`.
 
-A failed attempt waits a moment before answering, which makes guessing passwords through the form slow without
-bothering someone who mistyped once.
+Failed attempts are counted per account and per client address (`app.services.login_throttle`): past a few, each
+one locks the account or address for twice as long as the last, so passwords cannot be guessed at speed while
+someone who mistyped once is not bothered.
 """
 
 from __future__ import annotations
 
-import time
+import math
 from dataclasses import dataclass
 
 import gradio as gr
 
 from app.runtime import Runtime
 from app.services import auth
+from app.services.login_throttle import LoginThrottle
 from app.ui.render import escape
 from app.ui.session import UserInfo
-
-FAILED_LOGIN_DELAY_S = 0.5
 
 
 @dataclass
@@ -40,15 +40,32 @@ def build_login_form() -> LoginForm:
     return LoginForm(username=username, password=password, submit=submit, message=message)
 
 
-def sign_in(runtime: Runtime, username: str, password: str) -> tuple[UserInfo | None, str]:
-    """The user for these credentials and an (HTML) message for the form."""
+def client_address(request: gr.Request | None) -> str:
+    """The address a request came from, as the server saw it (behind a proxy on this machine: the forwarded one)."""
+    client = getattr(request, "client", None)
+    return str(getattr(client, "host", None) or "unknown")
+
+
+def _problem(text: str) -> str:
+    return f'<div class="rise-parse-error">{escape(text)}</div>'
+
+
+def sign_in(
+    runtime: Runtime, username: str, password: str, *, throttle: LoginThrottle, address: str
+) -> tuple[UserInfo | None, str]:
+    """The user for these credentials and an (HTML) message for the form; refused unchecked while the account or
+    the address `address` is locked after failed attempts."""
     username = (username or "").strip()
     if not username or not password:
-        return None, '<div class="rise-parse-error">Enter your username and password.</div>'
+        return None, _problem("Enter your username and password.")
+    wait = throttle.wait_seconds(username, address)
+    if wait > 0:
+        return None, _problem(f"Too many failed sign-ins. Try again in {math.ceil(wait)} s.")
     user = auth.authenticate(runtime, username, password)
     if user is None:
-        time.sleep(FAILED_LOGIN_DELAY_S)
-        return None, '<div class="rise-parse-error">Wrong username or password.</div>'
+        throttle.failed(username, address)
+        return None, _problem("Wrong username or password.")
+    throttle.succeeded(username, address)
     return user, ""
 
 

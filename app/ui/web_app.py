@@ -1,11 +1,14 @@
-"""The web app (Gradio): `build_web_app(runtime)` returns the Blocks that `rise serve` launches.
+"""The web app (Gradio): `build_web_app(runtime)` returns the Blocks that `rise serve` launches through
+`app.ui.server.serve_web_app`, which also puts the HTTP guard in front of it.
 
     web_app = build_web_app(runtime)            # login required unless the server is bound to loopback
-    web_app.launch(server_name="127.0.0.1", server_port=7860)
 
 Tabs: Review (everyone), Dashboard (everyone), Projects, Users, Runs and Retrain (admins only: hidden for reviewers,
 and every admin handler refuses a reviewer anyway). Handlers call `app.services`; nothing here touches SQL or torch.
 Every event gets the signed-in user as the database has them now (`app.ui.session.read_user_for_every_event`).
+
+Signing in also gives the browser a cookie with a token (`app.services.browser_sessions`), for the requests that
+are not the app's events: images, downloads and uploads.
 """
 
 from __future__ import annotations
@@ -19,7 +22,10 @@ import gradio as gr
 from app.errors import AppError
 from app.runtime import Runtime
 from app.services import review as review_service
+from app.services.browser_sessions import BrowserSessions
+from app.services.login_throttle import LoginThrottle
 from app.services.review import ReviewTask
+from app.settings import Settings
 from app.ui import admin, dashboard, login, projects, review
 from app.ui.export_tab import build_export_controls
 from app.ui.retrain_tab import build_retrain_tab
@@ -28,7 +34,7 @@ from app.ui.session import UserInfo, is_admin, read_user_for_every_event
 from app.ui.shortcuts import listener_js
 from app.ui.theme import style_installer_js
 
-__all__ = ["LoginRequiredError", "build_web_app", "page_load_js"]
+__all__ = ["LoginRequiredError", "build_web_app", "login_required", "page_load_js"]
 
 
 class LoginRequiredError(AppError, ValueError):
@@ -40,29 +46,61 @@ def page_load_js() -> str:
     return f"() => {{ {style_installer_js()} ({listener_js()})(); }}"
 
 
-def build_web_app(runtime: Runtime, *, require_login: bool | None = None) -> gr.Blocks:
+def login_required(settings: Settings, require_login: bool | None) -> bool:
+    """Whether the app asks who is there: as asked, and by default unless the server listens on loopback only.
+
+    Raises:
+        LoginRequiredError: `require_login=False` while the configured host is reachable from other machines.
+    """
+    loopback = settings.is_loopback
+    if require_login is None:
+        return not loopback
+    if not require_login and not loopback:
+        raise LoginRequiredError(
+            f"Refusing to run without login on {settings.host}: anyone who can reach it could review and "
+            "administer. Bind to 127.0.0.1 (RISE_HOST=127.0.0.1 or --host 127.0.0.1), or keep login on."
+        )
+    return require_login
+
+
+def cookie_js(cookie_name: str) -> str:
+    """Stores the sign-in token the login event returned as a cookie for this site, or removes it (no token)."""
+    return f"""(token) => {{
+        const secure = location.protocol === "https:" ? "; Secure" : "";
+        document.cookie = token
+            ? `{cookie_name}=${{token}}; Path=/; SameSite=Strict${{secure}}`
+            : `{cookie_name}=; Path=/; Max-Age=0; SameSite=Strict${{secure}}`;
+    }}"""
+
+
+def build_web_app(
+    runtime: Runtime,
+    *,
+    require_login: bool | None = None,
+    browser_sessions: BrowserSessions | None = None,
+    throttle: LoginThrottle | None = None,
+) -> gr.Blocks:
     """The whole app.
 
     Args:
         require_login: default: required unless `runtime.settings.host` is a loopback address. Without login the
             app acts as the local admin (`app.services.auth.local_user`), which is only allowed on loopback.
+        browser_sessions: where sign-ins register the browser's token; the HTTP guard of the server reads it.
+        throttle: the back-off for failed sign-ins.
 
     Raises:
         LoginRequiredError: `require_login=False` while the configured host is reachable from other machines.
     """
-    loopback = runtime.settings.is_loopback
-    if require_login is None:
-        require_login = not loopback
-    if not require_login and not loopback:
-        raise LoginRequiredError(
-            f"Refusing to run without login on {runtime.settings.host}: anyone who can reach it could review and "
-            "administer. Bind to 127.0.0.1 (RISE_HOST=127.0.0.1 or --host 127.0.0.1), or keep login on."
-        )
+    require_login = login_required(runtime.settings, require_login)
+    browser_sessions = browser_sessions or BrowserSessions()
+    throttle = throttle or LoginThrottle()
     initial_user = None if require_login else admin.local_user(runtime)
     run_log = RunLog()
 
     with gr.Blocks(title="RISE Annotate", fill_width=True) as demo:
         user_state = gr.State(initial_user)
+        # The sign-in token, kept hidden on the page until `cookie_js` has stored it.
+        session_token = gr.Textbox("", visible="hidden", elem_id="session-token", label="Session")
         with gr.Column(visible=require_login, elem_id="login-box") as login_view:
             form = login.build_login_form()
         with gr.Column(visible=not require_login, elem_id="main-view") as main_view:
@@ -117,22 +155,30 @@ def build_web_app(runtime: Runtime, *, require_login: bool | None = None) -> gr.
                 return tuple(gr.skip() for _ in session_outputs)
             return show_session(user)
 
-        def on_login(username: str, password: str) -> tuple[Any, ...]:
-            user, message = login.sign_in(runtime, username, password)
+        def on_login(username: str, password: str, request: gr.Request) -> tuple[Any, ...]:
+            address = login.client_address(request)
+            user, message = login.sign_in(runtime, username, password, throttle=throttle, address=address)
             if user is None:
-                return (*(gr.skip() for _ in session_outputs), message, gr.skip())
-            return (*show_session(user), "", "")
+                return (*(gr.skip() for _ in session_outputs), message, gr.skip(), gr.skip())
+            return (*show_session(user), "", "", browser_sessions.issue(user))
 
-        def on_logout(user: UserInfo | None, task: ReviewTask | None) -> tuple[Any, ...]:
+        def on_logout(user: UserInfo | None, task: ReviewTask | None, token: str) -> tuple[Any, ...]:
             if user is not None and task is not None:
                 # Hand the item on screen back to the queue at once instead of holding it until the lease expires.
                 review_service.release_task(runtime, user_id=user.id, item_id=task.item_id)
-            return (*show_session(None), "", "")
+            browser_sessions.revoke(token)
+            return (*show_session(None), "", "", "")
 
-        login_outputs = [*session_outputs, form.message, form.password]
-        form.submit.click(on_login, [form.username, form.password], login_outputs, api_name="login")
-        form.password.submit(on_login, [form.username, form.password], login_outputs)
-        logout.click(on_logout, [user_state, review_tab.task], login_outputs, api_name="logout")
+        login_outputs = [*session_outputs, form.message, form.password, session_token]
+        store_cookie = cookie_js(browser_sessions.cookie_name)
+        login_inputs = [form.username, form.password]
+        form.submit.click(on_login, login_inputs, login_outputs, api_name="login").then(
+            None, [session_token], None, js=store_cookie
+        )
+        form.password.submit(on_login, login_inputs, login_outputs).then(None, [session_token], None, js=store_cookie)
+        logout.click(on_logout, [user_state, review_tab.task, session_token], login_outputs, api_name="logout").then(
+            None, [session_token], None, js=store_cookie
+        )
         dashboard_tab.select(partial(dashboard.refresh, runtime), [user_state, project], board.outputs())
         users_tab.select(partial(admin.on_refresh_users, runtime), [user_state], [users_table])
         runs_tab.select(partial(admin.on_refresh_runs, run_log), [user_state], [runs_table])

@@ -10,6 +10,7 @@ import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,6 +38,8 @@ def free_port() -> int:
 class ServedApp:
     url: str
     runtime: Runtime
+    port: int
+    web_app: Any  # the running gr.Blocks
 
 
 @pytest.fixture
@@ -55,18 +58,18 @@ def chromium_browser() -> Iterator:
 
 @pytest.fixture
 def serve_app(monkeypatch, tmp_path):
-    """Call `serve_app(runtime, require_login=...)` to launch `build_web_app(runtime)`; it is closed after the test."""
+    """Call `serve_app(runtime, require_login=..., throttle=...)` to serve the app as `rise serve` does, on a free
+    port of the runtime's host (127.0.0.1 by default); it is closed after the test."""
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
     launched = []
 
-    def serve(runtime: Runtime, *, require_login: bool | None = None) -> ServedApp:
-        from app.ui.web_app import build_web_app
+    def serve(runtime: Runtime, *, require_login: bool | None = None, throttle: Any = None) -> ServedApp:
+        from app.ui.server import serve_web_app
 
-        demo = build_web_app(runtime, require_login=require_login)
         port = free_port()
-        demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
+        demo = serve_web_app(runtime, require_login=require_login, port=port, block=False, throttle=throttle)
         launched.append(demo)
-        return ServedApp(url=f"http://127.0.0.1:{port}/", runtime=runtime)
+        return ServedApp(url=f"http://127.0.0.1:{port}/", runtime=runtime, port=port, web_app=demo)
 
     yield serve
     for demo in launched:
