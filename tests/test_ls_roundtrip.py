@@ -132,3 +132,28 @@ def test_the_server_accepts_our_config_with_hostile_labels_and_shows_them_as_giv
     assert created
     labels = project.get_label_interface().get_control("label").labels
     assert labels == [HOSTILE_LABEL, "x & y", "<script>"]
+
+
+def test_a_pull_reads_no_file_of_this_machine_that_a_servers_task_names(label_studio_server, runtime, tmp_path):
+    from app.export.label_studio import rectangle_result
+    from app.export.label_studio_config import labeling_config
+    from tests.utils.factories import write_png
+
+    secret = write_png(tmp_path / "secret" / "private.png", seed=700, size=(40, 20))  # a real image, on this machine
+    cat = [rectangle_result("cat", [0, 0, 4, 4], 40, 20, "r")]
+    credentials = Credentials(label_studio_server.url, label_studio_server.api_key)
+    with LabelStudioServer(credentials) as server:
+        project_id, _ = server.ensure_project(
+            f"local paths {uuid.uuid4().hex[:8]}", labeling_config("detection", ["cat"])
+        )
+        server.import_tasks(project_id, [
+            {"data": {"image": str(secret)}, "annotations": [{"result": cat}]},
+            {"data": {"image": f"/data/local-files/?d={secret}"}, "annotations": [{"result": cat}]},
+        ])  # fmt: skip
+
+    report = pull_from_label_studio(
+        runtime, "pulled", project_id, url=label_studio_server.url, api_key=label_studio_server.api_key
+    )
+
+    assert report.tasks == 2 and report.items_added == 0
+    assert all("is not read: pass --image-root" in " ".join(skipped.reasons) for skipped in report.skipped)
