@@ -63,6 +63,25 @@ def test_a_fresh_sign_in_gets_the_rights_of_the_day(served):
     assert usernames(served.runtime) == ["boss", "eve"]
 
 
+ADMIN_EVENTS = [
+    "project_create", "project_upload", "project_annotate", "export_download", "export_push", "users_refresh",
+    "users_create", "runs_refresh", "retrain_start", "retrain_cancel", "retrain_promote", "retrain_rollback",
+    "retrain_reannotate", "retrain_policy",
+]  # fmt: skip
+
+
+def test_a_reviewer_is_refused_every_admin_event_through_the_api(served):
+    auth.create_user(served.runtime, "ada", "ada-password")
+    client = signed_in_client(served.url, "ada", "ada-password")
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    for name in ADMIN_EVENTS:
+        parameters = endpoints[f"/{name}"]["parameters"]
+        values = [p["parameter_default"] if p["parameter_has_default"] else None for p in parameters]
+        with pytest.raises(Exception, match="Only admins can do this"):
+            client.predict(*values, api_name=f"/{name}")
+    assert usernames(served.runtime) == ["ada", "boss"]
+
+
 class TestSessionEpoch:
     def test_only_a_real_change_ends_sessions(self, runtime):
         user = auth.create_user(runtime, "ada", "ada-password")
