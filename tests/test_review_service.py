@@ -37,6 +37,16 @@ def annotations_of(runtime: Runtime, item_id: int) -> list[Annotation]:
         return list(session.scalars(select(Annotation).where(Annotation.item_id == item_id).order_by(Annotation.id)))
 
 
+def leased_detection_item(runtime: Runtime) -> tuple[Item, int]:
+    """A 64x64 detection item predicted with one circle, leased to a new reviewer; (item, reviewer id)."""
+    with runtime.sessions.begin() as session:
+        project = make_project(session, name="boxes", task_type="detection", labels=("circle", "square"))
+        [item] = make_predicted_items(session, project, [[{"label": "circle", "box": [1, 1, 10, 10]}]])
+        ada = make_reviewer(session).id
+    review.next_task(runtime, project_id=project.id, user_id=ada)
+    return item, ada
+
+
 class TestQueue:
     def test_first_task_is_the_least_confident_item_with_its_prediction(self, runtime, queue):
         project_id, items, ada, _ = queue
@@ -289,11 +299,7 @@ class TestVerdicts:
         assert [a.answer for a in annotations_of(runtime, item.id)] == ["circle"]
 
     def test_detection_corrections_are_clipped_to_the_image(self, runtime):
-        with runtime.sessions.begin() as session:
-            project = make_project(session, name="boxes", task_type="detection", labels=("circle", "square"))
-            [item] = make_predicted_items(session, project, [[{"label": "circle", "box": [1, 1, 10, 10]}]])
-            ada = make_reviewer(session).id
-        review.next_task(runtime, project_id=project.id, user_id=ada)
+        item, ada = leased_detection_item(runtime)
         with pytest.raises(review.InvalidAnswerError, match="outside the image"):
             review.submit_verdict(
                 runtime,
@@ -313,11 +319,7 @@ class TestVerdicts:
         assert annotation.answer == [{"label": "square", "box": [50.0, 0.0, 64.0, 20.0]}]
 
     def test_a_correction_with_too_many_boxes_is_refused_and_nothing_is_saved(self, runtime):
-        with runtime.sessions.begin() as session:
-            project = make_project(session, name="boxes", task_type="detection", labels=("circle", "square"))
-            [item] = make_predicted_items(session, project, [[{"label": "circle", "box": [1, 1, 10, 10]}]])
-            ada = make_reviewer(session).id
-        review.next_task(runtime, project_id=project.id, user_id=ada)
+        item, ada = leased_detection_item(runtime)
         boxes = [{"label": "square", "box": [1, 1, 2 + i % 60, 2 + i % 60]} for i in range(50_000)]
         with pytest.raises(review.InvalidAnswerError, match="50,000 boxes are more than the 1,000"):
             review.submit_verdict(runtime, user_id=ada, item_id=item.id, verdict="correct", corrected_answer=boxes)
