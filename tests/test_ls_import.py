@@ -245,7 +245,10 @@ def test_tasks_without_a_folder_to_read_from_read_no_local_file(detection, tmp_p
     assert report.items_added == 0 and "is not read: pass --image-root" in report.skipped[0].reasons[0]
 
 
-def test_a_bad_task_is_skipped_and_the_good_ones_beside_it_are_stored(detection, tmp_path):
+def test_a_bad_task_is_skipped_and_the_good_ones_beside_it_are_stored(db_runtime, tmp_path):
+    # On SQLite and PostgreSQL alike: a lone surrogate fails the first's driver, an over-long name the second's.
+    detection = db_runtime
+    create_project(detection, "det", "detection", ["cat", "dog"])
     paths = [write_png(tmp_path / f"{i}.png", seed=610 + i, size=(40, 20)) for i in range(8)]
     cat = [rectangle_result("cat", [0, 0, 4, 4], 40, 20, "r")]
     listed_label = rectangle_result("cat", [0, 0, 4, 4], 40, 20, "r")
@@ -254,6 +257,7 @@ def test_a_bad_task_is_skipped_and_the_good_ones_beside_it_are_stored(detection,
     for _ in range(40):
         deep = [deep]
     tasks = [_task(p.name, cat, id=i) for i, p in enumerate(paths[:5])]
+    tasks[0]["predictions"] = [{"result": cat, "model_version": "m" * 2_000}]
     tasks.insert(2, _task(paths[5].name, [listed_label], id="label in a list"))
     surrogate = _task(paths[6].name, [*cat, textarea_result("half of a pair: \ud800")], id="surrogate")
     tasks.insert(3, surrogate | {"meta": {"rise": {"original_name": "\udc00.png"}}})
@@ -273,4 +277,5 @@ def test_a_bad_task_is_skipped_and_the_good_ones_beside_it_are_stored(detection,
     with detection.sessions.begin() as session:
         cots = [annotation.cot for annotation in session.query(Annotation) if annotation.cot]
         names = {item.original_name for item in session.query(Item)}
-    assert cots == ["half of a pair: \ufffd"] and "\ufffd.png" in names
+        [model_name] = [prediction.model_name for prediction in session.query(Prediction)]
+    assert cots == ["half of a pair: \ufffd"] and "\ufffd.png" in names and model_name == "m" * 1_024

@@ -41,8 +41,7 @@ TASK_BATCH = 100  # tasks per transaction
 # A Label Studio task is about 8 levels deep (task, annotations, annotation, result, region, value, labels, label);
 # one far deeper is not a task, and checking it would only spend the stack.
 MAX_TASK_DEPTH = 32
-# The lengths of the columns that imported names go to (db.models); a longer name is cut to fit.
-AUTHOR_CHARS = 255
+# The length of the columns that imported file and model names go to (db.models); a longer name is cut to fit.
 NAME_CHARS = 1024
 
 
@@ -168,7 +167,7 @@ def _parse_task(
         if entry is None:
             continue
         origin = provenance[index] if use_provenance and isinstance(provenance[index], dict) else {}
-        entry.author = str(origin.get("author") or _author(annotation))[:AUTHOR_CHARS]
+        entry.author = str(origin.get("author") or _author(annotation))
         entry.created_at = _parse_time(origin.get("created_at")) or _parse_time(annotation.get("created_at"))
         parsed.annotations.append(entry)
     for index, prediction in enumerate(raw_predictions):
