@@ -48,7 +48,9 @@ def serve_web_app(
         server_name=settings.host,
         server_port=port,
         prevent_thread_lock=not block,
-        show_error=True,
+        # Only the messages handlers raise as gr.Error reach the page; any other exception shows as a bare "Error"
+        # (its traceback goes to the server's log), so no SQL, path or remote answer inside one is shown.
+        show_error=False,
         quiet=True,
         app_kwargs={"middleware": [guard]},
         max_file_size=settings.max_upload_mb * 1024 * 1024,
