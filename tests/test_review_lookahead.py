@@ -33,74 +33,87 @@ class TestLookahead:
     def test_the_next_item_is_leased_ahead_and_comes_next(self, runtime, queue):
         project_id, items, ada, _ = queue
 
-        task = review.next_task(runtime, project_id=project_id, user_id=ada, lookahead=True)
+        task = review.next_task(runtime, project_id=project_id, user_id=ada, lookahead=1)
 
-        assert (task.item_id, task.upcoming.item_id) == (items[0], items[1])
+        assert (task.item_id, [t.item_id for t in task.upcoming]) == (items[0], [items[1]])
         assert (task.position, task.remaining) == (1, 4)
         # Once the first has its verdict, the upcoming one is the next item: one further, one fewer left.
-        assert (task.upcoming.position, task.upcoming.remaining) == (2, 3)
-        assert task.upcoming.upcoming is None
+        assert (task.upcoming[0].position, task.upcoming[0].remaining) == (2, 3)
+        assert task.upcoming[0].upcoming == ()
         assert leased_to(runtime, ada) == {items[0], items[1]}
 
-        after = review.submit_verdict(runtime, user_id=ada, item_id=task.item_id, verdict="accept", lookahead=True)
+        after = review.submit_verdict(runtime, user_id=ada, item_id=task.item_id, verdict="accept", lookahead=1)
 
-        assert (after.item_id, after.upcoming.item_id) == (items[1], items[2])
-        assert (after.position, after.remaining) == (task.upcoming.position, task.upcoming.remaining)
+        assert (after.item_id, [t.item_id for t in after.upcoming]) == (items[1], [items[2]])
+        assert (after.position, after.remaining) == (task.upcoming[0].position, task.upcoming[0].remaining)
         assert leased_to(runtime, ada) == {items[1], items[2]}
+
+    def test_several_items_ahead_keep_their_queue_order_from_verdict_to_verdict(self, runtime, queue):
+        project_id, items, ada, _ = queue
+        task = review.next_task(runtime, project_id=project_id, user_id=ada, lookahead=3)
+        assert [t.item_id for t in task.upcoming] == items[1:4]
+        assert [(t.position, t.remaining) for t in task.upcoming] == [(2, 3), (3, 2), (4, 1)]
+
+        after = review.submit_verdict(runtime, user_id=ada, item_id=task.item_id, verdict="reject", lookahead=3)
+
+        assert (after.item_id, [t.item_id for t in after.upcoming]) == (items[1], items[2:5])
+        assert leased_to(runtime, ada) == set(items[1:5])
+        with pytest.raises(review.ReviewError, match="lookahead must be a whole number"):
+            review.next_task(runtime, project_id=project_id, user_id=ada, lookahead=True)
 
     def test_without_lookahead_the_reviewer_holds_one_item(self, runtime, queue):
         project_id, items, ada, _ = queue
 
         task = review.next_task(runtime, project_id=project_id, user_id=ada)
 
-        assert task.upcoming is None and leased_to(runtime, ada) == {items[0]}
+        assert task.upcoming == () and leased_to(runtime, ada) == {items[0]}
 
     def test_reloading_keeps_the_item_on_screen_and_the_one_ahead(self, runtime, queue):
         project_id, items, ada, _ = queue
-        first = review.next_task(runtime, project_id=project_id, user_id=ada, lookahead=True)
+        first = review.next_task(runtime, project_id=project_id, user_id=ada, lookahead=1)
 
-        again = review.next_task(runtime, project_id=project_id, user_id=ada, lookahead=True)
+        again = review.next_task(runtime, project_id=project_id, user_id=ada, lookahead=1)
 
-        assert (again.item_id, again.upcoming.item_id) == (first.item_id, first.upcoming.item_id)
+        assert (again.item_id, again.upcoming[0].item_id) == (first.item_id, first.upcoming[0].item_id)
 
     def test_another_reviewer_never_gets_the_item_held_ahead(self, runtime, queue):
         project_id, items, ada, bob = queue
-        mine = review.next_task(runtime, project_id=project_id, user_id=ada, lookahead=True)
+        mine = review.next_task(runtime, project_id=project_id, user_id=ada, lookahead=1)
 
-        theirs = review.next_task(runtime, project_id=project_id, user_id=bob, lookahead=True)
+        theirs = review.next_task(runtime, project_id=project_id, user_id=bob, lookahead=1)
 
-        assert {theirs.item_id, theirs.upcoming.item_id}.isdisjoint({mine.item_id, mine.upcoming.item_id})
+        assert {theirs.item_id, theirs.upcoming[0].item_id}.isdisjoint({mine.item_id, mine.upcoming[0].item_id})
 
     def test_skip_shows_the_item_ahead_next(self, runtime, queue):
         project_id, items, ada, _ = queue
-        task = review.next_task(runtime, project_id=project_id, user_id=ada, lookahead=True)
+        task = review.next_task(runtime, project_id=project_id, user_id=ada, lookahead=1)
 
-        after = review.skip_task(runtime, user_id=ada, item_id=task.item_id, lookahead=True)
+        after = review.skip_task(runtime, user_id=ada, item_id=task.item_id, lookahead=1)
 
-        assert after.item_id == task.upcoming.item_id and after.upcoming.item_id == items[2]
+        assert after.item_id == task.upcoming[0].item_id and after.upcoming[0].item_id == items[2]
 
     def test_the_last_item_has_nothing_ahead(self, runtime, queue):
         project_id, items, ada, _ = queue
-        task = review.next_task(runtime, project_id=project_id, user_id=ada, lookahead=True)
-        while task.upcoming is not None:
-            task = review.submit_verdict(runtime, user_id=ada, item_id=task.item_id, verdict="reject", lookahead=True)
+        task = review.next_task(runtime, project_id=project_id, user_id=ada, lookahead=1)
+        while task.upcoming:
+            task = review.submit_verdict(runtime, user_id=ada, item_id=task.item_id, verdict="reject", lookahead=1)
 
         assert task.item_id == items[-1] and task.remaining == 0
         assert review.submit_verdict(runtime, user_id=ada, item_id=task.item_id, verdict="reject") is None
 
     def test_undo_brings_the_item_back_with_one_ahead(self, runtime, queue):
         project_id, items, ada, _ = queue
-        task = review.next_task(runtime, project_id=project_id, user_id=ada, lookahead=True)
-        review.submit_verdict(runtime, user_id=ada, item_id=task.item_id, verdict="accept", lookahead=True)
+        task = review.next_task(runtime, project_id=project_id, user_id=ada, lookahead=1)
+        review.submit_verdict(runtime, user_id=ada, item_id=task.item_id, verdict="accept", lookahead=1)
 
-        back = review.undo_last(runtime, user_id=ada, project_id=project_id, lookahead=True)
+        back = review.undo_last(runtime, user_id=ada, project_id=project_id, lookahead=1)
 
-        assert back.item_id == items[0] and back.upcoming.item_id == items[1]
+        assert back.item_id == items[0] and back.upcoming[0].item_id == items[1]
         assert leased_to(runtime, ada) == {items[0], items[1]}
 
     def test_leaving_gives_back_the_item_ahead_too(self, runtime, queue):
         project_id, items, ada, bob = queue
-        task = review.next_task(runtime, project_id=project_id, user_id=ada, lookahead=True)
+        task = review.next_task(runtime, project_id=project_id, user_id=ada, lookahead=1)
 
         assert review.release_task(runtime, user_id=ada, item_id=task.item_id)
 
@@ -118,7 +131,7 @@ class TestBusyDatabase:
 
     def test_a_locked_database_refuses_the_verdict_keeps_the_lease_and_a_retry_works(self, runtime, queue, impatient):
         project_id, items, ada, _ = queue
-        task = review.next_task(impatient, project_id=project_id, user_id=ada, lookahead=True)
+        task = review.next_task(impatient, project_id=project_id, user_id=ada, lookahead=1)
         database = runtime.engine.url.database
         # Another process's writer holds SQLite's write lock: a real lock, not a simulated error.
         blocker = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
@@ -133,9 +146,9 @@ class TestBusyDatabase:
 
         with runtime.sessions() as session:
             assert session.scalars(select(Review).where(Review.item_id == task.item_id)).all() == []
-        assert leased_to(runtime, ada) == {task.item_id, task.upcoming.item_id}
-        after = review.submit_verdict(impatient, user_id=ada, item_id=task.item_id, verdict="accept", lookahead=True)
-        assert after.item_id == task.upcoming.item_id
+        assert leased_to(runtime, ada) == {task.item_id, task.upcoming[0].item_id}
+        after = review.submit_verdict(impatient, user_id=ada, item_id=task.item_id, verdict="accept", lookahead=1)
+        assert after.item_id == task.upcoming[0].item_id
 
     def test_a_writer_waits_for_a_short_lock_instead_of_failing(self, runtime, queue):
         project_id, items, ada, _ = queue

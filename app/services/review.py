@@ -17,7 +17,7 @@ of the evaluation split are reviewed like any other.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
@@ -66,8 +66,9 @@ __all__ = [
 ]
 
 LEASE_DURATION = timedelta(minutes=20)
-# How much sooner the lease of the item held ahead of the reviewer's screen ends (`_with_upcoming`).
+# How much sooner the lease of each item held ahead of the reviewer's screen ends (`_with_upcoming`).
 LOOKAHEAD_LEASE_GAP = timedelta(seconds=1)
+MAX_LOOKAHEAD = 10
 # Candidates tried per request before giving up; each failed try means another reviewer just took that item.
 MAX_LEASE_ATTEMPTS = 20
 MAX_COMMENT_CHARS = 10_000
@@ -107,6 +108,12 @@ def _checked_filter(queue: QueueFilter | None) -> QueueFilter:
         model_name=(queue.model_name or "").strip() or None,
         order=queue.order,
     )
+
+
+def _checked_lookahead(lookahead: int) -> int:
+    if isinstance(lookahead, bool) or not isinstance(lookahead, int) or not 0 <= lookahead <= MAX_LOOKAHEAD:
+        raise ReviewError(f"lookahead must be a whole number of items from 0 to {MAX_LOOKAHEAD}, got {lookahead!r}.")
+    return lookahead
 
 
 def _checked_verdict(verdict: Verdict | str) -> Verdict:
@@ -186,11 +193,11 @@ def _lease_held_or_next(
     queue: QueueFilter,
     now: datetime,
     until: datetime,
-    exclude_item_id: int | None = None,
+    exclude_item_ids: Collection[int] = (),
 ) -> int | None:
-    """Renew the item the reviewer holds (the newest lease other than `exclude_item_id`) if it still fits the
+    """Renew the item the reviewer holds (the newest lease, other than `exclude_item_ids`) if it still fits the
     queue, else give it back and lease the next one."""
-    held = crud.held_item(session=session, user_id=user_id, project_id=project_id, exclude_item_id=exclude_item_id)
+    held = crud.held_item(session=session, user_id=user_id, project_id=project_id, exclude_item_ids=exclude_item_ids)
     if held is not None:
         if _still_fits(session, item_id=held, project_id=project_id, queue=queue) and crud.lease_item(
             session=session, item_id=held, user_id=user_id, until=until, now=now
@@ -209,26 +216,34 @@ def _lease_next(session: Session, *, project_id: int, user_id: int, queue: Queue
     )
 
 
-def _with_upcoming(session: Session, runtime: Runtime, task: ReviewTask, *, user_id: int, queue: QueueFilter) -> None:
-    """Lease a second item ahead of `task` and attach it as `task.upcoming` (left None when the queue has no other).
+def _with_upcoming(
+    session: Session, runtime: Runtime, task: ReviewTask, *, user_id: int, queue: QueueFilter, depth: int
+) -> None:
+    """Lease up to `depth` items ahead of `task`, in queue order, and attach them as `task.upcoming`.
 
-    Its lease ends `LOOKAHEAD_LEASE_GAP` before the one on screen, so `held_item` (newest lease first) names the
-    item on screen while both are held, and the item ahead once a verdict has released the other.
+    The i-th item's lease ends i times `LOOKAHEAD_LEASE_GAP` before the one on screen, so `held_item` (newest lease
+    first) names the item on screen while all are held, and the first item ahead once a verdict released it.
     """
     now = utcnow()
-    ahead = _lease_held_or_next(
-        session,
-        project_id=task.project_id,
-        user_id=user_id,
-        queue=queue,
-        now=now,
-        until=now + LEASE_DURATION - LOOKAHEAD_LEASE_GAP,
-        exclude_item_id=task.item_id,
-    )
-    if ahead is not None:
-        # Once `task` has its verdict, this item is the next in the progress, and one fewer is left after it.
-        progress = (task.position + 1, max(task.remaining - 1, 0))
-        task.upcoming = _task(session, runtime, item_id=ahead, queue=queue, progress=progress)
+    chosen = [task.item_id]
+    upcoming = []
+    for rank in range(1, depth + 1):
+        ahead = _lease_held_or_next(
+            session,
+            project_id=task.project_id,
+            user_id=user_id,
+            queue=queue,
+            now=now,
+            until=now + LEASE_DURATION - rank * LOOKAHEAD_LEASE_GAP,
+            exclude_item_ids=chosen,
+        )
+        if ahead is None:
+            break
+        chosen.append(ahead)
+        # Once the items before it have their verdicts, this one is that much further on, with that many fewer left.
+        progress = (task.position + rank, max(task.remaining - rank, 0))
+        upcoming.append(_task(session, runtime, item_id=ahead, queue=queue, progress=progress))
+    task.upcoming = tuple(upcoming)
 
 
 def _task(
@@ -305,10 +320,10 @@ def _next_in(
     project_id: int,
     user_id: int,
     queue: QueueFilter,
-    lookahead: bool = False,
+    lookahead: int = 0,
 ) -> ReviewTask | None:
     """Lease and load the reviewer's next task inside the caller's transaction (which synced the queue first), with
-    the item after it leased ahead as its `upcoming` when `lookahead` is set.
+    the `lookahead` items after it leased ahead as its `upcoming`.
 
     A verdict and the lease of the next item commit together: one transaction per round trip, and a reviewer can
     never be left with a recorded verdict but no next item because of a failure in between.
@@ -325,7 +340,7 @@ def _next_in(
         return None
     task = _task(session, runtime, item_id=item_id, queue=queue)
     if lookahead:
-        _with_upcoming(session, runtime, task, user_id=user_id, queue=queue)
+        _with_upcoming(session, runtime, task, user_id=user_id, queue=queue, depth=lookahead)
     return task
 
 
@@ -335,15 +350,17 @@ def next_task(
     project_id: int,
     user_id: int,
     queue: QueueFilter | None = None,
-    lookahead: bool = False,
+    lookahead: int = 0,
 ) -> ReviewTask | None:
     """Lease the next item of the queue to `user_id` and return it, or `None` when the queue is empty.
 
     The reviewer's current item comes back first (its lease renewed) unless it no longer fits the filter; an item
     someone else holds is never returned. Items the reviewer skipped come after all the others. With `lookahead`,
-    the item after it is leased too and comes as the task's `upcoming` (so do the other actions' next tasks).
+    that many items after it are leased too and come as the task's `upcoming`, in queue order (so do the other
+    actions' next tasks), up to `MAX_LOOKAHEAD`.
     """
     queue = _checked_filter(queue)
+    lookahead = _checked_lookahead(lookahead)
     with _write_transaction(runtime) as session:
         _sync_first(session)
         _require_reviewer(session, user_id)
@@ -373,7 +390,7 @@ def submit_verdict(
     time_spent_ms: int | None = None,
     queue: QueueFilter | None = None,
     prediction_id: int | None = None,
-    lookahead: bool = False,
+    lookahead: int = 0,
 ) -> ReviewTask | None:
     """Record a verdict on an item, release its lease and return the reviewer's next task (same `queue`).
 
@@ -383,6 +400,7 @@ def submit_verdict(
     """
     verdict = _checked_verdict(verdict)
     queue = _checked_filter(queue)
+    lookahead = _checked_lookahead(lookahead)
     if len(comment) > MAX_COMMENT_CHARS:
         raise ReviewError(f"The comment is too long ({len(comment)} characters); keep it under {MAX_COMMENT_CHARS}.")
     if time_spent_ms is not None and (not isinstance(time_spent_ms, int) or time_spent_ms < 0):
@@ -443,10 +461,11 @@ def submit_verdict(
 
 
 def skip_task(
-    runtime: Runtime, *, user_id: int, item_id: int, queue: QueueFilter | None = None, lookahead: bool = False
+    runtime: Runtime, *, user_id: int, item_id: int, queue: QueueFilter | None = None, lookahead: int = 0
 ) -> ReviewTask | None:
     """Put the item at the back of this reviewer's queue, release it, and return their next task."""
     queue = _checked_filter(queue)
+    lookahead = _checked_lookahead(lookahead)
     with _write_transaction(runtime) as session:
         _sync_first(session)
         _require_reviewer(session, user_id)
@@ -458,7 +477,7 @@ def skip_task(
         )
 
 
-def undo_last(runtime: Runtime, *, user_id: int, project_id: int, lookahead: bool = False) -> ReviewTask | None:
+def undo_last(runtime: Runtime, *, user_id: int, project_id: int, lookahead: int = 0) -> ReviewTask | None:
     """Undo the reviewer's last verdict in the project and lease that item back to them; `None` if there is none.
 
     The review stays, marked `undone_at`; its annotation goes, and the item's previous verdict (if another review
@@ -494,7 +513,7 @@ def undo_last(runtime: Runtime, *, user_id: int, project_id: int, lookahead: boo
         crud.release_user_leases(session=session, user_id=user_id, project_id=project_id, keep_item_id=item.id)
         task = _task(session, runtime, item_id=item.id, queue=QueueFilter())
         if lookahead:
-            _with_upcoming(session, runtime, task, user_id=user_id, queue=QueueFilter())
+            _with_upcoming(session, runtime, task, user_id=user_id, queue=QueueFilter(), depth=lookahead)
         return task
 
 

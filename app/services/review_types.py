@@ -90,9 +90,9 @@ class ReviewTask:
     distribution: bool = False  # classification answers are probability distributions over `labels`
     verdict: str | None = None  # the item's current verdict when it is up for a second look
     split: str = "train"
-    # The item leased ahead for this reviewer (`lookahead=True`): shown the moment this one gets its verdict, while
-    # the server records it. Its own `upcoming` is always None.
-    upcoming: ReviewTask | None = None
+    # The items leased ahead for this reviewer, in queue order (`lookahead=N`): the next one is shown the moment
+    # this one gets its verdict, while the server records it. Their own `upcoming` are empty.
+    upcoming: tuple[ReviewTask, ...] = ()
 
 
 @dataclass(frozen=True)

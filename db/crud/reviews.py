@@ -7,6 +7,7 @@ queue these items are drawn from is `db.crud.review_queue`.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -51,12 +52,14 @@ def release_user_leases(*, session: Session, user_id: int, project_id: int, keep
     session.execute(stmt.values(leased_by_id=None, lease_expires_at=None).execution_options(synchronize_session=False))
 
 
-def held_item(*, session: Session, user_id: int, project_id: int, exclude_item_id: int | None = None) -> int | None:
+def held_item(
+    *, session: Session, user_id: int, project_id: int, exclude_item_ids: Collection[int] = ()
+) -> int | None:
     """The item of the project leased to `user_id` with the latest lease end (even if the lease ran out but nobody
-    took it over), other than `exclude_item_id`."""
+    took it over), other than `exclude_item_ids`."""
     stmt = select(Item.id).where(Item.leased_by_id == user_id, Item.project_id == project_id)
-    if exclude_item_id is not None:
-        stmt = stmt.where(Item.id != exclude_item_id)
+    if exclude_item_ids:
+        stmt = stmt.where(Item.id.not_in(list(exclude_item_ids)))
     return session.scalar(stmt.order_by(Item.lease_expires_at.desc(), Item.id).limit(1))
 
 
