@@ -173,8 +173,8 @@ def test_keys_typed_faster_than_the_server_are_all_applied_in_order(runtime, tmp
     page = chromium_browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(app.url)
     wait_for_item(page, item_ids[0])
-    wait_for_item_ahead = f'#review-card .rise-stage[data-upcoming="{item_ids[1]}"]'
-    page.locator(wait_for_item_ahead).wait_for(state="attached", timeout=TIMEOUT_MS)
+    item_ahead = f'#review-card .rise-slide[data-item="{item_ids[1]}"]'
+    page.locator(item_ahead).wait_for(state="attached", timeout=TIMEOUT_MS)
 
     # The first key shows the next item before anything comes back from the server: in the same task as the key.
     shown = page.evaluate(

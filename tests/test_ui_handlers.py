@@ -232,12 +232,12 @@ class TestScreen:
             user_id = make_reviewer(session).id
         for seed, item in enumerate(items):
             write_png(runtime.settings.media_dir / item.media_path, seed)
-        task = review_service.next_task(runtime, project_id=project.id, user_id=user_id, lookahead=True)
+        task = review_service.next_task(runtime, project_id=project.id, user_id=user_id, lookahead=2)
         first = review.screen_updates(task, "")
         assert first["label_radio"]["choices"] == ["circle", "square"]
 
         after = review_service.submit_verdict(
-            runtime, user_id=user_id, item_id=task.item_id, verdict="accept", lookahead=True
+            runtime, user_id=user_id, item_id=task.item_id, verdict="accept", lookahead=2
         )
         second = review.screen_updates(after, "", first["view"])
 
@@ -245,8 +245,10 @@ class TestScreen:
         assert second["label_radio"] == after.answer
         assert not {"legend", "annotator", "distribution", *review.VERDICT_BUTTONS} & set(second)
         # The item after it is already in the page, hidden, with its image.
-        assert f'data-upcoming="{after.upcoming.item_id}"' in second["card"]
-        assert f"Item #{after.upcoming.item_id}" in second["card"].split('<div class="rise-slide" hidden>')[1]
+        ahead = after.upcoming[0].item_id
+        assert 'data-show-early="1"' in second["card"]
+        assert f'<div class="rise-slide" data-item="{ahead}" hidden><div class="rise-card">' in second["card"]
+        assert f'<div class="rise-slide" data-item="{ahead}" hidden><a href="gradio_api/file=' in second["image"]
 
 
 class TestAccounts:

@@ -97,12 +97,14 @@ class ReviewTab:
 BLUR_JS = "() => { if (document.activeElement) { document.activeElement.blur(); } }"
 
 
-def status_html(message: str) -> str:
+def status_html(message: str, *, failed: bool = False) -> str:
     """The status line. Its `data-response` changes with every answer of the server, even when the message does not:
-    that is how the key listener knows an action is done and the next key can go."""
+    that is how the key listener knows an action is done and the next key can go; `data-outcome` says whether the
+    action failed, which makes the listener drop the keys it held back for the items after it."""
+    outcome = "failed" if failed else "done"
     return (
-        f'<div class="rise-status" data-testid="review-status" data-response="{time.monotonic_ns()}">'
-        f"{render.escape(message)}</div>"
+        f'<div class="rise-status" data-testid="review-status" data-response="{time.monotonic_ns()}" '
+        f'data-outcome="{outcome}">{render.escape(message)}</div>'
     )
 
 
@@ -179,7 +181,7 @@ def screen_updates(task: ReviewTask | None, message: str, view: dict | None = No
 def _keep_screen(task: ReviewTask | None, message: str) -> ScreenUpdate:
     """Only say why nothing happened, and put the panels back on `task`: the key listener may already show the
     item leased ahead, which did not become the reviewer's."""
-    update: ScreenUpdate = {"status": status_html(message)}
+    update: ScreenUpdate = {"status": status_html(message, failed=True)}
     if task is not None:
         update["image"], update["card"], update["cot"] = staged_panels(task, shown_image(task)[0])
     return update

@@ -21,6 +21,9 @@ from app.ui import render
 ORDER_CHOICES = [("Lowest confidence first", "confidence"), ("Oldest first", "oldest")]
 VERDICT_CHOICES = [("Not reviewed yet", ""), ("Accepted", "accept"), ("Corrected", "correct"), ("Rejected", "reject")]
 ANY = ""  # dropdown value meaning "no filter"
+# Items leased ahead of the one on screen (`app.ui.stage`): enough to stay ahead of the server through a quick run of
+# verdicts, few enough that a reviewer who leaves holds little of the queue until their leases run out.
+LOOKAHEAD = 3
 
 
 class ReviewInputError(AppError, ValueError):
@@ -123,7 +126,7 @@ def _require(task: ReviewTask | None) -> ReviewTask:
 def load(runtime: Runtime, *, user_id: int, project_id: int | None, queue: QueueFilter) -> Outcome:
     if project_id is None:
         return Outcome(None, "Pick a project to start reviewing.")
-    task = review_service.next_task(runtime, project_id=project_id, user_id=user_id, queue=queue, lookahead=True)
+    task = review_service.next_task(runtime, project_id=project_id, user_id=user_id, queue=queue, lookahead=LOOKAHEAD)
     return Outcome(task, "" if task else "Nothing left to review with these filters.")
 
 
@@ -158,7 +161,7 @@ def _submit(
         time_spent_ms=_elapsed_ms(shown_at),
         queue=queue,
         prediction_id=task.prediction_id,
-        lookahead=True,
+        lookahead=LOOKAHEAD,
     )
     return Outcome(next_task, _next_message(next_task, f"Item #{task.item_id} {_DONE[verdict]}."))
 
@@ -216,14 +219,16 @@ def reject(
 
 def skip(runtime: Runtime, *, user_id: int, task: ReviewTask | None, queue: QueueFilter) -> Outcome:
     task = _require(task)
-    next_task = review_service.skip_task(runtime, user_id=user_id, item_id=task.item_id, queue=queue, lookahead=True)
+    next_task = review_service.skip_task(
+        runtime, user_id=user_id, item_id=task.item_id, queue=queue, lookahead=LOOKAHEAD
+    )
     return Outcome(next_task, _next_message(next_task, f"Item #{task.item_id} skipped."))
 
 
 def undo(runtime: Runtime, *, user_id: int, project_id: int | None, current: ReviewTask | None) -> Outcome:
     if project_id is None:
         raise ReviewInputError("Pick a project first.")
-    task = review_service.undo_last(runtime, user_id=user_id, project_id=project_id, lookahead=True)
+    task = review_service.undo_last(runtime, user_id=user_id, project_id=project_id, lookahead=LOOKAHEAD)
     if task is None:
         return Outcome(current, "Nothing to undo.")
     return Outcome(task, f"Undid your last verdict; item #{task.item_id} is back on screen.")

@@ -5,8 +5,10 @@ reviewer types in a text field, and never uses the keys the box annotator owns w
 c, d, e and Space: create, drag, edit, and so on), so both sets of shortcuts work side by side.
 
 One action is in flight at a time. Keys pressed meanwhile are held back in order and applied as soon as the screen
-shows the server's answer, so fast typing loses no key and never acts on an item not yet on screen. A verdict key
-(A, R, N) shows the item leased ahead in the same frame (`app.ui.stage`), before the server has answered.
+shows the server's answer, so fast typing loses no key and never acts on another item than the one on screen when it
+was pressed. A verdict key (A, R, N) shows the next item leased ahead in the same frame (`app.ui.stage`), before the
+server has answered, and so do the verdict keys after it, as far as the items leased ahead go. If an action fails,
+the keys held back behind it are dropped and the screen goes back to the server's item.
 """
 
 from __future__ import annotations
@@ -57,14 +59,17 @@ _LISTENER_TEMPLATE = """
   const labelRadioId = __LABEL_RADIO__;
   const statusId = __STATUS__;
   const stageIds = __STAGES__;
-  // A key pressed while the server works on the last action waits here, in order, and is applied once the screen
-  // shows the answer: no key is lost, and none acts on an item the reviewer has not seen.
+  // Keys wait here, in order, while the server works on an action: each with the item on screen when it was
+  // pressed, and whether its next item was already shown. None is lost, and none acts on another item than the one
+  // the reviewer saw: if the server's item is not that one when its turn comes, the keys left are dropped.
   const queued = [];
   const MAX_QUEUED = 100;
   // An action whose answer never comes (a server error) stops holding keys back after this long.
   const STALE_MS = 15000;
   let pendingSince = 0;
   let lastResponse = null;
+  // How many slides the screen shows beyond the server's current item (verdicts shown before they are answered).
+  let ahead = 0;
   const buttonIds = new Set(Object.values(shortcuts).filter((s) => s.action === "click").map((s) => s.id));
   const textTypes = new Set(["text", "password", "number", "search", "email", "url", "tel", "textarea"]);
   const isTyping = (el) => {
@@ -74,55 +79,81 @@ _LISTENER_TEMPLATE = """
   };
   const visible = (el) => !!el && el.offsetParent !== null;
   const busy = () => pendingSince > 0 && performance.now() - pendingSince < STALE_MS;
-  const responseMark = () => {
-    const el = document.querySelector("#" + statusId + " [data-response]");
-    return el ? el.dataset.response : null;
+  const status = () => document.querySelector("#" + statusId + " [data-response]");
+  const panels = () => stageIds.map((id) => document.querySelector("#" + id + " .rise-stage"));
+  const slidesOf = (panel) => panel.querySelectorAll(":scope > .rise-slide");
+  const showSlide = (index) => {
+    for (const panel of panels()) {
+      if (!panel) { continue; }
+      slidesOf(panel).forEach((slide, i) => { slide.hidden = i !== index; });
+    }
   };
-  const showUpcoming = () => {
-    const panels = stageIds.map((id) => document.querySelector("#" + id + " .rise-stage"));
-    if (panels.some((panel) => !panel || !panel.dataset.showEarly)) { return; }
-    const slides = panels.map((panel) => panel.querySelectorAll(":scope > .rise-slide"));
-    if (slides.some((pair) => pair.length < 2)) { return; }
-    panels.forEach((panel, i) => {
-      slides[i][0].hidden = true;
-      slides[i][1].hidden = false;
-      panel.dataset.item = panel.dataset.upcoming;
-      delete panel.dataset.showEarly;
-    });
+  // The item the server has on screen, and the one the reviewer sees.
+  const serverItem = () => { const card = panels()[1]; return card ? card.dataset.item : null; };
+  const shownItem = () => {
+    const card = panels()[1];
+    const slide = card ? slidesOf(card)[ahead] : null;
+    return slide ? slide.dataset.item : serverItem();
   };
-  const perform = (key) => {
-    if (/^[1-9]$/.test(key)) {
+  const canStepAhead = () => {
+    const all = panels();
+    if (all.some((panel) => !panel || !panel.dataset.showEarly)) { return false; }
+    return all.every((panel) => ahead + 1 < slidesOf(panel).length);
+  };
+  const target = (shortcut) => {
+    const host = document.getElementById(shortcut.id);
+    if (!visible(host)) { return null; }
+    if (shortcut.action === "toggle") { return host.querySelector("input[type=checkbox]") || host; }
+    if (shortcut.action === "focus") { return host.querySelector("textarea, input") || host; }
+    return host;
+  };
+  // Apply one key; true when it started an action of the server.
+  const perform = (entry) => {
+    if (/^[1-9]$/.test(entry.key)) {
       const group = document.getElementById(labelRadioId);
       const options = visible(group) ? group.querySelectorAll("input[type=radio]") : [];
-      const option = options[Number(key) - 1];
+      const option = options[Number(entry.key) - 1];
       if (option && !option.disabled) { option.click(); }
-      return;
+      return false;
     }
-    const shortcut = shortcuts[key];
-    const host = shortcut ? document.getElementById(shortcut.id) : null;
-    if (!visible(host)) { return; }
-    let target = host;
-    if (shortcut.action === "toggle") { target = host.querySelector("input[type=checkbox]") || host; }
-    if (shortcut.action === "focus") { target = host.querySelector("textarea, input") || host; }
-    if (target.disabled) { return; }
-    if (shortcut.action === "focus") { target.focus(); return; }
-    if (shortcut.action === "click") {
-      pendingSince = performance.now();
-      if (shortcut.showsNext) { showUpcoming(); }
+    const shortcut = shortcuts[entry.key];
+    const element = target(shortcut);
+    if (!element || element.disabled) { return false; }
+    if (shortcut.action === "focus") { element.focus(); return false; }
+    if (shortcut.action === "toggle") { element.click(); return false; }
+    if (shortcut.showsNext && !entry.shown && canStepAhead()) { ahead += 1; showSlide(ahead); }
+    pendingSince = performance.now();
+    element.click();
+    return true;
+  };
+  const pump = () => {
+    while (queued.length && !busy()) {
+      const entry = queued[0];
+      if (entry.item !== null && serverItem() !== null && entry.item !== serverItem()) {
+        // The server moved elsewhere (an error, another window): these keys were meant for other items.
+        queued.length = 0;
+        ahead = 0;
+        showSlide(0);
+        return;
+      }
+      queued.shift();
+      if (perform(entry)) { return; }
     }
-    target.click();
   };
-  const drain = () => {
-    while (queued.length && !busy()) { perform(queued.shift()); }
-  };
-  // Every answer of the server changes the status line's mark; the keys held back meanwhile go on the next frame,
-  // once every component shows the answer.
+  // Every answer of the server changes the status line's mark. The server re-renders the panels with its current
+  // item first: the screen steps again past the items whose verdicts are still on their way, before it is painted.
   new MutationObserver(() => {
-    const mark = responseMark();
+    const element = status();
+    const mark = element ? element.dataset.response : null;
     if (mark === lastResponse) { return; }
     lastResponse = mark;
     pendingSince = 0;
-    if (queued.length) { requestAnimationFrame(drain); }
+    if (element && element.dataset.outcome === "failed") {
+      queued.length = 0;
+    }
+    ahead = queued.filter((entry) => entry.shown).length;
+    if (ahead) { showSlide(ahead); }
+    if (queued.length) { setTimeout(pump, 0); }
   }).observe(document.body, { subtree: true, childList: true, attributes: true, attributeFilter: ["data-response"] });
   // A click with the mouse is an action in flight too.
   document.addEventListener("click", (event) => {
@@ -135,14 +166,22 @@ _LISTENER_TEMPLATE = """
     if (isTyping(event.target)) { return; }
     const key = (event.key || "").toLowerCase();
     const hostId = /^[1-9]$/.test(key) ? labelRadioId : shortcuts[key] ? shortcuts[key].id : null;
-    const host = hostId ? document.getElementById(hostId) : null;
-    if (!visible(host)) { return; }
+    if (!visible(hostId ? document.getElementById(hostId) : null)) { return; }
     event.preventDefault();
-    if (busy() || queued.length) {
-      if (queued.length < MAX_QUEUED) { queued.push(key); }
-      return;
+    if (queued.length >= MAX_QUEUED) { return; }
+    // The item the key is for: the one on screen, unless keys before it wait to move the screen on (then it is
+    // whichever item they leave on screen, and there is nothing to check it against).
+    const settled = queued.every((e) => e.shown);
+    const entry = { key: key, item: settled ? shownItem() : null, shown: false };
+    // A verdict key whose turn is behind other verdicts shows its next item now, if it is in the page already.
+    const showsNext = !!(shortcuts[key] && shortcuts[key].showsNext);
+    if (showsNext && (busy() || queued.length) && settled && canStepAhead()) {
+      ahead += 1;
+      showSlide(ahead);
+      entry.shown = true;
     }
-    perform(key);
+    queued.push(entry);
+    pump();
   });
 }
 """

@@ -1,10 +1,11 @@
-"""The review screen's staged panels: the item on screen and, hidden behind it, the item leased ahead.
+"""The review screen's staged panels: the item on screen and, hidden behind it, the items leased ahead.
 
-The image, the item card and the reasoning are each an HTML panel holding two slides: the current item's, shown,
-and the upcoming item's (`ReviewTask.upcoming`), hidden, its image already loaded by the browser. When the reviewer
-gives a verdict by key, the key listener (`app.ui.shortcuts`) shows the upcoming slides at once, in the same frame,
-while the server records the verdict; the server's answer then brings that same item as the current one, with the
-next item hidden behind it. So the reviewer's wait is one frame, not a round trip.
+The image, the item card and the reasoning are each an HTML panel holding slides: the current item's, shown, and
+those of the items leased ahead (`ReviewTask.upcoming`; `app.ui.review_actions.LOOKAHEAD` of them), hidden, their
+images already loaded by the browser. When the reviewer gives a verdict by key, the key listener (`app.ui.shortcuts`)
+shows the next slides at once, in the same frame, while the server records the verdict; the server's answer then
+brings that item as the current one, with the next ones behind it. The reviewer's wait is one frame, not a round
+trip, even while they are faster than the server for a few items.
 
 Only a screen without editors that belong to one item shows the upcoming item early: a single-label classification
 item whose image could be shown (`can_show_early`). Box editors and probability tables are Gradio components that
@@ -84,43 +85,35 @@ def image_html(task: ReviewTask, path: str | None) -> str:
     )
 
 
-def _staged(current: str, upcoming: str | None, *, item_id: int, upcoming_task: ReviewTask | None) -> str:
-    attributes = f'class="rise-stage" data-item="{item_id}"'
-    if upcoming_task is not None and upcoming is not None:
-        attributes += f' data-upcoming="{upcoming_task.item_id}"'
-        if can_show_early(upcoming_task):
-            attributes += ' data-show-early="1"'
-            if isinstance(upcoming_task.answer, str):
-                attributes += f' data-upcoming-answer="{render.escape(upcoming_task.answer)}"'
-    slides = [f'<div class="rise-slide">{current}</div>']
-    if upcoming is not None:
-        slides.append(f'<div class="rise-slide" hidden>{upcoming}</div>')
-    return f"<div {attributes}>{''.join(slides)}</div>"
+def _staged(slides: list[str], item_ids: list[int], *, show_early: bool) -> str:
+    """A panel of slides, the first shown: `data-item` names the item on screen as the server sees it, and each slide
+    its own item; `data-show-early` lets the key listener step through the hidden ones before the server answers."""
+    attributes = f'class="rise-stage" data-item="{item_ids[0]}"' + (' data-show-early="1"' if show_early else "")
+    html = "".join(
+        f'<div class="rise-slide" data-item="{item_id}"{"" if index == 0 else " hidden"}>{slide}</div>'
+        for index, (slide, item_id) in enumerate(zip(slides, item_ids, strict=True))
+    )
+    return f"<div {attributes}>{html}</div>"
 
 
 def staged_panels(task: ReviewTask, image_path: str | None) -> tuple[str, str, str]:
     """The image, card and reasoning panels of `task` (its image already copied to `image_path`), each with the
-    upcoming item's slide hidden behind."""
-    upcoming = task.upcoming
-    upcoming_image = shown_image(upcoming)[0] if upcoming is not None else None
-    early = upcoming is not None and can_show_early(upcoming) and upcoming_image is not None
-    show_image = can_show_early(task)
+    slides of the items leased ahead (`task.upcoming`) hidden behind. Items that cannot be shown early still get
+    their image preloaded, in hidden slides of the image panel."""
+    upcoming = list(task.upcoming)
+    images = [shown_image(item)[0] for item in upcoming]
+    early = bool(upcoming) and all(can_show_early(item) for item in upcoming) and None not in images
+    ids = [task.item_id, *(item.item_id for item in upcoming)]
     image_panel = _staged(
-        image_html(task, image_path) if show_image else "",
-        image_html(upcoming, upcoming_image) if upcoming is not None else None,
-        item_id=task.item_id,
-        upcoming_task=upcoming if early else None,
+        [image_html(task, image_path) if can_show_early(task) else ""]
+        + [image_html(item, path) for item, path in zip(upcoming, images, strict=True)],
+        ids,
+        show_early=early,
     )
-    card_panel = _staged(
-        card_html(task),
-        card_html(upcoming) if early and upcoming is not None else None,
-        item_id=task.item_id,
-        upcoming_task=upcoming if early else None,
-    )
+    if not early:
+        upcoming, ids = [], ids[:1]
+    card_panel = _staged([card_html(task), *(card_html(item) for item in upcoming)], ids, show_early=early)
     reasoning_panel = _staged(
-        reasoning_html(task),
-        reasoning_html(upcoming) if early and upcoming is not None else None,
-        item_id=task.item_id,
-        upcoming_task=upcoming if early else None,
+        [reasoning_html(task), *(reasoning_html(item) for item in upcoming)], ids, show_early=early
     )
     return image_panel, card_panel, reasoning_panel
