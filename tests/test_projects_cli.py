@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 import app.commands  # noqa: F401  (registers the sub-commands on `cli`)
 from app.cli import cli
 from app.runtime import open_runtime
+from app.services import projects as project_service
 from app.settings import load_settings
 from db.crud import projects as project_crud
 from rise.synthetic import write_demo_assets
@@ -77,6 +78,10 @@ def test_create_with_bad_options_exits_1_with_the_fix(rise, args, message):
             ["project", "create", "p", "--task", "detection", "--labels", "a", "--eval-fraction", "1"],
             "--eval-fraction 0.1",
         ),
+        (
+            ["project", "create", "p", "--task", "classification", "--labels", "cat"],
+            "at least two labels, got ['cat']. Example: --labels circle,square",
+        ),
         (["import", "--project", "nope", "no-such-folder"], "Example: `rise project create nope --task"),
     ],
 )
@@ -109,6 +114,22 @@ def test_the_database_layer_words_project_errors_for_any_caller(tmp_path, reques
     assert refused.value.setting == setting and missing.value.name == "nope"
     for message in (str(refused.value), str(missing.value)):
         assert "--" not in message and "rise " not in message and "`" not in message, message
+
+
+@pytest.mark.parametrize(
+    ("task_type", "labels", "setting"),
+    [("classification", ["cat"], "labels"), ("detection", [], "labels"), ("segmentation", ["a"], "task_type")],
+)
+def test_the_project_service_words_task_rule_errors_for_any_caller(tmp_path, task_type, labels, setting):
+    runtime = open_runtime(load_settings({"RISE_DATA_DIR": str(tmp_path)}), upgrade=True)
+    try:
+        with pytest.raises(project_service.ProjectError) as refused:
+            project_service.create_project(runtime, "p", task_type, labels)
+    finally:
+        runtime.close()
+    message = str(refused.value)
+    assert refused.value.setting == setting
+    assert "--" not in message and "rise " not in message and "`" not in message, message
 
 
 def test_create_duplicate_name_is_refused(rise):

@@ -54,13 +54,14 @@ def project_called(session: Session, name: str, error: type[Exception]) -> Proje
 
 
 def _check_task_rules(task_type: TaskType, labels: Sequence[str], distribution: bool) -> None:
-    # The two most common mistakes get messages in the command line's own terms; TaskSpec checks the rest.
+    # The two most common mistakes get their own messages, naming the setting so that each caller can add how its
+    # users write labels; TaskSpec checks the rest.
     if task_type is TaskType.classification and len(labels) < 2:
         raise ProjectError(
-            f"A classification project needs at least two labels, got {list(labels)}. Example: --labels cat,dog"
+            f"A classification project needs at least two labels, got {list(labels)}.", setting="labels"
         )
     if task_type is TaskType.detection and not labels:
-        raise ProjectError("A detection project needs at least one box label. Example: --labels circle,square")
+        raise ProjectError("A detection project needs at least one box label.", setting="labels")
     try:
         TaskSpec(task_type=task_type, labels=tuple(labels), distribution=distribution)
     except ValueError as error:
@@ -82,7 +83,7 @@ def create_project(
         task_type = TaskType(task_type)
     except ValueError:
         choices = ", ".join(t.value for t in TaskType)
-        raise ProjectError(f"Unknown task {task_type!r}; choose one of {choices}.") from None
+        raise ProjectError(f"Unknown task {task_type!r}; choose one of {choices}.", setting="task_type") from None
     labels = [label.strip() for label in labels]
     _check_task_rules(task_type, labels, distribution)
     with runtime.sessions.begin() as session:
