@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.settings import Settings, load_settings
 from db import migrate
 from db.session import make_engine, make_session_factory
+from rise.answers import answer_labels
 
 
 @dataclass
@@ -29,4 +30,5 @@ def open_runtime(settings: Settings | None = None, *, upgrade: bool = False) -> 
         migrate.upgrade(settings.database_url)
     engine = make_engine(settings.database_url, lock_timeout_s=settings.db_lock_timeout_s)
     settings.media_dir.mkdir(parents=True, exist_ok=True)
-    return Runtime(settings=settings, engine=engine, sessions=make_session_factory(engine))
+    sessions = make_session_factory(engine, answer_labels=answer_labels)
+    return Runtime(settings=settings, engine=engine, sessions=sessions)

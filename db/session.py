@@ -11,7 +11,9 @@ once, up front, and then runs without meeting another writer.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
@@ -23,6 +25,8 @@ _SQLITE_BUSY_MESSAGES = ("database is locked", "database is busy", "database tab
 # PostgreSQL SQLSTATEs of the same: lock_timeout, deadlock detected, serialization failure, statement cancelled.
 _POSTGRES_BUSY_CODES = frozenset({"55P03", "40P01", "40001", "57014"})
 DEFAULT_LOCK_TIMEOUT_S = 10.0
+# The key of `Session.info` under which a session carries the reader of answer labels (`make_session_factory`).
+ANSWER_LABELS_INFO = "answer_labels"
 
 
 def is_database_busy(error: BaseException) -> bool:
@@ -77,6 +81,16 @@ def make_engine(url: str, *, lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S, **k
     return create_engine(url, **kwargs)
 
 
-def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+def make_session_factory(
+    engine: Engine, *, answer_labels: Callable[[Any], Iterable[str]] | None = None
+) -> sessionmaker[Session]:
+    """Sessions on `engine`.
+
+    Args:
+        answer_labels: the labels a stored answer names (the app passes `rise.answers.answer_labels`). The review
+            queue files each prediction under them; this layer keeps answers opaque, so its sessions carry the
+            reader in `Session.info` (`ANSWER_LABELS_INFO`). Sessions without it cannot fill the review queue.
+    """
+    info = {} if answer_labels is None else {ANSWER_LABELS_INFO: answer_labels}
     # expire_on_commit=False: services return ORM objects after their transaction closes (e.g. to a UI handler).
-    return sessionmaker(bind=engine, expire_on_commit=False)
+    return sessionmaker(bind=engine, expire_on_commit=False, info=info)

@@ -37,6 +37,26 @@ LABEL_TRIM = " \t\r\n\"'`*.,;:!"
 # Labels
 
 
+def answer_labels(answer: Any) -> list[str]:
+    """The labels an answer names: the label, the most probable label of a distribution, or the box labels (sorted,
+    each once). A grounding box names none.
+
+    >>> answer_labels([{"label": "square", "box": [0, 0, 4, 4]}, {"label": "circle", "box": [1, 1, 5, 5]}])
+    ['circle', 'square']
+    >>> answer_labels({"joy": 0.2, "fear": 0.8}), answer_labels([1, 2, 3, 4])
+    (['fear'], [])
+    """
+    if isinstance(answer, str):
+        return [answer]
+    if isinstance(answer, dict):
+        numeric = {k: v for k, v in answer.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+        return [max(numeric, key=numeric.__getitem__)] if numeric else []
+    if isinstance(answer, list):
+        labels = {entry.get("label") for entry in answer if isinstance(entry, dict)}
+        return sorted(label for label in labels if isinstance(label, str))
+    return []
+
+
 def label_key(text: str) -> str:
     """The comparison form of a label: case-folded, `_`/`-`/whitespace runs collapsed to one space.
 

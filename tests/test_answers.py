@@ -6,13 +6,33 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rise.answers import MAX_BOXES, label_key, normalize_answer, normalize_label, parse_answer_text
+from rise.answers import MAX_BOXES, answer_labels, label_key, normalize_answer, normalize_label, parse_answer_text
 from rise.tasks import TaskSpec
 
 SHAPES = TaskSpec("classification", labels=("circle", "square"), synonyms={"ball": "circle", "Round Thing": "circle"})
 EMOTIONS = TaskSpec("classification", labels=("joy", "fear"), distribution=True)
 DETECTION = TaskSpec("detection", labels=("circle", "square"))
 GROUNDING = TaskSpec("grounding")
+
+
+class TestAnswerLabels:
+    @pytest.mark.parametrize(
+        ("answer", "expected"),
+        [
+            ("circle", ["circle"]),  # one label
+            ({"joy": 0.2, "fear": 0.8}, ["fear"]),  # a distribution names its most probable label
+            ({"joy": True, "fear": "x"}, []),  # no probabilities: nothing named
+            (
+                [{"label": "square", "box": [0, 0, 2, 2]}, {"label": "circle", "box": [1, 1, 3, 3]}],
+                ["circle", "square"],
+            ),  # sorted
+            ([{"label": "circle", "box": [0, 0, 4, 4]}, {"label": "circle", "box": [1, 1, 5, 5]}], ["circle"]),  # once
+            ([1, 2, 3, 4], []),  # a grounding box names no label
+            (None, []),  # no answer
+        ],
+    )
+    def test_labels_an_answer_names(self, answer, expected):
+        assert answer_labels(answer) == expected
 
 
 class TestNormalizeLabel:

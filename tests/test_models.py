@@ -9,6 +9,7 @@ from sqlalchemy import Engine, Enum, delete, func, inspect, select, text
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.orm import Session
 
+from db.crud.review_queue import AnswerReaderMissingError, encode_labels, sync_review_queue
 from db.models import (
     TASK_TYPES,
     Annotation,
@@ -20,11 +21,13 @@ from db.models import (
     Prediction,
     Project,
     Review,
+    ReviewQueueEntry,
     TrainingJob,
     User,
     Verdict,
 )
 from db.session import make_engine, make_session_factory
+from rise.answers import answer_labels
 from rise.tasks import TaskType
 
 
@@ -248,6 +251,27 @@ class TestJsonAnswers:
         project.labels = None
         with pytest.raises(IntegrityError):
             session.flush()
+
+
+class TestReviewQueueAnswerReader:
+    def test_a_session_without_the_answer_reader_refuses_to_fill_the_queue(self, db_engine):
+        with make_session_factory(db_engine).begin() as session:
+            item = add_project(session, "p", items=1).items[0]
+            session.add(Prediction(item=item, model_name="tiny", raw_text="circle", answer="circle"))
+            session.flush()
+            with pytest.raises(AnswerReaderMissingError):
+                sync_review_queue(session=session)
+
+    def test_the_queue_files_a_prediction_under_the_labels_the_reader_names(self, db_engine):
+        sessions = make_session_factory(db_engine, answer_labels=answer_labels)
+        with sessions.begin() as session:
+            item = add_project(session, "p", items=1).items[0]
+            answer = [{"label": "square", "box": [0, 0, 4, 4]}, {"label": "circle", "box": [1, 1, 5, 5]}]
+            session.add(Prediction(item=item, model_name="tiny", raw_text="boxes", answer=answer))
+            session.flush()
+            sync_review_queue(session=session)  # the newest prediction of the item wins
+            entry = session.get(ReviewQueueEntry, item.id)
+            assert entry is not None and entry.answer_labels == encode_labels(["circle", "square"])
 
 
 class TestSqliteConnection:

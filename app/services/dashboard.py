@@ -12,6 +12,7 @@ from app.runtime import Runtime
 from db.crud import review_queue as queue_crud
 from db.crud import review_stats as stats_crud
 from db.models import Project, Verdict, utcnow
+from rise.answers import answer_labels
 
 __all__ = [
     "DashboardStats",
@@ -108,7 +109,7 @@ def _label_rates(answers: list[tuple[str, Any]]) -> tuple[dict[str, float], dict
     reviewed: dict[str, int] = {}
     accepted: dict[str, int] = {}
     for verdict, answer in answers:
-        for label in queue_crud.answer_labels(answer):
+        for label in answer_labels(answer):
             reviewed[label] = reviewed.get(label, 0) + 1
             accepted[label] = accepted.get(label, 0) + (verdict == Verdict.accept.value)
     return {label: accepted[label] / n for label, n in sorted(reviewed.items())}, dict(sorted(reviewed.items()))

@@ -9,14 +9,16 @@ changes between unreviewed and reviewed under the item's lock, so they stay exac
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, Select, and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from db.errors import DbError
 from db.models import Item, Prediction, Project, Review, ReviewQueueCount, ReviewQueueEntry, ReviewSkip, Verdict
+from db.session import ANSWER_LABELS_INFO
 
 Q = ReviewQueueEntry
 COUNTS = ReviewQueueCount.__table__
@@ -32,23 +34,20 @@ _CHUNK = 500
 # Labels named by an answer
 
 
-def answer_labels(answer: Any) -> list[str]:
-    """The labels an answer names: the label, the most probable label of a distribution, or the box labels.
+class AnswerReaderMissingError(DbError, RuntimeError):
+    """The session was made without a reader of answer labels, so predictions cannot be filed under their labels."""
 
-    >>> answer_labels([{"label": "square", "box": [0, 0, 4, 4]}, {"label": "circle", "box": [1, 1, 5, 5]}])
-    ['circle', 'square']
-    >>> answer_labels({"joy": 0.2, "fear": 0.8}), answer_labels([1, 2, 3, 4])
-    (['fear'], [])
-    """
-    if isinstance(answer, str):
-        return [answer]
-    if isinstance(answer, dict):
-        numeric = {k: v for k, v in answer.items() if isinstance(v, int | float) and not isinstance(v, bool)}
-        return [max(numeric, key=numeric.__getitem__)] if numeric else []
-    if isinstance(answer, list):
-        labels = {entry.get("label") for entry in answer if isinstance(entry, dict)}
-        return sorted(label for label in labels if isinstance(label, str))
-    return []
+
+def _answer_labels(session: Session) -> Callable[[Any], Iterable[str]]:
+    # What labels an answer names is the ML core's knowledge (`rise.answers.answer_labels`); this layer stores
+    # answers without reading them, and gets the reader with its session (`db.session.make_session_factory`).
+    reader = session.info.get(ANSWER_LABELS_INFO)
+    if reader is None:
+        raise AnswerReaderMissingError(
+            "This database session has no reader of answer labels; make its factory with "
+            "make_session_factory(engine, answer_labels=...)."
+        )
+    return reader
 
 
 def encode_labels(labels: Iterable[str]) -> str:
@@ -121,6 +120,7 @@ def _latest_active_reviews(session: Session, item_ids: Sequence[int]) -> dict[in
 
 def _copy_predictions(session: Session, predictions: Sequence[Any]) -> None:
     """Queue rows for `(id, item_id, project_id, model_name, score, answer)` rows; the newest prediction wins."""
+    labels_of = _answer_labels(session)
     newest = {row.item_id: row for row in sorted(predictions, key=lambda row: row.id)}
     # Sorted by item: concurrent syncs then lock rows in the same order and cannot deadlock on PostgreSQL.
     item_ids = sorted(newest)
@@ -135,7 +135,7 @@ def _copy_predictions(session: Session, predictions: Sequence[Any]) -> None:
                 "prediction_id": prediction.id,
                 "model_name": prediction.model_name or "",
                 "score": float(prediction.score) if prediction.score is not None else 0.0,
-                "answer_labels": encode_labels(answer_labels(prediction.answer)),
+                "answer_labels": encode_labels(labels_of(prediction.answer)),
                 # Only used when the row is new (an item reviewed before it had a queue row).
                 "verdict": review.verdict if review else None,
                 "review_id": review.id if review else None,
