@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from app.importers.label_studio import import_label_studio_file
 from app.services.exports import ExportError, export_label_studio, label_studio_config
+from app.services.label_studio_import import import_label_studio_file
 from db.models import Annotation, Item, Prediction
 from tests.utils.exchange import HOSTILE_LABEL, boxes_close, seed_reviewed_project
 

@@ -11,7 +11,7 @@ import pytest
 
 from app.export.label_studio import choices_result, rectangle_result, textarea_result
 from app.export.label_studio_config import labeling_config
-from app.importers.label_studio import LabelStudioImportError, import_label_studio_file
+from app.services.label_studio_import import LabelStudioImportError, import_label_studio_file
 from app.services.projects import create_project
 from db.models import Annotation, AnnotationSource, Item, Prediction
 from tests.utils.factories import write_png
@@ -234,8 +234,8 @@ def test_image_references_are_read_only_inside_the_given_folders(detection, tmp_
 
 
 def test_tasks_without_a_folder_to_read_from_read_no_local_file(detection, tmp_path):
-    from app.importers.label_studio import import_label_studio_tasks
-    from app.importers.label_studio_images import ImageResolver
+    from app.services.label_studio_images import ImageResolver
+    from app.services.label_studio_import import import_label_studio_tasks
 
     # As in a pull from a server without --image-root: the server's tasks name files of this machine.
     secret = write_png(tmp_path / "secret.png", seed=602, size=(40, 20))

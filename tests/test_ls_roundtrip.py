@@ -8,9 +8,9 @@ import uuid
 import pytest
 
 from app.export.label_studio_push import Credentials, LabelStudioError, LabelStudioServer
-from app.importers.label_studio import pull_from_label_studio
 from app.runtime import open_runtime
 from app.services.exports import push_to_label_studio
+from app.services.label_studio_import import pull_from_label_studio
 from app.settings import load_settings
 from db.models import Annotation, AnnotationSource, Item, Prediction
 from tests.utils.exchange import HOSTILE_LABEL, boxes_close, seed_reviewed_project

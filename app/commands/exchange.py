@@ -20,8 +20,8 @@ from rich.text import Text
 from app.commands._common import cli, console, fail, migrated_runtime
 from app.export.label_studio_config import LabelingConfigError
 from app.export.label_studio_push import LabelStudioError
-from app.importers.label_studio import LabelStudioImportError, LabelStudioImportReport
 from app.services import exports
+from app.services.label_studio_import import LabelStudioImportError, LabelStudioImportReport
 
 export_cli = typer.Typer(help="Export a project: Label Studio, COCO, Hugging Face datasets.", no_args_is_help=True)
 ls_cli = typer.Typer(help="Exchange projects with a Label Studio server or its export files.", no_args_is_help=True)
@@ -174,7 +174,7 @@ def ls_import(
     config: Path = typer.Option(None, help="Label Studio labeling config XML, to create the project from."),
 ) -> None:
     """Import a Label Studio JSON export: annotations become trusted annotations, predictions stay predictions."""
-    from app.importers.label_studio import import_label_studio_file
+    from app.services.label_studio_import import import_label_studio_file
 
     with migrated_runtime(user_errors=(*_ERRORS, OSError)) as runtime:
         report = import_label_studio_file(
@@ -197,7 +197,7 @@ def ls_pull(
     image_root: Path = typer.Option(None, help="Folder that local-files references are below."),
 ) -> None:
     """Import a project from a live Label Studio server through a snapshot export."""
-    from app.importers.label_studio import pull_from_label_studio
+    from app.services.label_studio_import import pull_from_label_studio
 
     with migrated_runtime(user_errors=_ERRORS) as runtime:
         report = pull_from_label_studio(

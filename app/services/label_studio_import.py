@@ -24,10 +24,10 @@ from app.errors import AppError
 from app.export import label_studio as ls
 from app.export.jsonstream import JsonArrayError, SkippedElement, iter_json_array
 from app.export.label_studio_config import LabelingConfigError, parse_labeling_config
-from app.importers.label_studio_images import ImageMissing, ImageResolver
 from app.media import ImageRejected, PreparedImage, prepare_image, sha256_hex, write_media
 from app.runtime import Runtime
 from app.services.imports import split_for
+from app.services.label_studio_images import ImageMissing, ImageResolver
 from app.services.projects import ProjectError, create_project, task_spec_for
 from db.crud import exchange
 from db.crud import projects as project_crud

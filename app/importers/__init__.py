@@ -1,1 +1,0 @@
-"""Importers that bring annotations from other tools into a project."""
