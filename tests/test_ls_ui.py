@@ -51,7 +51,7 @@ def test_reviewers_and_missing_projects_are_refused(runtime, project_id):
         on_download(runtime, REVIEWER, project_id, next(iter(FORMATS)))
     with pytest.raises(gr.Error, match="Only admins"):
         on_push(runtime, REVIEWER, project_id, "", "", "", "upload")
-    with pytest.raises(gr.Error, match="Select a project"):
+    with pytest.raises(gr.Error, match="Pick a project"):
         on_download(runtime, ADMIN, None, next(iter(FORMATS)))
 
 

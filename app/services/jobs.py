@@ -283,8 +283,11 @@ def _project_names(session: Any) -> dict[int, str]:
 def list_jobs(runtime: Runtime, project_name: str | None = None, *, limit: int = 50) -> list[JobView]:
     """Newest first; all projects when `project_name` is None."""
     with runtime.sessions.begin() as session:
-        project_id = project_called(session, project_name, JobRequestError).id if project_name else None
-        names = _project_names(session)
+        if project_name:
+            project = project_called(session, project_name, JobRequestError)
+            project_id, names = project.id, {project.id: project.name}
+        else:
+            project_id, names = None, _project_names(session)
         jobs = crud.list_jobs(session=session, project_id=project_id, limit=limit)
         return [job_view(job, names.get(job.project_id, "?")) for job in jobs]
 

@@ -14,7 +14,15 @@ from db.crud.projects import ProjectError
 from db.models import Project, Split
 from rise.tasks import TaskSpec, TaskType
 
-__all__ = ["ProjectError", "ProjectOverview", "create_project", "list_projects", "project_called", "task_spec_for"]
+__all__ = [
+    "ProjectError",
+    "ProjectOverview",
+    "create_project",
+    "list_projects",
+    "project_called",
+    "project_name",
+    "task_spec_for",
+]
 
 
 @dataclass(frozen=True)
@@ -96,24 +104,36 @@ def create_project(
             eval_fraction=eval_fraction,
             distribution=distribution,
         )
-        return _overview(session, project)
+        return _overview(project, crud.no_items(), 0)
 
 
-def _overview(session: Session, project: Project) -> ProjectOverview:
-    counts = crud.count_items_by_split(session=session, project_id=project.id)
+def _overview(project: Project, items: dict[Split, int], annotated: int) -> ProjectOverview:
     return ProjectOverview(
         id=project.id,
         name=project.name,
         task_type=TaskType(project.task_type),
         labels=list(project.labels),
         eval_fraction=project.eval_fraction,
-        train_items=counts[Split.train],
-        eval_items=counts[Split.eval],
-        annotated_items=crud.count_annotated_items(session=session, project_id=project.id),
+        train_items=items[Split.train],
+        eval_items=items[Split.eval],
+        annotated_items=annotated,
         created_at=project.created_at,
     )
 
 
 def list_projects(runtime: Runtime) -> list[ProjectOverview]:
+    """Every project with its item counts: three queries however many projects there are."""
     with runtime.sessions.begin() as session:
-        return [_overview(session, project) for project in crud.list_projects(session=session)]
+        items = crud.count_items_by_split_per_project(session=session)
+        annotated = crud.count_annotated_items_per_project(session=session)
+        return [
+            _overview(project, items.get(project.id, crud.no_items()), annotated.get(project.id, 0))
+            for project in crud.list_projects(session=session)
+        ]
+
+
+def project_name(runtime: Runtime, project_id: int) -> str | None:
+    """The name of the project with this id (one primary-key query), or None when there is none."""
+    with runtime.sessions.begin() as session:
+        project = session.get(Project, project_id)
+        return project.name if project is not None else None

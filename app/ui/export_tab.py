@@ -22,8 +22,8 @@ from app.export.label_studio_config import LabelingConfigError
 from app.export.label_studio_push import URL_ENV, LabelStudioError
 from app.runtime import Runtime
 from app.services import exports
-from app.services import projects as project_service
 from app.ui.render import escape
+from app.ui.selection import selected_project_name
 from app.ui.session import UserInfo, require_admin
 
 FORMATS = {
@@ -50,13 +50,6 @@ class ExportControls:
     push_status: gr.HTML
 
 
-def _project_name(runtime: Runtime, project_id: int | None) -> str:
-    for overview in project_service.list_projects(runtime):
-        if overview.id == project_id:
-            return overview.name
-    raise gr.Error("Select a project first.")
-
-
 def _message(text: str, *, error: bool = False) -> str:
     css = "rise-error" if error else "rise-note"
     return f'<div class="{css}">{escape(text)}</div>'
@@ -72,7 +65,7 @@ def on_download(
 ) -> tuple[str | None, str]:
     """Write the chosen export to a fresh temporary folder (where Gradio serves files from) and offer it."""
     require_admin(user)
-    name = _project_name(runtime, project_id)
+    name = selected_project_name(runtime, project_id)
     kind = FORMATS.get(kind_label)
     if kind is None:
         raise gr.Error("Choose an export format.")
@@ -116,7 +109,7 @@ def on_push(
 ) -> str:
     """Push the selected project to Label Studio; empty URL and key fall back to the environment."""
     require_admin(user)
-    name = _project_name(runtime, project_id)
+    name = selected_project_name(runtime, project_id)
     try:
         summary = exports.push_to_label_studio(
             runtime,

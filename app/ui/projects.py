@@ -18,6 +18,7 @@ from app.services.imports import ImportFailed, import_paths
 from app.services.projects import ProjectError
 from app.ui.render import escape
 from app.ui.runs import RunLog
+from app.ui.selection import selected_project_name
 from app.ui.session import UserInfo, require_admin
 
 TASK_CHOICES = [
@@ -56,13 +57,6 @@ def project_rows(runtime: Runtime) -> list[list[Any]]:
         [p.name, p.task_type.value, ", ".join(p.labels), p.items, p.eval_items, p.annotated_items]
         for p in project_service.list_projects(runtime)
     ]
-
-
-def _project_name(runtime: Runtime, project_id: int | None) -> str:
-    for project in project_service.list_projects(runtime):
-        if project.id == project_id:
-            return project.name
-    raise gr.Error("Pick a project at the top first.")
 
 
 def _ok(text: str) -> str:
@@ -111,7 +105,7 @@ def on_upload(
     require_admin(user)
     if not files:
         return gr.skip(), _problem("Choose one or more image files first.")
-    name = _project_name(runtime, project_id)
+    name = selected_project_name(runtime, project_id)
     progress((0, None), desc="Reading the files")
     try:
         summary = import_paths(
@@ -144,7 +138,7 @@ def on_annotate(
 
     user = require_admin(user)
     model = (model or "").strip()
-    name = _project_name(runtime, project_id)
+    name = selected_project_name(runtime, project_id)
     record = run_log.start(project=name, model=model or "the project's model", started_by=user.username)
 
     def report(done: int, total: int) -> None:

@@ -23,9 +23,9 @@ import pandas as pd
 from app.runtime import Runtime
 from app.services import jobs as job_service
 from app.services import model_versions as version_service
-from app.services import projects as project_service
 from app.services import retrain_policy as policy_service
 from app.ui.render import escape
+from app.ui.selection import selected_project_name
 from app.ui.session import UserInfo, is_admin, require_admin
 
 JOB_HEADERS = ["#", "kind", "status", "stage", "step", "progress", "attempts", "created", "finished", "error"]
@@ -56,13 +56,6 @@ def _problem(text: str) -> str:
 
 def _when(value) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S") if value else ""
-
-
-def project_name(runtime: Runtime, project_id: int | None) -> str:
-    for project in project_service.list_projects(runtime):
-        if project.id == project_id:
-            return project.name
-    raise gr.Error("Pick a project at the top first.")
 
 
 def job_rows(jobs: list[job_service.JobView]) -> list[list[Any]]:
@@ -178,7 +171,7 @@ def refresh(
     if not is_admin(user) or project_id is None:
         return tuple(gr.skip() for _ in range(8))
     shown = dict(shown or {})
-    name = project_name(runtime, project_id)
+    name = selected_project_name(runtime, project_id)
     jobs = job_service.list_jobs(runtime, name, limit=30)
     job = _selected_job(jobs, job_number)
     if job is not None:
@@ -214,7 +207,7 @@ def load_policy(runtime: Runtime, user: UserInfo | None, project_id: int | None)
     """The project's policy into the form: only when the project changes, never while an admin may be typing."""
     if not is_admin(user) or project_id is None:
         return gr.skip(), gr.skip(), gr.skip()
-    status = policy_service.policy_status(runtime, project_name(runtime, project_id))
+    status = policy_service.policy_status(runtime, selected_project_name(runtime, project_id))
     return status.every_verdicts, status.every_hours, policy_html(status)
 
 
@@ -228,7 +221,7 @@ def on_retrain(
     min_items: float | None = None,
 ) -> str:
     user = require_admin(user)
-    name = project_name(runtime, project_id)
+    name = selected_project_name(runtime, project_id)
     try:
         job = job_service.request_retrain(
             runtime,
@@ -247,7 +240,7 @@ def on_retrain(
 
 def on_cancel(runtime: Runtime, user: UserInfo | None, project_id: int | None, job_number: float | None) -> str:
     require_admin(user)
-    jobs = job_service.list_jobs(runtime, project_name(runtime, project_id), limit=30)
+    jobs = job_service.list_jobs(runtime, selected_project_name(runtime, project_id), limit=30)
     job = _selected_job(jobs, job_number)
     if job is None:
         return _problem("No job to cancel.")
@@ -270,7 +263,7 @@ def on_promote(
         return _problem("Choose a version to promote.")
     try:
         version = version_service.promote_version(
-            runtime, project_name(runtime, project_id), int(version_id), reannotate=bool(reannotate)
+            runtime, selected_project_name(runtime, project_id), int(version_id), reannotate=bool(reannotate)
         )
     except USER_ERRORS as error:
         return _problem(str(error))
@@ -281,7 +274,9 @@ def on_promote(
 def on_rollback(runtime: Runtime, user: UserInfo | None, project_id: int | None, reannotate: bool) -> str:
     require_admin(user)
     try:
-        version = version_service.rollback(runtime, project_name(runtime, project_id), reannotate=bool(reannotate))
+        version = version_service.rollback(
+            runtime, selected_project_name(runtime, project_id), reannotate=bool(reannotate)
+        )
     except USER_ERRORS as error:
         return _problem(str(error))
     return _ok(f"Rolled back: {version.name} serves new predictions now.")
@@ -291,7 +286,10 @@ def on_reannotate(runtime: Runtime, user: UserInfo | None, project_id: int | Non
     user = require_admin(user)
     try:
         job = job_service.request_reannotation(
-            runtime, project_name(runtime, project_id), requested_by_id=user.id, reason=f"asked by {user.username}"
+            runtime,
+            selected_project_name(runtime, project_id),
+            requested_by_id=user.id,
+            reason=f"asked by {user.username}",
         )
     except USER_ERRORS as error:
         return _problem(str(error))
@@ -314,7 +312,7 @@ def on_save_policy(
     try:
         status = policy_service.set_retrain_policy(
             runtime,
-            project_name(runtime, project_id),
+            selected_project_name(runtime, project_id),
             every_verdicts=int(verdicts) if verdicts is not None else None,
             every_hours=_optional_number(every_hours),
         )

@@ -162,10 +162,16 @@ def list_items(*, session: Session, project_id: int, split: Split | None = None)
     return list(session.scalars(stmt.order_by(Item.id)))
 
 
-def count_items_by_split(*, session: Session, project_id: int) -> dict[Split, int]:
-    rows = session.execute(select(Item.split, func.count()).where(Item.project_id == project_id).group_by(Item.split))
-    counts = {split: 0 for split in Split}
-    counts.update({Split(split): n for split, n in rows})
+def no_items() -> dict[Split, int]:
+    return {split: 0 for split in Split}
+
+
+def count_items_by_split_per_project(*, session: Session) -> dict[int, dict[Split, int]]:
+    """Items per split of every project that has items, in one query."""
+    rows = session.execute(select(Item.project_id, Item.split, func.count()).group_by(Item.project_id, Item.split))
+    counts: dict[int, dict[Split, int]] = {}
+    for project_id, split, n in rows:
+        counts.setdefault(project_id, no_items())[Split(split)] = n
     return counts
 
 
@@ -175,13 +181,14 @@ def annotated_item_ids(*, session: Session, project_id: int) -> set[int]:
     return set(session.scalars(stmt.distinct()))
 
 
-def count_annotated_items(*, session: Session, project_id: int) -> int:
+def count_annotated_items_per_project(*, session: Session) -> dict[int, int]:
+    """Items holding at least one trusted annotation, per project that has any, in one query."""
     stmt = (
-        select(func.count(Annotation.item_id.distinct()))
+        select(Item.project_id, func.count(Annotation.item_id.distinct()))
         .join(Item, Item.id == Annotation.item_id)
-        .where(Item.project_id == project_id)
+        .group_by(Item.project_id)
     )
-    return session.scalar(stmt) or 0
+    return {project_id: n for project_id, n in session.execute(stmt)}
 
 
 def create_imported_annotation(
