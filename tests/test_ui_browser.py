@@ -102,6 +102,9 @@ def test_reviewer_signs_in_and_reviews_ten_items_with_the_keyboard(runtime, tmp_
     for index, key in zip(range(5, 10), ["a", "r", "a", "a", "r"], strict=True):
         press(page, key, items[index + 1])
     assert "11 of 12" in card_text(page)
+    # The browser keeps no record of the events in its storage: no run history, so no password either.
+    stored = page.evaluate("() => JSON.stringify(Object.assign({}, window.localStorage))")
+    assert REVIEWER[1] not in stored and "run-history" not in stored
 
     with runtime.sessions() as session:
         reviews = list(session.scalars(select(Review).order_by(Review.id)))

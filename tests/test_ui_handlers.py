@@ -17,9 +17,9 @@ from app.settings import load_settings
 from app.ui import admin, dashboard, login, projects, render, review
 from app.ui.display import display_scale
 from app.ui.review_actions import Edits, ReviewInputError, accept, correct, load, reject, skip, undo
-from app.ui.runs import RunLog
 from app.ui.shortcuts import ANNOTATOR_KEYS, REVIEW_SHORTCUTS
 from app.ui.web_app import LoginRequiredError, build_web_app
+from app.worker.loop import Worker, WorkerConfig
 from db.models import Review
 from tests.utils.factories import make_project, write_png, write_pngs
 from tests.utils.review_factories import make_classification_queue, make_predicted_items, make_reviewer
@@ -267,7 +267,7 @@ class TestAccounts:
         with pytest.raises(gr.Error, match="Only admins"):
             projects.on_create(runtime, reviewer, "p", "detection", "circle", False, "")
         with pytest.raises(gr.Error, match="Sign in first"):
-            admin.on_refresh_runs(RunLog(), None)
+            admin.on_refresh_runs(runtime, None)
         assert [u.username for u in auth.list_users(runtime)] == ["ada"]
 
     def test_an_admin_creates_accounts_and_sees_why_a_bad_one_fails(self, runtime):
@@ -324,15 +324,14 @@ class TestProjectsTab:
         )
         assert rows[0][3] == 3 and "Added 3" in message and "skipped 1" in message
         assert calls[-1] == ((3, 3),)  # the missing file is reported as skipped before the images are read
-        run_log = RunLog()
-        _, message = projects.on_annotate(runtime, run_log, boss, selector["value"], "", progress=lambda *a, **k: None)
+        message = projects.on_annotate(runtime, boss, selector["value"], "")
         assert "no serving model version and no default model: name a model" in message  # nothing to default to
-        rows, message = projects.on_annotate(
-            runtime, run_log, boss, selector["value"], str(tiny_model_dir), progress=lambda *a, **k: None
-        )
-        assert "Annotated 3 of 3 new items" in message
-        [run, failed] = run_log.rows()  # newest first
-        assert run[1] == "shapes" and run[5] == "finished" and run[6] == "3/3" and failed[5] == "failed"
+        message = projects.on_annotate(runtime, boss, selector["value"], str(tiny_model_dir))
+        assert "Queued job #" in message and "Runs tab" in message
+        Worker(runtime, WorkerConfig(lease_seconds=30, check_policies=False)).run(max_jobs=1)
+        [run] = admin.on_refresh_runs(runtime, boss)  # only the queued request became a job
+        assert run[1:5] == ["shapes", str(tiny_model_dir), "succeeded", "3/3"]
+        assert "annotated 3 of 3 items" in run[8]
         with runtime.sessions.begin() as session:
             user_id = make_reviewer(session).id
         assert review_service.next_task(runtime, project_id=selector["value"], user_id=user_id) is not None
@@ -371,3 +370,13 @@ def test_rise_serve_refuses_to_run_without_login_on_a_public_address(runtime):
     env = {"RISE_DATA_DIR": str(runtime.settings.data_dir), "NO_COLOR": "1", "COLUMNS": "200"}
     result = CliRunner().invoke(cli, ["serve", "--host", "0.0.0.0", "--no-login"], env=env)
     assert result.exit_code == 1 and "Refusing to run without login on 0.0.0.0" in result.output
+
+
+def test_no_event_shows_its_progress_on_a_layout(runtime):
+    # The page re-reads every progress target of every event, and all that is inside it, on each later event: a
+    # view or a tab as a target would make every review key press re-read the whole app.
+    demo = build_web_app(runtime, require_login=True)
+    for fn in demo.fns.values():
+        targets = fn.show_progress_on or fn.outputs
+        holders = [type(block).__name__ for block in targets if getattr(block, "children", None)]
+        assert not holders, f"{fn.name} shows its progress on {holders}, which hold other components"

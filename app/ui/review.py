@@ -443,14 +443,17 @@ def _wire(runtime: Runtime, tab: ReviewTab, *, user_state: gr.State, project: gr
     # trigger_mode="once": a click while an action is in flight is dropped, so a double click can never record a
     # verdict for an item the reviewer has not seen yet. Keys never get there: the key listener holds them back
     # until the screen has the server's answer, then applies them in order (`app.ui.shortcuts`).
-    common = {"outputs": screen, "trigger_mode": "once", "show_progress": "hidden"}
+    # Progress shows on the status line alone: the page re-reads every component that ever showed an event's progress
+    # on each later event, and the whole screen as progress targets made every key press pay for reading it twice.
+    progress = {"show_progress": "hidden", "show_progress_on": [tab.status]}
+    common = {"outputs": screen, "trigger_mode": "once", **progress}
     load = _screen_handler(runtime, tab, load_queue)
 
     project.change(partial(filter_choices, runtime), [user_state, project], [tab.label_filter, tab.model_filter]).then(
-        load, load_inputs, screen, show_progress="hidden"
+        load, load_inputs, screen, **progress
     )
     for control in tab.filter_inputs():
-        control.input(load, load_inputs, screen, show_progress="hidden")
+        control.input(load, load_inputs, screen, **progress)
     # A menu keeps the keyboard focus after a pick, and keys typed into it would filter the menu instead of
     # reviewing; leave it as soon as something is picked so the next key is a shortcut again.
     for menu in (project, tab.label_filter, tab.verdict_filter, tab.model_filter):

@@ -61,5 +61,9 @@ def serve_web_app(
         num_workers=0,
         ssr_mode=False,
         mcp_server=False,
+        # Gradio's run history keeps every event's inputs and outputs, a sign-in's password among them, in the
+        # browser's storage, and parses and rewrites that whole list on every event: tens of milliseconds of each
+        # review key press, for a page nobody here uses.
+        run_history=False,
     )
     return web_app

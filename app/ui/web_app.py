@@ -29,7 +29,6 @@ from app.settings import Settings
 from app.ui import admin, dashboard, login, projects, review
 from app.ui.export_tab import build_export_controls
 from app.ui.retrain_tab import build_retrain_tab
-from app.ui.runs import RunLog
 from app.ui.session import UserInfo, is_admin, read_user_for_every_event
 from app.ui.shortcuts import listener_js
 from app.ui.theme import style_installer_js
@@ -95,7 +94,6 @@ def build_web_app(
     browser_sessions = browser_sessions or BrowserSessions()
     throttle = throttle or LoginThrottle()
     initial_user = None if require_login else admin.local_user(runtime)
-    run_log = RunLog()
 
     with gr.Blocks(title="RISE Annotate", fill_width=True) as demo:
         user_state = gr.State(initial_user)
@@ -121,14 +119,12 @@ def build_web_app(
                 with gr.Tab("Dashboard", id="dashboard") as dashboard_tab:
                     board = dashboard.build_dashboard_tab(runtime, user_state=user_state, project=project)
                 with gr.Tab("Projects", id="projects", visible=is_admin(initial_user)) as projects_tab:
-                    project_tab = projects.build_projects_tab(
-                        runtime, user_state=user_state, project=project, run_log=run_log
-                    )
+                    project_tab = projects.build_projects_tab(runtime, user_state=user_state, project=project)
                     build_export_controls(runtime, user_state=user_state, project=project)
                 with gr.Tab("Users", id="users", visible=is_admin(initial_user)) as users_tab:
                     users_table = admin.build_users_tab(runtime, user_state=user_state)
                 with gr.Tab("Runs", id="runs", visible=is_admin(initial_user)) as runs_tab:
-                    runs_table = admin.build_runs_tab(user_state=user_state, run_log=run_log)
+                    admin.build_runs_tab(runtime, user_state=user_state, tab=runs_tab)
                 with gr.Tab("Retrain", id="retrain", visible=is_admin(initial_user)) as retrain_tab:
                     build_retrain_tab(runtime, user_state=user_state, project=project, tab=retrain_tab)
 
@@ -170,19 +166,30 @@ def build_web_app(
             return (*show_session(None), "", "", "")
 
         login_outputs = [*session_outputs, form.message, form.password, session_token]
+        # The page keeps the targets of every event's progress and re-reads each of them, with everything inside it,
+        # on every later event: with the app's views and tabs as targets, each review key press would re-read the
+        # whole app. Progress of the session's events shows on the sign-in message and the badge instead.
+        sign_in_progress, session_progress = [form.message], [badge]
         store_cookie = cookie_js(browser_sessions.cookie_name)
         login_inputs = [form.username, form.password]
-        form.submit.click(on_login, login_inputs, login_outputs, api_name="login").then(
+        form.submit.click(
+            on_login, login_inputs, login_outputs, api_name="login", show_progress_on=sign_in_progress
+        ).then(None, [session_token], None, js=store_cookie)
+        form.password.submit(on_login, login_inputs, login_outputs, show_progress_on=sign_in_progress).then(
             None, [session_token], None, js=store_cookie
         )
-        form.password.submit(on_login, login_inputs, login_outputs).then(None, [session_token], None, js=store_cookie)
-        logout.click(on_logout, [user_state, review_tab.task, session_token], login_outputs, api_name="logout").then(
-            None, [session_token], None, js=store_cookie
-        )
+        logout.click(
+            on_logout,
+            [user_state, review_tab.task, session_token],
+            login_outputs,
+            api_name="logout",
+            show_progress_on=session_progress,
+        ).then(None, [session_token], None, js=store_cookie)
         dashboard_tab.select(partial(dashboard.refresh, runtime), [user_state, project], board.outputs())
         users_tab.select(partial(admin.on_refresh_users, runtime), [user_state], [users_table])
-        runs_tab.select(partial(admin.on_refresh_runs, run_log), [user_state], [runs_table])
-        demo.load(on_page_load, [user_state], session_outputs, api_visibility="private")
+        demo.load(
+            on_page_load, [user_state], session_outputs, api_visibility="private", show_progress_on=session_progress
+        )
         demo.load(None, js=page_load_js())
     # Gradio's queue keeps a record of its last 10,000 events and, by default, summarises all of them with pandas
     # after every single event, for its monitoring page: more work than a review round trip itself. Summarise
