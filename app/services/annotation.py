@@ -17,11 +17,9 @@ from typing import Any
 from PIL import Image
 
 from app.runtime import Runtime
-from app.services.projects import task_spec_for
-from db.crud import model_versions as version_crud
+from app.services.projects import project_model, task_spec_for
 from db.crud import predictions as crud
-from db.crud.projects import ProjectError, require_project
-from db.models import Project
+from db.crud.projects import require_project
 from rise.annotate import AnnotationInput, GenerationSettings, PredictionResult, annotate_images
 from rise.modeling import load_model_and_processor
 
@@ -57,19 +55,6 @@ class _ModelChoice:
     adapter: str | None
     prediction_name: str  # what Prediction.model_name records, and what "already annotated" is checked against
     version_id: int | None
-
-
-def project_model(session: Any, project: Project) -> str:
-    """The model a project annotates with when none is named: its serving version, else its default model."""
-    serving = version_crud.serving_version(session=session, project_id=project.id)
-    if serving is not None:
-        return serving.name
-    if project.default_model:
-        return project.default_model
-    raise ProjectError(
-        f"Project {project.name!r} has no serving model version and no default model: name a model "
-        "(a Hub id such as Qwen/Qwen2-VL-2B-Instruct, or a model folder)."
-    )
 
 
 def _resolve_model(session: Any, project_id: int, model: str, adapter: str | None) -> _ModelChoice:
@@ -133,7 +118,7 @@ def run_annotation(
 
     Args:
         model: a model version registered for the project, a Hub id or a model folder; None: the project's
-            serving version, else its default model (`project_model`).
+            serving version, else its default model (`app.services.projects.project_model`).
         settings: batching and sampling (`rise.annotate.GenerationSettings`).
         progress: called with (items done, items pending) after each batch.
         adapter: a PEFT adapter folder to apply on top of `model`.

@@ -1,4 +1,4 @@
-"""Retraining and re-annotation requests: the job queue as the UI, the CLI and the periodic policy see it.
+"""Retraining and annotation requests: the job queue as the UI, the CLI and the periodic policy see it.
 
 A request becomes a `TrainingJob` row holding everything the worker needs (base model, pipeline overrides,
 launcher, attempts); `rise worker` claims it, runs it and writes its progress back (`app.worker`). Requests are
@@ -15,7 +15,7 @@ from typing import Any
 
 from app.errors import AppError
 from app.runtime import Runtime
-from app.services.projects import project_called
+from app.services.projects import ProjectError, project_called, project_model
 from db.crud import jobs as crud
 from db.crud import model_versions as version_crud
 from db.crud.jobs import ActiveJobExistsError
@@ -31,6 +31,7 @@ __all__ = [
     "get_job",
     "job_dir",
     "list_jobs",
+    "request_annotation",
     "request_reannotation",
     "request_retrain",
 ]
@@ -276,19 +277,66 @@ def request_reannotation(
         return job_view(job, project.name)
 
 
+def request_annotation(
+    runtime: Runtime,
+    project_name: str,
+    *,
+    model: str | None = None,
+    batch_size: int = 16,
+    max_new_tokens: int = 256,
+    requested_by_id: int | None = None,
+    reason: str = "requested",
+) -> JobView:
+    """Queue an annotation of the project's items that have no prediction from `model` yet and no trusted answer.
+
+    Args:
+        model: a model version of the project, a Hub id or a model folder (as the worker's machine sees it); None:
+            the project's serving version, else its default model, chosen now so the job says what it runs.
+
+    Raises:
+        `JobRequestError` for an unknown project, or one with no model to default to.
+    """
+    with runtime.sessions.begin() as session:
+        project = project_called(session, project_name, JobRequestError)
+        try:
+            chosen = (model or "").strip() or project_model(session, project)
+        except ProjectError as error:
+            raise JobRequestError(str(error)) from None
+        config = {
+            "model": chosen,
+            "batch_size": batch_size,
+            "max_new_tokens": max_new_tokens,
+            "max_attempts": DEFAULT_MAX_ATTEMPTS,
+            "reason": reason,
+        }
+        job = crud.create_job(
+            session=session,
+            project_id=project.id,
+            kind=JobKind.annotate,
+            config=config,
+            requested_by_id=requested_by_id,
+        )
+        return job_view(job, project.name)
+
+
 def _project_names(session: Any) -> dict[int, str]:
     return {p.id: p.name for p in list_projects(session=session)}
 
 
-def list_jobs(runtime: Runtime, project_name: str | None = None, *, limit: int = 50) -> list[JobView]:
-    """Newest first; all projects when `project_name` is None."""
+def list_jobs(
+    runtime: Runtime, project_name: str | None = None, *, kind: str | None = None, limit: int = 50
+) -> list[JobView]:
+    """Newest first; all projects when `project_name` is None, and only jobs of `kind` ("train", "annotate") when
+    given."""
     with runtime.sessions.begin() as session:
         if project_name:
             project = project_called(session, project_name, JobRequestError)
             project_id, names = project.id, {project.id: project.name}
         else:
             project_id, names = None, _project_names(session)
-        jobs = crud.list_jobs(session=session, project_id=project_id, limit=limit)
+        jobs = crud.list_jobs(
+            session=session, project_id=project_id, kind=JobKind(kind) if kind else None, limit=limit
+        )
         return [job_view(job, names.get(job.project_id, "?")) for job in jobs]
 
 

@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from app.runtime import Runtime
+from db.crud import model_versions as version_crud
 from db.crud import projects as crud
 from db.crud.projects import ProjectError
 from db.models import Project, Split
@@ -20,6 +21,7 @@ __all__ = [
     "create_project",
     "list_projects",
     "project_called",
+    "project_model",
     "project_name",
     "task_spec_for",
 ]
@@ -50,6 +52,19 @@ def task_spec_for(project: Project) -> TaskSpec:
         synonyms=dict(project.label_synonyms),
         distribution=project.distribution,
         prompt_overrides=dict(project.prompt_overrides),
+    )
+
+
+def project_model(session: Session, project: Project) -> str:
+    """The model a project annotates with when none is named: its serving version, else its default model."""
+    serving = version_crud.serving_version(session=session, project_id=project.id)
+    if serving is not None:
+        return serving.name
+    if project.default_model:
+        return project.default_model
+    raise ProjectError(
+        f"Project {project.name!r} has no serving model version and no default model: name a model "
+        "(a Hub id such as Qwen/Qwen2-VL-2B-Instruct, or a model folder)."
     )
 
 

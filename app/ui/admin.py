@@ -1,8 +1,9 @@
-"""Admin tabs: accounts (Users) and annotation runs (Runs). Hidden for reviewers, and refused to them by every
+"""Admin tabs: accounts (Users) and annotate jobs (Runs). Hidden for reviewers, and refused to them by every
 handler, so a reviewer calling the API directly gets nowhere either."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -10,13 +11,16 @@ import gradio as gr
 
 from app.runtime import Runtime
 from app.services import auth
+from app.services import jobs as job_service
 from app.ui.render import escape
-from app.ui.runs import RUN_HEADERS, RunLog
 from app.ui.session import UserInfo, require_admin
 
 LOCAL_USERNAME = "local"
 USER_HEADERS = ["username", "role", "active"]
 ROLE_CHOICES = [("Reviewer", "reviewer"), ("Admin", "admin")]
+RUN_HEADERS = ["job", "project", "model", "status", "progress", "attempts", "created", "finished", "message"]
+RUNS_SHOWN = 50
+RUNS_REFRESH_SECONDS = 3.0
 
 
 def local_user(runtime: Runtime) -> UserInfo:
@@ -68,19 +72,52 @@ def build_users_tab(runtime: Runtime, *, user_state: gr.State) -> gr.Dataframe:
     return table
 
 
-def on_refresh_runs(run_log: RunLog, user: UserInfo | None) -> list[list[Any]]:
+def run_rows(jobs: list[job_service.JobView]) -> list[list[Any]]:
+    """Annotate jobs as the Runs table shows them, newest first."""
+    rows = []
+    for job in jobs:
+        last_line = job.log.strip().splitlines()[-1] if job.log.strip() else ""
+        progress = f"{job.step}/{job.total_steps}" if job.total_steps else ""
+        rows.append(
+            [
+                job.id,
+                job.project,
+                job.config.get("model") or job.config.get("version") or "",
+                job.status + (" (cancelling)" if job.cancel_requested and job.active else ""),
+                progress,
+                job.attempts,
+                _when(job.created_at),
+                _when(job.finished_at),
+                job.error or last_line,
+            ]
+        )
+    return rows
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else ""
+
+
+def on_refresh_runs(runtime: Runtime, user: UserInfo | None) -> list[list[Any]]:
     require_admin(user)
-    return run_log.rows()
+    return run_rows(job_service.list_jobs(runtime, kind="annotate", limit=RUNS_SHOWN))
 
 
-def build_runs_tab(*, user_state: gr.State, run_log: RunLog) -> gr.Dataframe:
+def build_runs_tab(runtime: Runtime, *, user_state: gr.State, tab: gr.Tab | None = None) -> gr.Dataframe:
+    """The tab's contents; with `tab`, the table refreshes itself every few seconds once the tab was first opened."""
     gr.HTML(
-        '<p class="rise-muted">Annotation runs started from the Projects tab on this server, newest first. '
-        "Predictions are saved batch by batch, so a run that stops keeps what it finished; starting it again "
-        "annotates only what is left.</p>",
+        '<p class="rise-muted">Annotate jobs of every project, newest first: those queued from the Projects tab and '
+        "the re-annotations after a promotion. A running <code>rise worker</code> takes them. Predictions are saved "
+        "batch by batch, so a job that stops keeps what it finished, and its next attempt annotates only what is "
+        "left.</p>",
         js_on_load=None,
     )
     table = gr.Dataframe(headers=RUN_HEADERS, interactive=False, label="Annotation runs", elem_id="runs-table")
     refresh = gr.Button("Refresh", size="sm", elem_id="runs-refresh")
-    refresh.click(partial(on_refresh_runs, run_log), [user_state], [table], api_name="runs_refresh")
+    do_refresh = partial(on_refresh_runs, runtime)
+    refresh.click(do_refresh, [user_state], [table], api_name="runs_refresh")
+    timer = gr.Timer(RUNS_REFRESH_SECONDS, active=tab is None)
+    timer.tick(do_refresh, [user_state], [table], api_visibility="private", show_progress="hidden")
+    if tab is not None:
+        tab.select(lambda: gr.Timer(active=True), None, [timer]).then(do_refresh, [user_state], [table])
     return table

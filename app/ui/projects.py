@@ -1,7 +1,8 @@
 """The Projects tab (admins): create a project, upload images into it, and have a model annotate what is new.
 
-Uploads go through `app.services.imports.import_paths` (the same validation as `rise import`) and annotation through
-`app.services.annotation.run_annotation`; both report progress to the browser through `gr.Progress`.
+Uploads go through `app.services.imports.import_paths` (the same validation as `rise import`) and report progress
+to the browser through `gr.Progress`. Annotation is a job (`app.services.jobs.request_annotation`) that `rise worker`
+runs like every other job, with the model loaded once, outside the web server; the Runs tab follows it.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ from typing import Any
 import gradio as gr
 
 from app.runtime import Runtime
+from app.services import jobs as job_service
 from app.services import projects as project_service
 from app.services.imports import ImportFailed, import_paths
 from app.services.projects import ProjectError
 from app.ui.render import escape
-from app.ui.runs import RunLog
 from app.ui.selection import selected_project_name
 from app.ui.session import UserInfo, require_admin
 
@@ -123,56 +124,28 @@ def on_upload(
     return project_rows(runtime), f'<div class="rise-status">{body}</div>'
 
 
-def on_annotate(
-    runtime: Runtime,
-    run_log: RunLog,
-    user: UserInfo | None,
-    project_id: int | None,
-    model: str,
-    progress: gr.Progress = gr.Progress(),
-) -> tuple[Any, ...]:
-    """Annotate the project's items that have no prediction from `model` yet, showing progress as it goes."""
-    # Imported on first use: they bring in torch and transformers, which would add seconds to every server start.
-    from app.services.annotation import run_annotation
-    from rise.modeling import ModelLoadError
-
+def on_annotate(runtime: Runtime, user: UserInfo | None, project_id: int | None, model: str) -> str:
+    """Queue an annotate job for the project's items that have no prediction from `model` yet; the worker runs it,
+    as it runs retraining, and the Runs tab follows it."""
     user = require_admin(user)
-    model = (model or "").strip()
     name = selected_project_name(runtime, project_id)
-    record = run_log.start(project=name, model=model or "the project's model", started_by=user.username)
-
-    def report(done: int, total: int) -> None:
-        record.done, record.total = done, total
-        progress((done, total), desc="Annotating", unit="images")
-
-    progress((0, None), desc="Loading the model")
     try:
-        summary = run_annotation(runtime, name, model or None, progress=report)
-    except (ProjectError, ModelLoadError, OSError) as error:
-        record.status, record.message = "failed", str(error)
-        return gr.skip(), _problem(f"Annotation did not run: {error}")
-    except Exception as error:
-        # Keep the run log truthful whatever went wrong, then let Gradio report the error.
-        record.status, record.message = "failed", f"{type(error).__name__}: {error}"
-        raise
-    record.status = "finished"
-    record.done = record.total = summary.pending
-    record.stored, record.parsed, record.failed = summary.stored, summary.parsed, summary.failed
-    record.skipped, record.seconds, record.model = len(summary.skipped), summary.seconds, summary.model
-    if summary.pending == 0:
-        done = f"Nothing to do: every item of {name!r} already has an answer from {summary.model}."
-        return project_rows(runtime), _ok(done)
-    text = (
-        f"Annotated {summary.stored} of {summary.pending} new items with {summary.model} "
-        f"({summary.parsed} readable answers, {summary.failed} unreadable, {len(summary.skipped)} images skipped) "
-        f"in {summary.seconds:.1f} s. They are in the review queue now."
+        job = job_service.request_annotation(
+            runtime,
+            name,
+            model=(model or "").strip() or None,
+            requested_by_id=user.id,
+            reason=f"requested by {user.username} in the app",
+        )
+    except job_service.JobRequestError as error:
+        return _problem(f"Annotation not queued: {error}")
+    return _ok(
+        f"Queued job #{job.id}: annotate the new items of {name!r} with {job.config['model']}. A running "
+        "`rise worker` takes it; follow it in the Runs tab. Its predictions join the review queue batch by batch."
     )
-    return project_rows(runtime), _ok(text)
 
 
-def build_projects_tab(
-    runtime: Runtime, *, user_state: gr.State, project: gr.Dropdown, run_log: RunLog
-) -> ProjectsTab:
+def build_projects_tab(runtime: Runtime, *, user_state: gr.State, project: gr.Dropdown) -> ProjectsTab:
     table = gr.Dataframe(headers=PROJECT_HEADERS, interactive=False, label="Projects", elem_id="projects-table")
     with gr.Row(equal_height=False):
         with gr.Column(variant="panel"):
@@ -197,7 +170,7 @@ def build_projects_tab(
                 "a Hub id such as Qwen/Qwen2-VL-2B-Instruct, a model folder",
                 elem_id="annotate-model",
             )
-            annotate = gr.Button("Start annotation", variant="primary", elem_id="annotate-start")
+            annotate = gr.Button("Queue annotation", variant="primary", elem_id="annotate-start")
             annotate_message = gr.HTML("", js_on_load=None)
 
     tab = ProjectsTab(
@@ -231,10 +204,6 @@ def build_projects_tab(
         concurrency_limit=1,
     )
     annotate.click(
-        partial(on_annotate, runtime, run_log),
-        [user_state, project, model],
-        [table, annotate_message],
-        api_name="project_annotate",
-        concurrency_limit=1,
+        partial(on_annotate, runtime), [user_state, project, model], [annotate_message], api_name="project_annotate"
     )
     return tab

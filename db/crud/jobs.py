@@ -63,11 +63,15 @@ def latest_job(*, session: Session, project_id: int, kind: JobKind = JobKind.tra
     return session.scalars(stmt.limit(1)).first()
 
 
-def list_jobs(*, session: Session, project_id: int | None = None, limit: int = 50) -> list[TrainingJob]:
-    """Newest first."""
+def list_jobs(
+    *, session: Session, project_id: int | None = None, kind: JobKind | None = None, limit: int = 50
+) -> list[TrainingJob]:
+    """Newest first; of one project and of one kind when given."""
     stmt = select(TrainingJob).order_by(TrainingJob.id.desc()).limit(limit)
     if project_id is not None:
         stmt = stmt.where(TrainingJob.project_id == project_id)
+    if kind is not None:
+        stmt = stmt.where(TrainingJob.kind == kind)
     return list(session.scalars(stmt))
 
 
