@@ -41,7 +41,7 @@ class TestHandlers:
         reviewer = auth.ensure_user(runtime, "ada", "reviewer")
         with pytest.raises(gr.Error, match="Only admins"):
             retrain_tab.on_retrain(runtime, reviewer, project, "", "", "auto")
-        assert all(value is not None for value in retrain_tab.refresh(runtime, reviewer, project, None))
+        assert retrain_tab.refresh(runtime, reviewer, project, None) == {}  # changes nothing on screen
         assert job_service.list_jobs(runtime) == []
 
     def test_bad_settings_come_back_escaped(self, runtime, project, admin):
@@ -52,20 +52,23 @@ class TestHandlers:
         message = retrain_tab.on_retrain(runtime, admin, project, "", "rft.max_steps=2\n\n", "python")
         assert "Queued job #1" in message
 
-        jobs, progress, reward, loss, log, versions, choices, shown = retrain_tab.refresh(runtime, admin, project, 0)
-        assert jobs[0][:3] == [1, "train", "queued"]
-        assert "Job #1 (train): queued" in progress
+        update = retrain_tab.refresh(runtime, admin, project, 0)
+        assert set(update) == set(retrain_tab.REFRESH_FIELDS)  # the first refresh sets every component
+        assert update["jobs"][0][:3] == [1, "train", "queued"]
+        assert "Job #1 (train): queued" in update["progress"]
+        reward = update["reward_plot"]
         assert list(reward.columns) == ["step", "value", "stage"] and reward.empty
+        versions = update["versions"]
         assert [row[1] for row in versions] == ["shapes-v1", "shapes-base"]
-        assert [value for _, value in choices["choices"]] == [row[0] for row in versions]
+        assert [value for _, value in update["version_choice"]["choices"]] == [row[0] for row in versions]
 
         # Nothing changed since: the next refresh re-draws nothing; a cancel changes the queue and the job only.
-        skip = gr.skip()  # an update that changes nothing
-        assert list(retrain_tab.refresh(runtime, admin, project, 0, shown)[:7]) == [skip] * 7
+        shown = update["shown"]
+        assert set(retrain_tab.refresh(runtime, admin, project, 0, shown)) == {"shown"}
         job_service.cancel_job(runtime, 1)
         again = retrain_tab.refresh(runtime, admin, project, 0, shown)
-        assert again[0][0][2] == "cancelled" and "cancelled" in again[1]
-        assert again[5] == skip and again[6] == skip
+        assert set(again) == {"jobs", "progress", "reward_plot", "loss_plot", "log", "shown"}
+        assert again["jobs"][0][2] == "cancelled" and "cancelled" in again["progress"]
 
     def test_progress_and_curves_come_from_the_job_row(self, runtime, project, admin):
         job = job_service.request_retrain(runtime, "shapes")

@@ -38,6 +38,11 @@ LAUNCHER_CHOICES = [
     ("python -m", "python"),
 ]
 REFRESH_SECONDS = 2.0
+# The components a refresh may set, by name (`build_retrain_tab` maps them to its components). An update is a dict
+# over some of them; the ones it leaves out stay as they are on screen.
+REFRESH_FIELDS: tuple[str, ...] = (
+    "jobs", "progress", "reward_plot", "loss_plot", "log", "versions", "version_choice", "shown",
+)  # fmt: skip
 USER_ERRORS = (
     job_service.JobRequestError,
     job_service.ActiveJobExistsError,
@@ -161,15 +166,16 @@ def refresh(
     project_id: int | None,
     job_number: float | None,
     shown: dict[str, Any] | None = None,
-) -> tuple[Any, ...]:
-    """The queue, the selected job (default: the newest training job) and the versions of the selected project.
+) -> dict[str, Any]:
+    """The queue, the selected job (default: the newest training job) and the versions of the selected project, as
+    an update over `REFRESH_FIELDS`.
 
-    `shown` (a per-browser `gr.State`) remembers what was last sent; parts that have not changed since come back as
-    `gr.skip()`, so a refresh every few seconds re-draws nothing (plots, log, tables) while a job waits or has
-    ended. The last value returned is the new `shown`.
+    `shown` (a per-browser `gr.State`) remembers what was last sent; parts that have not changed since are left out
+    of the update, so a refresh every few seconds re-draws nothing (plots, log, tables) while a job waits or has
+    ended. The update's "shown" is the new `shown`.
     """
     if not is_admin(user) or project_id is None:
-        return tuple(gr.skip() for _ in range(8))
+        return {}
     shown = dict(shown or {})
     name = selected_project_name(runtime, project_id)
     jobs = job_service.list_jobs(runtime, name, limit=30)
@@ -188,19 +194,20 @@ def refresh(
     def changed(key: str) -> bool:
         return not same_project or shown.get(key) != current[key]
 
-    choices = [(f"#{v.id} {v.name}" + (" (serving)" if v.is_serving else ""), v.id) for v in versions]
-    job_changed = changed("job")
-    versions_changed = changed("versions")
-    return (
-        current["jobs"] if changed("jobs") else gr.skip(),
-        progress_html(job) if job_changed else gr.skip(),
-        curves_frame(job, "reward") if job_changed else gr.skip(),
-        curves_frame(job, "loss") if job_changed else gr.skip(),
-        (job.log if job else "") if job_changed else gr.skip(),
-        current["versions"] if versions_changed else gr.skip(),
-        gr.update(choices=choices) if versions_changed else gr.skip(),
-        current,
-    )
+    update: dict[str, Any] = {"shown": current}
+    if changed("jobs"):
+        update["jobs"] = current["jobs"]
+    if changed("job"):
+        update |= {
+            "progress": progress_html(job),
+            "reward_plot": curves_frame(job, "reward"),
+            "loss_plot": curves_frame(job, "loss"),
+            "log": job.log if job else "",
+        }
+    if changed("versions"):
+        choices = [(f"#{v.id} {v.name}" + (" (serving)" if v.is_serving else ""), v.id) for v in versions]
+        update |= {"versions": current["versions"], "version_choice": gr.update(choices=choices)}
+    return update
 
 
 def load_policy(runtime: Runtime, user: UserInfo | None, project_id: int | None) -> tuple[Any, ...]:
@@ -388,8 +395,16 @@ def build_retrain_tab(
     # The policy form and its status are filled by `load_policy` only (project change, save), so neither the live
     # refresh nor opening the tab overwrites what an admin is typing.
     shown = gr.State(None)
-    refresh_outputs = [jobs, progress, reward_plot, loss_plot, log, versions, version_choice, shown]
-    do_refresh = partial(refresh, runtime)
+    components = dict(
+        zip(
+            REFRESH_FIELDS, [jobs, progress, reward_plot, loss_plot, log, versions, version_choice, shown], strict=True
+        )
+    )
+    refresh_outputs = list(components.values())
+
+    def do_refresh(*args: Any) -> dict[Any, Any]:
+        return {components[name]: value for name, value in refresh(runtime, *args).items()}
+
     refresh_inputs = [user_state, project, job_number, shown]
     refresh_button.click(do_refresh, refresh_inputs, refresh_outputs, api_name="retrain_refresh")
     timer.tick(do_refresh, refresh_inputs, refresh_outputs, api_visibility="private", show_progress="hidden")

@@ -131,39 +131,46 @@ def build_web_app(
         admin_tabs = [projects_tab, users_tab, runs_tab, retrain_tab]
         session_outputs = [user_state, login_view, main_view, badge, project, project_tab.table, *admin_tabs]
 
-        def show_session(user: UserInfo | None) -> tuple[Any, ...]:
+        # Every handler below returns a dict keyed by component: Gradio updates what the dict names and leaves the
+        # rest of the outputs as they are, so no update can land on the wrong component.
+        def show_session(user: UserInfo | None) -> dict[Any, Any]:
             signed_in = user is not None
             choices = projects.project_choices(runtime) if signed_in else []
-            return (
-                user,
-                gr.update(visible=not signed_in),
-                gr.update(visible=signed_in),
-                login.user_badge_html(user),
-                gr.update(choices=choices, value=choices[0][1] if choices else None),
-                projects.project_rows(runtime) if is_admin(user) else [],
-                *(gr.update(visible=is_admin(user)) for _ in admin_tabs),
-            )
+            return {
+                user_state: user,
+                login_view: gr.update(visible=not signed_in),
+                main_view: gr.update(visible=signed_in),
+                badge: login.user_badge_html(user),
+                project: gr.update(choices=choices, value=choices[0][1] if choices else None),
+                project_tab.table: projects.project_rows(runtime) if is_admin(user) else [],
+                **{tab: gr.update(visible=is_admin(user)) for tab in admin_tabs},
+            }
 
-        def on_page_load(user: UserInfo | None) -> tuple[Any, ...]:
+        def on_page_load(user: UserInfo | None) -> dict[Any, Any]:
             if user is None:
                 # The page is built signed out. On a busy server this event can finish after a quick sign-in, and
                 # answering it would sign that reviewer out again; so it changes nothing.
-                return tuple(gr.skip() for _ in session_outputs)
+                return {}
             return show_session(user)
 
-        def on_login(username: str, password: str, request: gr.Request) -> tuple[Any, ...]:
+        def on_login(username: str, password: str, request: gr.Request) -> dict[Any, Any]:
             address = login.client_address(request)
             user, message = login.sign_in(runtime, username, password, throttle=throttle, address=address)
             if user is None:
-                return (*(gr.skip() for _ in session_outputs), message, gr.skip(), gr.skip())
-            return (*show_session(user), "", "", browser_sessions.issue(user))
+                return {form.message: message}
+            return {
+                **show_session(user),
+                form.message: "",
+                form.password: "",
+                session_token: browser_sessions.issue(user),
+            }
 
-        def on_logout(user: UserInfo | None, task: ReviewTask | None, token: str) -> tuple[Any, ...]:
+        def on_logout(user: UserInfo | None, task: ReviewTask | None, token: str) -> dict[Any, Any]:
             if user is not None and task is not None:
                 # Hand the item on screen back to the queue at once instead of holding it until the lease expires.
                 review_service.release_task(runtime, user_id=user.id, item_id=task.item_id)
             browser_sessions.revoke(token)
-            return (*show_session(None), "", "", "")
+            return {**show_session(None), form.message: "", form.password: "", session_token: ""}
 
         login_outputs = [*session_outputs, form.message, form.password, session_token]
         # The page keeps the targets of every event's progress and re-reads each of them, with everything inside it,
