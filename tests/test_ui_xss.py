@@ -41,6 +41,39 @@ class TestEscaping:
         assert "<b " not in html and "<img" not in html and "<script" not in html
         assert "evil-model" in html
 
+    @pytest.mark.parametrize("admin", [False, True])
+    def test_a_model_folder_shows_by_its_name_and_its_path_only_to_admins_escaped(self, admin):
+        path = '/srv/"rise"/<assets>/demo-model'
+        card = render.task_card_html(
+            task_type="classification",
+            item_id=1,
+            position=1,
+            remaining=0,
+            model_name=path,
+            score=0.5,
+            answer="circle",
+            show_model_source=admin,
+        )
+        assert "<b>Model:</b> " in card and "demo-model" in card
+        assert ("/srv/" in card) is admin  # the machine's path, in the tooltip only
+        assert "<assets>" not in card and '"rise"' not in card
+        if admin:
+            assert 'title="/srv/&quot;rise&quot;/&lt;assets&gt;/demo-model">demo-model</span>' in card
+
+    @pytest.mark.parametrize(
+        ("model_name", "shown"),
+        [
+            ("shapes-v2", "shapes-v2"),  # a version by its name
+            ("Qwen/Qwen2-VL-2B-Instruct", "Qwen/Qwen2-VL-2B-Instruct"),  # a Hub id as it is
+            ("/work/assets/demo-model", "demo-model"),  # a folder by its own name
+            ("~/models/tiny", "tiny"),
+            ("C:\\models\\tiny", "tiny"),
+            ("/m/base+/runs/job-00003/adapter", "base + adapter"),  # a base model with an adapter folder
+        ],
+    )
+    def test_model_display_name(self, model_name, shown):
+        assert render.model_display_name(model_name) == shown
+
 
 @pytest.mark.browser
 def test_hostile_cot_is_inert_text_in_the_browser(runtime, tmp_path, serve_app, chromium_browser):

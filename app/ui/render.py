@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import math
+from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any
 
 from rise.boxes import clip_box
@@ -114,6 +115,35 @@ def cot_html(cot: str | None, raw_text: str = "", parse_error: str | None = None
     return "\n".join(parts)
 
 
+def _is_machine_path(name: str) -> bool:
+    return PurePosixPath(name).is_absolute() or PureWindowsPath(name).is_absolute() or name.startswith("~")
+
+
+def model_display_name(model_name: str) -> str:
+    """How a prediction's model is shown: a version name or a Hub id as it is; a model folder by its own name, never
+    the machine's path to it; a base model with an adapter folder as both names.
+
+    >>> model_display_name("shapes-v2"), model_display_name("Qwen/Qwen2-VL-2B-Instruct")
+    ('shapes-v2', 'Qwen/Qwen2-VL-2B-Instruct')
+    >>> model_display_name("/srv/rise/assets/demo-model"), model_display_name("/m/base+/runs/job-3/adapter")
+    ('demo-model', 'base + adapter')
+    """
+    base, plus, adapter = model_name.partition("+")
+    if plus and _is_machine_path(adapter):
+        return f"{model_display_name(base)} + {model_display_name(adapter)}"
+    if _is_machine_path(model_name):
+        return PurePosixPath(model_name.replace("\\", "/")).name or model_name
+    return model_name
+
+
+def model_html(model_name: str, *, show_source: bool = False) -> str:
+    """The model's shown name, escaped; with `show_source` (admins), the full name or path as its tooltip."""
+    shown = model_display_name(model_name) if model_name else "unknown"
+    if show_source and model_name and shown != model_name:
+        return f'<span title="{escape(model_name)}">{escape(shown)}</span>'
+    return escape(shown)
+
+
 def task_card_html(
     *,
     task_type: str,
@@ -125,8 +155,13 @@ def task_card_html(
     answer: Any,
     query: str | None = None,
     verdict: str | None = None,
+    show_model_source: bool = False,
 ) -> str:
-    """The header beside the image: where we are in the queue, which model answered, how sure it was, and what."""
+    """The header beside the image: where we are in the queue, which model answered, how sure it was, and what.
+
+    The model shows by its name, not the path of its folder (`model_display_name`); `show_model_source` (for admins)
+    adds the full name or path as a tooltip.
+    """
     level = confidence_level(score)
     rows = [
         '<div class="rise-card">',
@@ -142,7 +177,7 @@ def task_card_html(
     if query:
         rows.append(f'<div class="rise-query"><b>Query:</b> {escape(query)}</div>')
     rows.append(f'<div class="rise-answer"><b>Answer:</b> {escape(format_answer(task_type, answer))}</div>')
-    rows.append(f'<div class="rise-model"><b>Model:</b> {escape(model_name or "unknown")}</div>')
+    rows.append(f'<div class="rise-model"><b>Model:</b> {model_html(model_name, show_source=show_model_source)}</div>')
     rows.append("</div>")
     return "\n".join(rows)
 
