@@ -259,22 +259,8 @@ def request_reannotation(
             version = version_crud.get_model_version(session=session, version_id=version_id)
             if version is None or version.project_id != project.id:
                 raise JobRequestError(f"Project {project.name!r} has no model version #{version_id}.")
-        config = {
-            "version_id": version.id,
-            "version": version.name,
-            "batch_size": batch_size,
-            "max_new_tokens": max_new_tokens,
-            "max_attempts": DEFAULT_MAX_ATTEMPTS,
-            "reason": reason,
-        }
-        job = crud.create_job(
-            session=session,
-            project_id=project.id,
-            kind=JobKind.annotate,
-            config=config,
-            requested_by_id=requested_by_id,
-        )
-        return job_view(job, project.name)
+        model = {"version_id": version.id, "version": version.name}
+        return _queue_annotate_job(session, project, model, batch_size, max_new_tokens, requested_by_id, reason)
 
 
 def request_annotation(
@@ -302,21 +288,31 @@ def request_annotation(
             chosen = (model or "").strip() or project_model(session, project)
         except ProjectError as error:
             raise JobRequestError(str(error)) from None
-        config = {
-            "model": chosen,
-            "batch_size": batch_size,
-            "max_new_tokens": max_new_tokens,
-            "max_attempts": DEFAULT_MAX_ATTEMPTS,
-            "reason": reason,
-        }
-        job = crud.create_job(
-            session=session,
-            project_id=project.id,
-            kind=JobKind.annotate,
-            config=config,
-            requested_by_id=requested_by_id,
-        )
-        return job_view(job, project.name)
+        model = {"model": chosen}
+        return _queue_annotate_job(session, project, model, batch_size, max_new_tokens, requested_by_id, reason)
+
+
+def _queue_annotate_job(
+    session: Any,
+    project: Project,
+    model: dict[str, Any],
+    batch_size: int,
+    max_new_tokens: int,
+    requested_by_id: int | None,
+    reason: str,
+) -> JobView:
+    """An annotate job by `model` (a version's id and name, or a model reference) with the generation settings."""
+    config = {
+        **model,
+        "batch_size": batch_size,
+        "max_new_tokens": max_new_tokens,
+        "max_attempts": DEFAULT_MAX_ATTEMPTS,
+        "reason": reason,
+    }
+    job = crud.create_job(
+        session=session, project_id=project.id, kind=JobKind.annotate, config=config, requested_by_id=requested_by_id
+    )
+    return job_view(job, project.name)
 
 
 def _project_names(session: Any) -> dict[int, str]:
