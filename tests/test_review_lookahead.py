@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import sqlite3
 import threading
 
@@ -11,6 +12,9 @@ from sqlalchemy import select
 
 from app.runtime import Runtime, open_runtime
 from app.services import review
+from app.services.review import QueueFilter
+from app.ui import review_actions
+from app.ui.review_actions import Edits, ReviewInputError, TypedKey
 from db.models import Item, Review
 from tests.utils.review_factories import make_classification_queue, make_reviewer
 
@@ -164,3 +168,80 @@ class TestBusyDatabase:
             blocker.close()
         with runtime.sessions() as session:
             assert len(session.scalars(select(Review).where(Review.item_id == task.item_id)).all()) == 1
+
+
+class TestKeysTypedAhead:
+    """Verdict keys the page sends together (`app.ui.review_actions.apply_typed_keys`)."""
+
+    def test_each_key_lands_on_its_item_in_order(self, runtime, queue):
+        project_id, items, ada, _ = queue
+        task = review_actions.load(runtime, user_id=ada, project_id=project_id, queue=QueueFilter()).task
+        keys = [TypedKey("a", items[0], None), TypedKey("r", items[1], 700), TypedKey("n", items[2], 300)]
+        keys.append(TypedKey("a", items[3], 450))
+
+        outcome = review_actions.apply_typed_keys(
+            runtime, user_id=ada, task=task, edits=Edits(label="circle"), shown_at=None, queue=QueueFilter(), keys=keys
+        )
+
+        with runtime.sessions() as session:
+            rows = [(r.item_id, r.verdict.value, r.time_spent_ms) for r in session.scalars(select(Review))]
+        assert sorted(rows) == [(items[0], "accept", None), (items[1], "reject", 700), (items[3], "accept", 450)]
+        # The skipped item goes to the back of the queue: it comes again after the last one.
+        assert (outcome.task.item_id, [t.item_id for t in outcome.task.upcoming]) == (items[4], [items[2]])
+        assert outcome.message.split(". ")[:2] == [f"Item #{items[0]} accepted", f"Item #{items[1]} rejected"]
+
+    def test_keys_for_items_that_are_not_next_are_dropped(self, runtime, queue):
+        project_id, items, ada, _ = queue
+        task = review_actions.load(runtime, user_id=ada, project_id=project_id, queue=QueueFilter()).task
+        keys = [TypedKey("a", items[0], None), TypedKey("a", items[3], 100), TypedKey("a", items[4], 100)]
+
+        outcome = review_actions.apply_typed_keys(
+            runtime, user_id=ada, task=task, edits=Edits(label="circle"), shown_at=None, queue=QueueFilter(), keys=keys
+        )
+
+        with runtime.sessions() as session:
+            assert [r.item_id for r in session.scalars(select(Review))] == [items[0]]
+        assert outcome.task.item_id == items[1]
+        assert "dropped" in outcome.message
+
+    def test_a_first_key_that_fails_saves_nothing(self, runtime, queue):
+        project_id, items, ada, bob = queue
+        task = review_actions.load(runtime, user_id=ada, project_id=project_id, queue=QueueFilter()).task
+        keys = [TypedKey("a", items[0], None), TypedKey("a", items[1], 100)]
+
+        with pytest.raises(review.ReviewError):  # bob does not hold ada's item
+            review_actions.apply_typed_keys(
+                runtime,
+                user_id=bob,
+                task=task,
+                edits=Edits(label="circle"),
+                shown_at=None,
+                queue=QueueFilter(),
+                keys=keys,
+            )
+        with runtime.sessions() as session:
+            assert list(session.scalars(select(Review))) == []
+
+    @pytest.mark.parametrize(
+        "text",
+        [
+            "",
+            "not json",
+            "{}",
+            "[]",
+            '[{"key": "s", "item": 1}]',  # a correction needs the editors: it is never typed ahead
+            '[{"key": "a", "item": "1"}]',
+            '[{"key": "a", "item": 1, "ms": -5}]',
+            '[{"key": "a", "item": true}]',
+            json.dumps([{"key": "a", "item": 1}] * (review_actions.MAX_TYPED_AHEAD + 1)),
+        ],
+    )
+    def test_the_page_list_is_checked(self, text):
+        with pytest.raises(ReviewInputError, match="could not be read"):
+            review_actions.parse_typed_keys(text)
+
+    def test_a_valid_page_list_is_read(self):
+        keys = review_actions.parse_typed_keys(
+            '[{"key": "a", "item": 3, "ms": null}, {"key": "n", "item": 4, "ms": 9}]'
+        )
+        assert keys == [TypedKey("a", 3, None), TypedKey("n", 4, 9)]

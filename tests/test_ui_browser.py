@@ -179,6 +179,13 @@ def test_keys_typed_faster_than_the_server_are_all_applied_in_order(runtime, tmp
     item_ahead = f'#review-card .rise-slide[data-item="{item_ids[1]}"]'
     page.locator(item_ahead).wait_for(state="attached", timeout=TIMEOUT_MS)
 
+    # Count the actions that carry keys typed ahead together.
+    page.evaluate(
+        """() => {
+          window.sentTogether = 0;
+          document.getElementById("review-send-typed-keys").addEventListener("click", () => window.sentTogether++);
+        }"""
+    )
     # The first key shows the next item before anything comes back from the server: in the same task as the key.
     shown = page.evaluate(
         """() => {
@@ -193,6 +200,8 @@ def test_keys_typed_faster_than_the_server_are_all_applied_in_order(runtime, tmp
         page.keyboard.press(key)
     wait_for_item(page, item_ids[12])
     page.locator("#review-status [data-response]").get_by_text(f"Item #{item_ids[11]}").wait_for(timeout=TIMEOUT_MS)
+    # Keys typed while an answer was on its way went to the server together, not one round trip each.
+    assert page.evaluate("() => window.sentTogether") >= 1
 
     with runtime.sessions() as session:
         rows = list(session.scalars(select(Review).order_by(Review.id)))

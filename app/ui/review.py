@@ -24,7 +24,7 @@ from app.services.review import ReviewTask
 from app.ui import render, review_actions
 from app.ui.review_actions import ANY, ORDER_CHOICES, VERDICT_CHOICES, Edits, Outcome, ReviewInputError
 from app.ui.session import UserInfo, require_user
-from app.ui.shortcuts import LABEL_RADIO_ID, legend_html
+from app.ui.shortcuts import LABEL_RADIO_ID, SEND_TYPED_KEYS_ID, TYPED_KEYS_ID, legend_html
 from app.ui.stage import shown_image, staged_panels
 
 # The components a screen update may set, by `ReviewTab` field name. An update is a dict over some of them; the
@@ -76,6 +76,9 @@ class ReviewTab:
     reject: gr.Button
     skip: gr.Button
     undo: gr.Button
+    # Hidden: the key listener puts verdict keys typed ahead of the server here and sends them together.
+    typed_keys: gr.Textbox
+    send_typed_keys: gr.Button
 
     def screen_outputs(self) -> list[Any]:
         return [getattr(self, name) for name in SCREEN_FIELDS]
@@ -190,6 +193,8 @@ def _keep_screen(task: ReviewTask | None, message: str) -> ScreenUpdate:
 def busy_message(action: str) -> str:
     """What a reviewer reads when the database stayed locked: what was not done, and the key that does it again."""
     key = {"accept": "A", "correct": "S", "reject": "R", "skip": "N", "undo": "U"}.get(action)
+    if action == "apply_typed_keys":
+        return "The database is busy; your verdicts were not saved, press the keys again."
     if key is None:
         return "The database is busy; the queue was not loaded. Pick the project again in a moment."
     what = {"skip": "the item was not skipped", "undo": "nothing was undone"}.get(action, "your verdict was not saved")
@@ -257,37 +262,54 @@ def _edits(view: dict | None, annotator, label, distribution, reasoning_wrong, c
     )
 
 
+def _verdict_kwargs(
+    runtime: Runtime,
+    user: UserInfo | None,
+    task: ReviewTask | None,
+    view: dict | None,
+    order: str,
+    label_filter: str,
+    verdict_filter: str,
+    model_filter: str,
+    annotator: dict | None,
+    label: str | None,
+    distribution: Any,
+    reasoning_wrong: bool,
+    comment: str,
+) -> dict[str, Any]:
+    """The arguments of a verdict action (`review_actions.accept`, ...) from the values of `verdict_inputs`."""
+    user = require_user(user)
+    return {
+        "shown": task,
+        "view": view,
+        "runtime": runtime,
+        "user_id": user.id,
+        "task": task,
+        "edits": _edits(view, annotator, label, distribution, reasoning_wrong, comment),
+        "shown_at": (view or {}).get("shown_at"),
+        "queue": review_actions.queue_filter(order, label_filter, verdict_filter, model_filter),
+    }
+
+
 def _verdict_handler(action):
-    def handler(
-        runtime: Runtime,
-        user: UserInfo | None,
-        task: ReviewTask | None,
-        view: dict | None,
-        order: str,
-        label_filter: str,
-        verdict_filter: str,
-        model_filter: str,
-        annotator: dict | None,
-        label: str | None,
-        distribution: Any,
-        reasoning_wrong: bool,
-        comment: str,
-    ) -> ScreenUpdate:
-        user = require_user(user)
-        return _run(
-            action,
-            shown=task,
-            view=view,
-            runtime=runtime,
-            user_id=user.id,
-            task=task,
-            edits=_edits(view, annotator, label, distribution, reasoning_wrong, comment),
-            shown_at=(view or {}).get("shown_at"),
-            queue=review_actions.queue_filter(order, label_filter, verdict_filter, model_filter),
-        )
+    def handler(runtime: Runtime, *values: Any) -> ScreenUpdate:
+        return _run(action, **_verdict_kwargs(runtime, *values))
 
     handler.__name__ = f"on_{action.__name__}"
     return handler
+
+
+def on_typed_keys(runtime: Runtime, *values: Any) -> ScreenUpdate:
+    """Verdict keys the page typed ahead of the server (`review_actions.apply_typed_keys`); the values are those of
+    the other verdicts, then the typed keys."""
+    *verdict_values, typed_keys = values
+    kwargs = _verdict_kwargs(runtime, *verdict_values)
+    try:
+        keys = review_actions.parse_typed_keys(typed_keys)
+    except ReviewInputError as error:
+        gr.Warning(str(error))
+        return _keep_screen(kwargs["task"], str(error))
+    return _run(review_actions.apply_typed_keys, **kwargs, keys=keys)
 
 
 on_accept = _verdict_handler(review_actions.accept)
@@ -398,6 +420,8 @@ def build_review_tab(runtime: Runtime, *, user_state: gr.State, project: gr.Drop
                 undo = gr.Button("Undo last (U)", elem_id="review-undo", size="md", min_width=80)
             status = gr.HTML(status_html(""), js_on_load=None, elem_id="review-status")
     legend = gr.HTML(legend_html(with_labels=False), js_on_load=None, elem_id="review-legend")
+    typed_keys = gr.Textbox("", visible="hidden", elem_id=TYPED_KEYS_ID, label="Keys typed ahead")
+    send_typed_keys = gr.Button("Send typed keys", visible="hidden", elem_id=SEND_TYPED_KEYS_ID)
 
     tab = ReviewTab(
         task=task_state,
@@ -421,6 +445,8 @@ def build_review_tab(runtime: Runtime, *, user_state: gr.State, project: gr.Drop
         reject=reject,
         skip=skip,
         undo=undo,
+        typed_keys=typed_keys,
+        send_typed_keys=send_typed_keys,
     )
     _wire(runtime, tab, user_state=user_state, project=project)
     return tab
@@ -464,6 +490,12 @@ def _wire(runtime: Runtime, tab: ReviewTab, *, user_state: gr.State, project: gr
         (tab.reject, on_reject, "review_reject"),
     ):
         button.click(_screen_handler(runtime, tab, handler), verdict_inputs, api_name=api_name, **common)
+    tab.send_typed_keys.click(
+        _screen_handler(runtime, tab, on_typed_keys),
+        [*verdict_inputs, tab.typed_keys],
+        api_name="review_typed_keys",
+        **common,
+    )
     tab.skip.click(
         _screen_handler(runtime, tab, on_skip),
         [user_state, tab.task, tab.view, *tab.filter_inputs()],

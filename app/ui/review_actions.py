@@ -7,6 +7,7 @@ functions are what the handler tests exercise.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from app.runtime import Runtime
 from app.services import review as review_service
 from app.services.review import QueueFilter, ReviewTask
 from app.ui import render
+from app.ui.stage import can_show_early
 
 ORDER_CHOICES = [("Lowest confidence first", "confidence"), ("Oldest first", "oldest")]
 VERDICT_CHOICES = [("Not reviewed yet", ""), ("Accepted", "accept"), ("Corrected", "correct"), ("Rejected", "reject")]
@@ -24,6 +26,8 @@ ANY = ""  # dropdown value meaning "no filter"
 # Items leased ahead of the one on screen (`app.ui.stage`): enough to stay ahead of the server through a quick run of
 # verdicts, few enough that a reviewer who leaves holds little of the queue until their leases run out.
 LOOKAHEAD = 3
+# Verdict keys typed ahead of the server that the page may send in one action (`apply_typed_keys`).
+MAX_TYPED_AHEAD = 10
 
 
 class ReviewInputError(AppError, ValueError):
@@ -147,9 +151,12 @@ def _submit(
     shown_at: float | None,
     queue: QueueFilter,
     answer: Any = None,
+    time_spent_ms: int | None = None,
+    lookahead: int = LOOKAHEAD,
 ) -> Outcome:
     """Record `verdict` on the task on screen, with the reviewer's reasoning flag, comment and time spent on it
-    (`answer`: the corrected answer, for `correct` only); the outcome shows the reviewer's next task."""
+    (measured from `shown_at` unless `time_spent_ms` says it; `answer`: the corrected answer, for `correct` only);
+    the outcome shows the reviewer's next task, with `lookahead` items leased after it."""
     next_task = review_service.submit_verdict(
         runtime,
         user_id=user_id,
@@ -158,10 +165,10 @@ def _submit(
         corrected_answer=answer,
         reasoning_wrong=edits.reasoning_wrong,
         comment=edits.comment.strip(),
-        time_spent_ms=_elapsed_ms(shown_at),
+        time_spent_ms=_elapsed_ms(shown_at) if time_spent_ms is None else time_spent_ms,
         queue=queue,
         prediction_id=task.prediction_id,
-        lookahead=LOOKAHEAD,
+        lookahead=lookahead,
     )
     return Outcome(next_task, _next_message(next_task, f"Item #{task.item_id} {_DONE[verdict]}."))
 
@@ -174,16 +181,37 @@ def accept(
     edits: Edits,
     shown_at: float | None,
     queue: QueueFilter,
+    time_spent_ms: int | None = None,
+    lookahead: int = LOOKAHEAD,
 ) -> Outcome:
     """Accept what is on screen. If the reviewer changed the answer first, what is saved is their version, as a
     correction: the stored annotation always matches what they saw when they pressed Accept."""
     task = _require(task)
     if is_edited(task, edits):
-        outcome = correct(runtime, user_id=user_id, task=task, edits=edits, shown_at=shown_at, queue=queue)
+        outcome = correct(
+            runtime,
+            user_id=user_id,
+            task=task,
+            edits=edits,
+            shown_at=shown_at,
+            queue=queue,
+            time_spent_ms=time_spent_ms,
+            lookahead=lookahead,
+        )
         return Outcome(outcome.task, _next_message(outcome.task, f"Item #{task.item_id} saved as a correction."))
     if task.answer is None:
         raise ReviewInputError("The model gave no readable answer to accept: correct it (S) or reject it (R).")
-    return _submit(runtime, "accept", user_id=user_id, task=task, edits=edits, shown_at=shown_at, queue=queue)
+    return _submit(
+        runtime,
+        "accept",
+        user_id=user_id,
+        task=task,
+        edits=edits,
+        shown_at=shown_at,
+        queue=queue,
+        time_spent_ms=time_spent_ms,
+        lookahead=lookahead,
+    )
 
 
 def correct(
@@ -194,13 +222,24 @@ def correct(
     edits: Edits,
     shown_at: float | None,
     queue: QueueFilter,
+    time_spent_ms: int | None = None,
+    lookahead: int = LOOKAHEAD,
 ) -> Outcome:
     task = _require(task)
     answer = edited_answer(task, edits)
     if task.answer is not None and not is_edited(task, edits):
         raise ReviewInputError("Nothing was changed. Edit the answer first, or accept it as it is (A).")
     return _submit(
-        runtime, "correct", user_id=user_id, task=task, edits=edits, shown_at=shown_at, queue=queue, answer=answer
+        runtime,
+        "correct",
+        user_id=user_id,
+        task=task,
+        edits=edits,
+        shown_at=shown_at,
+        queue=queue,
+        answer=answer,
+        time_spent_ms=time_spent_ms,
+        lookahead=lookahead,
     )
 
 
@@ -212,15 +251,29 @@ def reject(
     edits: Edits,
     shown_at: float | None,
     queue: QueueFilter,
+    time_spent_ms: int | None = None,
+    lookahead: int = LOOKAHEAD,
 ) -> Outcome:
     task = _require(task)
-    return _submit(runtime, "reject", user_id=user_id, task=task, edits=edits, shown_at=shown_at, queue=queue)
+    return _submit(
+        runtime,
+        "reject",
+        user_id=user_id,
+        task=task,
+        edits=edits,
+        shown_at=shown_at,
+        queue=queue,
+        time_spent_ms=time_spent_ms,
+        lookahead=lookahead,
+    )
 
 
-def skip(runtime: Runtime, *, user_id: int, task: ReviewTask | None, queue: QueueFilter) -> Outcome:
+def skip(
+    runtime: Runtime, *, user_id: int, task: ReviewTask | None, queue: QueueFilter, lookahead: int = LOOKAHEAD
+) -> Outcome:
     task = _require(task)
     next_task = review_service.skip_task(
-        runtime, user_id=user_id, item_id=task.item_id, queue=queue, lookahead=LOOKAHEAD
+        runtime, user_id=user_id, item_id=task.item_id, queue=queue, lookahead=lookahead
     )
     return Outcome(next_task, _next_message(next_task, f"Item #{task.item_id} skipped."))
 
@@ -232,3 +285,83 @@ def undo(runtime: Runtime, *, user_id: int, project_id: int | None, current: Rev
     if task is None:
         return Outcome(current, "Nothing to undo.")
     return Outcome(task, f"Undid your last verdict; item #{task.item_id} is back on screen.")
+
+
+@dataclass(frozen=True)
+class TypedKey:
+    """A verdict key the reviewer typed while the server was still busy with the keys before it."""
+
+    key: str  # "a" accept, "r" reject, "n" skip
+    item_id: int  # the item on screen when it was pressed
+    on_screen_ms: int | None  # how long that item was on screen before the key (None: the server measures it)
+
+
+TYPED_ACTIONS = {"a": "accept", "r": "reject", "n": "skip"}
+
+
+def parse_typed_keys(text: str) -> list[TypedKey]:
+    """The page's list of typed keys, `[{"key": "a", "item": 12, "ms": 840}, ...]`.
+
+    Raises:
+        ReviewInputError: not such a list, or longer than `MAX_TYPED_AHEAD`.
+    """
+    try:
+        entries = json.loads(text)
+        if not isinstance(entries, list) or not 0 < len(entries) <= MAX_TYPED_AHEAD:
+            raise ValueError
+        keys = []
+        for entry in entries:
+            key, item_id, ms = entry["key"], entry["item"], entry.get("ms")
+            if key not in TYPED_ACTIONS or type(item_id) is not int or not (ms is None or type(ms) is int and ms >= 0):
+                raise ValueError
+            keys.append(TypedKey(key, item_id, ms))
+    except (ValueError, TypeError, KeyError):
+        raise ReviewInputError("The keys typed ahead could not be read; press them again.") from None
+    return keys
+
+
+def apply_typed_keys(
+    runtime: Runtime,
+    *,
+    user_id: int,
+    task: ReviewTask | None,
+    edits: Edits,
+    shown_at: float | None,
+    queue: QueueFilter,
+    keys: list[TypedKey],
+) -> Outcome:
+    """Apply verdict keys typed ahead of the server, in order, each to the item that was on screen when it was
+    pressed: the first with the editors' values (it is the item the server has on screen), the ones after it as the
+    model proposed them. Those were shown before the server confirmed them, which only single-label classification
+    items are (`app.ui.stage`), and nothing on them could be edited.
+
+    It stops at a key whose item is not the reviewer's next one any more (a filter or another window moved the queue
+    on), and at a key that fails after others succeeded: those keys were meant for items whose turn did not come.
+
+    Raises:
+        ReviewInputError, review_service.ReviewError: the first key failed; nothing was saved.
+    """
+    messages: list[str] = []
+    for index, typed in enumerate(keys):
+        if task is None or task.item_id != typed.item_id or (index and not can_show_early(task)):
+            messages.append("The keys typed after it were for other items and were dropped.")
+            break
+        last = index == len(keys) - 1
+        step: dict[str, Any] = {"runtime": runtime, "user_id": user_id, "task": task, "queue": queue}
+        # Only the last step's next items are leased ahead: the others' are the typed keys' own items.
+        step["lookahead"] = LOOKAHEAD if last else 0
+        action = TYPED_ACTIONS[typed.key]
+        if action != "skip":
+            step["edits"] = edits if index == 0 else Edits(label=task.answer, scale=edits.scale)
+            step["shown_at"] = shown_at
+            step["time_spent_ms"] = None if index == 0 else typed.on_screen_ms
+        try:
+            outcome = {"accept": accept, "reject": reject, "skip": skip}[action](**step)
+        except (ReviewInputError, review_service.ReviewError) as error:
+            if index == 0:
+                raise
+            messages.append(str(error))
+            break
+        messages.append(outcome.message)
+        task = outcome.task
+    return Outcome(task, " ".join(messages))

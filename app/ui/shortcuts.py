@@ -7,8 +7,9 @@ c, d, e and Space: create, drag, edit, and so on), so both sets of shortcuts wor
 One action is in flight at a time. Keys pressed meanwhile are held back in order and applied as soon as the screen
 shows the server's answer, so fast typing loses no key and never acts on another item than the one on screen when it
 was pressed. A verdict key (A, R, N) shows the next item leased ahead in the same frame (`app.ui.stage`), before the
-server has answered, and so do the verdict keys after it, as far as the items leased ahead go. If an action fails,
-the keys held back behind it are dropped and the screen goes back to the server's item.
+server has answered, and so do the verdict keys after it, as far as the items leased ahead go; verdict keys held
+back go to the server together, in one action. If an action fails, the keys held back behind it are dropped and the
+screen goes back to the server's item.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import json
 from dataclasses import dataclass
 
 from app.ui.render import escape
+from app.ui.review_actions import MAX_TYPED_AHEAD
 
 ANNOTATOR_KEYS = frozenset({"delete", "c", "d", "e", " "})
 
@@ -48,8 +50,12 @@ if ANNOTATOR_KEYS & {s.key for s in REVIEW_SHORTCUTS}:
 SHOWS_NEXT = frozenset({"a", "r", "n"})
 # The status line, whose `data-response` changes with every answer of the server (`app.ui.review.status_html`).
 STATUS_ID = "review-status"
-# The staged panels (`app.ui.stage`): each holds the item on screen and, hidden, the one leased ahead.
+# The staged panels (`app.ui.stage`): each holds the item on screen and, hidden, the ones leased ahead.
 STAGE_IDS = ("review-image", "review-card", "review-cot")
+# The hidden text field and button through which verdict keys typed ahead of the server go to it together
+# (`app.ui.review_actions.apply_typed_keys`).
+TYPED_KEYS_ID = "review-typed-keys"
+SEND_TYPED_KEYS_ID = "review-send-typed-keys"
 
 _LISTENER_TEMPLATE = """
 () => {
@@ -59,6 +65,9 @@ _LISTENER_TEMPLATE = """
   const labelRadioId = __LABEL_RADIO__;
   const statusId = __STATUS__;
   const stageIds = __STAGES__;
+  const typedKeysId = __TYPED_KEYS__;
+  const sendTypedKeysId = __SEND_TYPED_KEYS__;
+  const maxTogether = __MAX_TOGETHER__;
   // Keys wait here, in order, while the server works on an action: each with the item on screen when it was
   // pressed, and whether its next item was already shown. None is lost, and none acts on another item than the one
   // the reviewer saw: if the server's item is not that one when its turn comes, the keys left are dropped.
@@ -126,6 +135,32 @@ _LISTENER_TEMPLATE = """
     element.click();
     return true;
   };
+  // Verdict keys waiting at the head of the queue, each for an item the page knows, go to the server in one action:
+  // the server keeps up with a reviewer who types faster than it answers one key at a time.
+  const sendTogether = () => {
+    const isVerdict = (entry) => entry.item !== null && !!(shortcuts[entry.key] && shortcuts[entry.key].showsNext);
+    let count = 0;
+    while (count < queued.length && count < maxTogether && isVerdict(queued[count])) { count += 1; }
+    const field = document.querySelector("#" + typedKeysId + " textarea, #" + typedKeysId + " input");
+    const button = document.getElementById(sendTypedKeysId);
+    if (count < 2 || !field || !button) { return false; }
+    const run = queued.splice(0, count);
+    const keys = run.map((entry, i) => ({
+      key: entry.key,
+      item: Number(entry.item),
+      // How long the item was on screen: since the key before it, which showed it.
+      ms: i === 0 ? null : Math.max(0, Math.round(entry.at - run[i - 1].at)),
+    }));
+    for (const entry of run) {
+      if (!entry.shown && canStepAhead()) { ahead += 1; }
+    }
+    showSlide(ahead);
+    field.value = JSON.stringify(keys);
+    field.dispatchEvent(new Event("input", { bubbles: true }));
+    pendingSince = performance.now();
+    button.click();
+    return true;
+  };
   const pump = () => {
     while (queued.length && !busy()) {
       const entry = queued[0];
@@ -136,6 +171,7 @@ _LISTENER_TEMPLATE = """
         showSlide(0);
         return;
       }
+      if (sendTogether()) { return; }
       queued.shift();
       if (perform(entry)) { return; }
     }
@@ -172,7 +208,7 @@ _LISTENER_TEMPLATE = """
     // The item the key is for: the one on screen, unless keys before it wait to move the screen on (then it is
     // whichever item they leave on screen, and there is nothing to check it against).
     const settled = queued.every((e) => e.shown);
-    const entry = { key: key, item: settled ? shownItem() : null, shown: false };
+    const entry = { key: key, item: settled ? shownItem() : null, shown: false, at: performance.now() };
     // A verdict key whose turn is behind other verdicts shows its next item now, if it is in the page already.
     const showsNext = !!(shortcuts[key] && shortcuts[key].showsNext);
     if (showsNext && (busy() || queued.length) && settled && canStepAhead()) {
@@ -195,6 +231,9 @@ def listener_js() -> str:
         "__LABEL_RADIO__": LABEL_RADIO_ID,
         "__STATUS__": STATUS_ID,
         "__STAGES__": list(STAGE_IDS),
+        "__TYPED_KEYS__": TYPED_KEYS_ID,
+        "__SEND_TYPED_KEYS__": SEND_TYPED_KEYS_ID,
+        "__MAX_TOGETHER__": MAX_TYPED_AHEAD,
     }
     script = _LISTENER_TEMPLATE
     for placeholder, value in replacements.items():
