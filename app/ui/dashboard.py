@@ -32,6 +32,10 @@ class DashboardTab:
     metrics: gr.LinePlot
     refresh: gr.Button
 
+    def progress_target(self) -> list[Any]:
+        """Where the refresh shows its progress (`build_dashboard_tab`)."""
+        return [self.summary]
+
     def outputs(self) -> list[Any]:
         return [self.summary, self.verdicts, self.labels, self.reviewers, self.metrics]
 
@@ -143,6 +147,11 @@ def build_dashboard_tab(runtime: Runtime, *, user_state: gr.State, project: gr.D
         summary=summary, verdicts=verdicts, labels=labels, reviewers=reviewers, metrics=metrics, refresh=refresh_button
     )
     handler = partial(refresh, runtime)
-    refresh_button.click(handler, [user_state, project], tab.outputs(), api_name="dashboard_refresh")
-    project.change(handler, [user_state, project], tab.outputs(), show_progress="hidden")
+    # Progress shows on the summary only: the page re-reads every component an event ever showed progress on, at
+    # each later event, and the plots' data would be read again on every review key press.
+    progress_on = tab.progress_target()
+    refresh_button.click(
+        handler, [user_state, project], tab.outputs(), api_name="dashboard_refresh", show_progress_on=progress_on
+    )
+    project.change(handler, [user_state, project], tab.outputs(), show_progress="hidden", show_progress_on=progress_on)
     return tab

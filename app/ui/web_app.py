@@ -192,7 +192,12 @@ def build_web_app(
             api_name="logout",
             show_progress_on=session_progress,
         ).then(None, [session_token], None, js=store_cookie)
-        dashboard_tab.select(partial(dashboard.refresh, runtime), [user_state, project], board.outputs())
+        dashboard_tab.select(
+            partial(dashboard.refresh, runtime),
+            [user_state, project],
+            board.outputs(),
+            show_progress_on=board.progress_target(),
+        )
         users_tab.select(partial(admin.on_refresh_users, runtime), [user_state], [users_table])
         demo.load(
             on_page_load, [user_state], session_outputs, api_visibility="private", show_progress_on=session_progress
