@@ -372,11 +372,15 @@ def test_rise_serve_refuses_to_run_without_login_on_a_public_address(runtime):
     assert result.exit_code == 1 and "Refusing to run without login on 0.0.0.0" in result.output
 
 
-def test_no_event_shows_its_progress_on_a_layout(runtime):
+def test_no_event_shows_its_progress_on_a_layout_or_a_plot(runtime):
     # The page re-reads every progress target of every event, and all that is inside it, on each later event: a
-    # view or a tab as a target would make every review key press re-read the whole app.
+    # view, a tab or a plot's points as a target would be read again on every review key press.
     demo = build_web_app(runtime, require_login=True)
     for fn in demo.fns.values():
         targets = fn.show_progress_on or fn.outputs
-        holders = [type(block).__name__ for block in targets if getattr(block, "children", None)]
-        assert not holders, f"{fn.name} shows its progress on {holders}, which hold other components"
+        heavy = [
+            type(block).__name__
+            for block in targets
+            if getattr(block, "children", None) or isinstance(block, gr.LinePlot | gr.BarPlot | gr.ScatterPlot)
+        ]
+        assert not heavy, f"{fn.name} shows its progress on {heavy}"

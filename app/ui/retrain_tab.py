@@ -406,21 +406,26 @@ def build_retrain_tab(
         return {components[name]: value for name, value in refresh(runtime, *args).items()}
 
     refresh_inputs = [user_state, project, job_number, shown]
-    refresh_button.click(do_refresh, refresh_inputs, refresh_outputs, api_name="retrain_refresh")
-    timer.tick(do_refresh, refresh_inputs, refresh_outputs, api_visibility="private", show_progress="hidden")
+    # Progress shows on the progress line alone: the page re-reads every component an event ever showed progress on,
+    # at each later event, and the plots' points would be read again on every review key press.
+    on_line = {"show_progress_on": [progress]}
+    refresh_button.click(do_refresh, refresh_inputs, refresh_outputs, api_name="retrain_refresh", **on_line)
+    timer.tick(
+        do_refresh, refresh_inputs, refresh_outputs, api_visibility="private", show_progress="hidden", **on_line
+    )
     policy_form = partial(load_policy, runtime)
     policy_outputs = [every_verdicts, every_hours, policy]
-    project.change(do_refresh, refresh_inputs, refresh_outputs, api_visibility="private").then(
+    project.change(do_refresh, refresh_inputs, refresh_outputs, api_visibility="private", **on_line).then(
         policy_form, [user_state, project], policy_outputs
     )
     if tab is not None:
         # Opening the tab starts the live refresh and sends everything once more: what was sent while the tab was
         # never opened may not have reached its components.
         opened = tab.select(lambda: (gr.Timer(active=True), None), None, [timer, shown])
-        opened.then(do_refresh, refresh_inputs, refresh_outputs)
+        opened.then(do_refresh, refresh_inputs, refresh_outputs, **on_line)
 
     def then_refresh(event: Any) -> None:
-        event.then(do_refresh, refresh_inputs, refresh_outputs)
+        event.then(do_refresh, refresh_inputs, refresh_outputs, **on_line)
 
     inputs = [user_state, project, model, settings, launcher, min_items]
     then_refresh(start.click(partial(on_retrain, runtime), inputs, [message], api_name="retrain_start"))
