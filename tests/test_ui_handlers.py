@@ -192,6 +192,27 @@ class TestScreen:
         assert [shown["boxes"][0][k] for k in ("xmin", "ymin", "xmax", "ymax")] == [v * 8 for v in first["box"]]
         assert updates["accept"]["interactive"] is True
 
+    def test_an_admins_card_names_the_models_folder_in_a_tooltip_and_a_reviewers_never_shows_it(
+        self, runtime, tmp_path, monkeypatch
+    ):
+        monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+        folder = '/srv/"rise"/<models>/shapes-model'
+        admin_user = auth.ensure_user(runtime, "root", role="admin")
+        reviewer = auth.ensure_user(runtime, "ada", role="reviewer")
+        for user in (admin_user, reviewer):
+            # A project each: the first user's queue holds the other's items leased.
+            with runtime.sessions.begin() as session:
+                project = make_project(session, name=user.username, task_type="classification", labels=("a", "b"))
+                make_predicted_items(session, project, ["a", "b"], model_name=folder)
+            card = review.load_queue(runtime, user, project.id, "", "", "", "")["card"]
+            assert "shapes-model" in card
+            if user is admin_user:
+                assert 'title="/srv/&quot;rise&quot;/&lt;models&gt;/shapes-model">shapes-model</span>' in card
+            else:
+                assert "/srv/" not in card and "models" not in card
+        _, models = review.filter_choices(runtime, reviewer, project.id)
+        assert models["choices"][1] == ("shapes-model", folder)  # shown by its name, filtered by its full name
+
     def test_a_missing_image_can_still_be_accepted_but_not_edited(self, runtime, tmp_path, monkeypatch):
         monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
         seeded = seed_detection_project(runtime, tmp_path, n_items=2)

@@ -23,7 +23,7 @@ from app.services import review as review_service
 from app.services.review import ReviewTask
 from app.ui import render, review_actions
 from app.ui.review_actions import ANY, ORDER_CHOICES, VERDICT_CHOICES, Edits, Outcome, ReviewInputError
-from app.ui.session import UserInfo, require_user
+from app.ui.session import UserInfo, is_admin, require_user
 from app.ui.shortcuts import LABEL_RADIO_ID, SEND_TYPED_KEYS_ID, TYPED_KEYS_ID, legend_html
 from app.ui.stage import shown_image, staged_panels
 
@@ -111,9 +111,12 @@ def status_html(message: str, *, failed: bool = False) -> str:
     )
 
 
-def screen_updates(task: ReviewTask | None, message: str, view: dict | None = None) -> ScreenUpdate:
+def screen_updates(
+    task: ReviewTask | None, message: str, view: dict | None = None, *, admin: bool = False
+) -> ScreenUpdate:
     """The screen update that shows `task` (or the empty-queue card) with `message`. `view` is the view state of
-    what is on screen now: editors that are already as `task` needs them are left alone."""
+    what is on screen now: editors that are already as `task` needs them are left alone. `admin`: the card names
+    where the model came from (`app.ui.stage.card_html`)."""
     if task is None:
         hidden = gr.update(visible=False)
         idle = gr.update(interactive=False)
@@ -141,7 +144,7 @@ def screen_updates(task: ReviewTask | None, message: str, view: dict | None = No
     show_label = task.task_type == "classification" and not distribution
     layout = [task.task_type, distribution, editable, labels]
     same_layout = (view or {}).get("layout") == layout
-    image_panel, card_panel, reasoning_panel = staged_panels(task, image_path)
+    image_panel, card_panel, reasoning_panel = staged_panels(task, image_path, admin=admin)
     update: ScreenUpdate = {
         "task": task,
         "view": {"shown_at": time.monotonic(), "scale": scale, "editable": editable, "layout": layout},
@@ -181,12 +184,12 @@ def screen_updates(task: ReviewTask | None, message: str, view: dict | None = No
     return update
 
 
-def _keep_screen(task: ReviewTask | None, message: str) -> ScreenUpdate:
+def _keep_screen(task: ReviewTask | None, message: str, *, admin: bool = False) -> ScreenUpdate:
     """Only say why nothing happened, and put the panels back on `task`: the key listener may already show the
     item leased ahead, which did not become the reviewer's."""
     update: ScreenUpdate = {"status": status_html(message, failed=True)}
     if task is not None:
-        update["image"], update["card"], update["cot"] = staged_panels(task, shown_image(task)[0])
+        update["image"], update["card"], update["cot"] = staged_panels(task, shown_image(task)[0], admin=admin)
     return update
 
 
@@ -201,23 +204,23 @@ def busy_message(action: str) -> str:
     return f"The database is busy; {what}, press {key} again."
 
 
-def _run(action, *, shown: ReviewTask | None, view: dict | None, **kwargs) -> ScreenUpdate:
-    """Run an action and show its outcome. A problem becomes a warning and leaves `shown` (the task on screen) as it
-    was."""
+def _run(action, *, shown: ReviewTask | None, view: dict | None, admin: bool, **kwargs) -> ScreenUpdate:
+    """Run an action and show its outcome (to an admin, with the model's source: `screen_updates`). A problem becomes
+    a warning and leaves `shown` (the task on screen) as it was."""
     try:
         outcome: Outcome = action(**kwargs)
     except review_service.DatabaseBusyError:
         message = busy_message(action.__name__)
         gr.Warning(message)
-        return _keep_screen(shown, message)
+        return _keep_screen(shown, message, admin=admin)
     except ReviewInputError as error:
         gr.Warning(str(error))
-        return _keep_screen(shown, str(error))
+        return _keep_screen(shown, str(error), admin=admin)
     except review_service.ReviewError as error:
         # Someone else holds the item, the database is busy, or the item changed under us: say so.
         gr.Warning(str(error))
-        return _keep_screen(shown, str(error))
-    return screen_updates(outcome.task, outcome.message, view)
+        return _keep_screen(shown, str(error), admin=admin)
+    return screen_updates(outcome.task, outcome.message, view, admin=admin)
 
 
 # Handlers: component values in, screen updates out (by component: `ReviewTab.components`). `runtime` and `tab` are
@@ -241,6 +244,7 @@ def load_queue(
         review_actions.load,
         shown=None,
         view=None,
+        admin=is_admin(user),
         runtime=runtime,
         user_id=user.id,
         project_id=project_id,
@@ -282,6 +286,7 @@ def _verdict_kwargs(
     return {
         "shown": task,
         "view": view,
+        "admin": is_admin(user),
         "runtime": runtime,
         "user_id": user.id,
         "task": task,
@@ -308,7 +313,7 @@ def on_typed_keys(runtime: Runtime, *values: Any) -> ScreenUpdate:
         keys = review_actions.parse_typed_keys(typed_keys)
     except ReviewInputError as error:
         gr.Warning(str(error))
-        return _keep_screen(kwargs["task"], str(error))
+        return _keep_screen(kwargs["task"], str(error), admin=kwargs["admin"])
     return _run(review_actions.apply_typed_keys, **kwargs, keys=keys)
 
 
@@ -329,7 +334,16 @@ def on_skip(
 ) -> ScreenUpdate:
     user = require_user(user)
     queue = review_actions.queue_filter(order, label, verdict, model)
-    return _run(review_actions.skip, shown=task, view=view, runtime=runtime, user_id=user.id, task=task, queue=queue)
+    return _run(
+        review_actions.skip,
+        shown=task,
+        view=view,
+        admin=is_admin(user),
+        runtime=runtime,
+        user_id=user.id,
+        task=task,
+        queue=queue,
+    )
 
 
 def on_undo(
@@ -340,6 +354,7 @@ def on_undo(
         review_actions.undo,
         shown=task,
         view=view,
+        admin=is_admin(user),
         runtime=runtime,
         user_id=user.id,
         project_id=project_id,
@@ -358,7 +373,8 @@ def filter_choices(
     except review_service.ReviewError:  # deleted meanwhile; loading the queue says so
         return gr.skip(), gr.skip()
     labels = [("All labels", ANY), *[(label, label) for label in options.labels]]
-    models = [("All models", ANY), *[(name, name) for name in options.model_names]]
+    # Shown by their names, never a machine's folder path (as on the card); the filter itself keeps the full name.
+    models = [("All models", ANY), *[(render.model_display_name(name), name) for name in options.model_names]]
     # Grounding projects have no label set: a label menu with nothing in it would only puzzle.
     return gr.update(choices=labels, value=ANY, visible=bool(options.labels)), gr.update(choices=models, value=ANY)
 

@@ -52,7 +52,8 @@ def can_show_early(task: ReviewTask) -> bool:
     return task.task_type == "classification" and not task.distribution
 
 
-def card_html(task: ReviewTask) -> str:
+def card_html(task: ReviewTask, *, admin: bool = False) -> str:
+    """The item card; an admin's also names the model's full source (Hub id or folder path) in a tooltip."""
     return render.task_card_html(
         task_type=task.task_type,
         item_id=task.item_id,
@@ -63,6 +64,7 @@ def card_html(task: ReviewTask) -> str:
         answer=task.answer,
         query=task.query,
         verdict=task.verdict,
+        show_model_source=admin,
     )
 
 
@@ -96,10 +98,11 @@ def _staged(slides: list[str], item_ids: list[int], *, show_early: bool) -> str:
     return f"<div {attributes}>{html}</div>"
 
 
-def staged_panels(task: ReviewTask, image_path: str | None) -> tuple[str, str, str]:
+def staged_panels(task: ReviewTask, image_path: str | None, *, admin: bool = False) -> tuple[str, str, str]:
     """The image, card and reasoning panels of `task` (its image already copied to `image_path`), each with the
     slides of the items leased ahead (`task.upcoming`) hidden behind. Items that cannot be shown early still get
-    their image preloaded, in hidden slides of the image panel."""
+    their image preloaded, in hidden slides of the image panel. `admin`: the cards show where each model came from
+    (`card_html`)."""
     upcoming = list(task.upcoming)
     images = [shown_image(item)[0] for item in upcoming]
     early = bool(upcoming) and all(can_show_early(item) for item in upcoming) and None not in images
@@ -112,7 +115,8 @@ def staged_panels(task: ReviewTask, image_path: str | None) -> tuple[str, str, s
     )
     if not early:
         upcoming, ids = [], ids[:1]
-    card_panel = _staged([card_html(task), *(card_html(item) for item in upcoming)], ids, show_early=early)
+    cards = [card_html(item, admin=admin) for item in (task, *upcoming)]
+    card_panel = _staged(cards, ids, show_early=early)
     reasoning_panel = _staged(
         [reasoning_html(task), *(reasoning_html(item) for item in upcoming)], ids, show_early=early
     )
