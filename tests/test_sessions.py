@@ -4,13 +4,17 @@ with Gradio's client, which keeps one session across its calls as a browser tab 
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from gradio_client import Client
 from typer.testing import CliRunner
 
 import app.commands.users  # noqa: F401  (registers `rise user` on the CLI)
 from app.commands._common import cli
+from app.commands.serve import SQLITE_TEAM_SIZE, SqliteTeamNote
 from app.services import auth
+from app.services.browser_sessions import BrowserSessions
 
 PASSWORD = "boss-password"
 
@@ -119,3 +123,25 @@ def test_rise_user_role_deactivate_and_activate(runtime):
     unknown = runner.invoke(cli, ["user", "role", "nobody", "admin"], env=env)
     bad_role = runner.invoke(cli, ["user", "role", "bob", "superuser"], env=env)
     assert unknown.exit_code == 1 and "No user named 'nobody'" in unknown.output and bad_role.exit_code == 2
+
+
+def test_each_sign_in_tells_how_many_different_users_are_signed_in(runtime):
+    counts: list[int] = []
+    sessions = BrowserSessions(on_sign_in=counts.append)
+    ada = auth.create_user(runtime, "ada", "ada-password")
+    bob = auth.create_user(runtime, "bob", "bob-password")
+    first = sessions.issue(ada)
+    sessions.issue(ada)  # a second tab of the same reviewer
+    sessions.issue(bob)
+    sessions.revoke(first)
+    sessions.issue(bob)
+    assert counts == [1, 1, 2, 2]
+
+
+def test_rise_serve_on_sqlite_names_postgresql_once_the_team_outgrows_it(capsys):
+    note = SqliteTeamNote()
+    for signed_in in [1, SQLITE_TEAM_SIZE, SQLITE_TEAM_SIZE + 1, SQLITE_TEAM_SIZE + 1, 3, SQLITE_TEAM_SIZE + 3]:
+        note(signed_in)
+    said = " ".join(capsys.readouterr().out.split())  # the console wraps long lines
+    assert re.findall(r"(\d+) reviewers are signed in", said) == [str(SQLITE_TEAM_SIZE + 1), str(SQLITE_TEAM_SIZE + 3)]
+    assert said.count("PostgreSQL is the backend") == 2

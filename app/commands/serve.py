@@ -15,6 +15,28 @@ from app.commands._common import cli, console, fail, migrated_runtime
 from app.runtime import Runtime
 from app.settings import WILDCARD_HOSTS, Settings, SettingsError, load_settings
 
+# Reviewers at once that SQLite serves within the review targets on two cores (bench/results/review_browser.md); a
+# larger team gets told, on the server's console, that PostgreSQL is its backend.
+SQLITE_TEAM_SIZE = 4
+
+
+class SqliteTeamNote:
+    """Says on the console, once for each new team size above `SQLITE_TEAM_SIZE`, that PostgreSQL is the backend for
+    that many reviewers signed in at once."""
+
+    def __init__(self) -> None:
+        self.told = SQLITE_TEAM_SIZE
+
+    def __call__(self, signed_in: int) -> None:
+        if signed_in <= self.told:
+            return
+        self.told = signed_in
+        console.print(
+            f"{signed_in} reviewers are signed in. SQLite answers up to about {SQLITE_TEAM_SIZE} at once without "
+            f"making them wait; for {signed_in}, PostgreSQL is the backend: "
+            "RISE_DATABASE_URL=postgresql+psycopg://user:password@host/database (see SECURITY.md)."
+        )
+
 
 def launch_ui(runtime: Runtime, *, require_login: bool | None = None, block: bool = True) -> None:
     """Build the app and serve it on the runtime's host and port until interrupted (`block=False`: return at once)."""
@@ -34,7 +56,8 @@ def launch_ui(runtime: Runtime, *, require_login: bool | None = None, block: boo
             "Only requests to this machine's loopback names are answered: set RISE_ALLOWED_HOSTS to the names "
             "clients use, e.g. RISE_ALLOWED_HOSTS=annotate.example.org"
         )
-    serve_web_app(runtime, require_login=login, block=block)
+    on_sign_in = SqliteTeamNote() if runtime.engine.dialect.name == "sqlite" else None
+    serve_web_app(runtime, require_login=login, block=block, on_sign_in=on_sign_in)
 
 
 def _settings(host: str | None, port: int | None) -> Settings:

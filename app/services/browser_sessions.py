@@ -12,6 +12,7 @@ from __future__ import annotations
 import secrets
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 
 from app.runtime import Runtime
 from app.services.auth import UserInfo, current_user
@@ -29,9 +30,17 @@ def cookie_name_for(port: int) -> str:
 class BrowserSessions:
     """The signed-in browsers of one server, whose browsers keep their token in the cookie `cookie_name`."""
 
-    def __init__(self, cookie_name: str = "rise_session", *, max_sessions: int = MAX_SESSIONS) -> None:
+    def __init__(
+        self,
+        cookie_name: str = "rise_session",
+        *,
+        max_sessions: int = MAX_SESSIONS,
+        on_sign_in: Callable[[int], None] | None = None,
+    ) -> None:
+        """`on_sign_in` is told, after each sign-in, how many different users are signed in."""
         self.cookie_name = cookie_name
         self._max_sessions = max_sessions
+        self._on_sign_in = on_sign_in
         self._users: OrderedDict[str, UserInfo] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -42,6 +51,9 @@ class BrowserSessions:
             self._users[token] = user
             while len(self._users) > self._max_sessions:
                 self._users.popitem(last=False)
+            signed_in = len({signed.id for signed in self._users.values()})
+        if self._on_sign_in is not None:
+            self._on_sign_in(signed_in)
         return token
 
     def revoke(self, token: str | None) -> None:

@@ -7,6 +7,8 @@ front of every route (`app.ui.http_guard`) and Gradio's own openings shut.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import gradio as gr
 from starlette.middleware import Middleware
 
@@ -24,10 +26,11 @@ def serve_web_app(
     port: int | None = None,
     block: bool = True,
     throttle: LoginThrottle | None = None,
+    on_sign_in: Callable[[int], None] | None = None,
 ) -> gr.Blocks:
     """Build the app and serve it on the runtime's host and port (or `port`) until interrupted; with
     `block=False`, return the running app at once (`.close()` stops it). `throttle`: the back-off for failed
-    sign-ins (default: a new one).
+    sign-ins (default: a new one). `on_sign_in`: told after each sign-in how many different users are signed in.
 
     Raises:
         LoginRequiredError: `require_login=False` while the configured host is reachable from other machines.
@@ -35,7 +38,7 @@ def serve_web_app(
     settings = runtime.settings
     port = settings.port if port is None else port
     login = login_required(settings, require_login)
-    sessions = BrowserSessions(cookie_name_for(port))
+    sessions = BrowserSessions(cookie_name_for(port), on_sign_in=on_sign_in)
     web_app = build_web_app(runtime, require_login=login, browser_sessions=sessions, throttle=throttle)
     guard = Middleware(
         HttpGuard,
