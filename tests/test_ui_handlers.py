@@ -367,11 +367,11 @@ def test_dashboard_counts_the_verdicts(runtime, detection):
     project_id, ids, user_id, task = detection
     reviewer = auth.get_user_info(runtime, user_id)
     reject(runtime, user_id=user_id, task=task, edits=Edits(), shown_at=None, queue=None)
-    summary, verdict_mix, labels, reviewers, metrics = dashboard.refresh(runtime, reviewer, project_id)
-    assert "1 of 3 items reviewed" in summary
-    assert verdict_mix.set_index("verdict")["count"].to_dict() == {"accept": 0, "correct": 0, "reject": 1}
-    assert [row[:2] for row in reviewers] == [["ada", 1]]
-    assert metrics.empty
+    update = dashboard.refresh(runtime, reviewer, project_id)
+    assert "1 of 3 items reviewed" in update["summary"]
+    assert update["verdicts"].set_index("verdict")["count"].to_dict() == {"accept": 0, "correct": 0, "reject": 1}
+    assert [row[:2] for row in update["reviewers"]] == [["ada", 1]]
+    assert update["metrics"].empty
 
 
 def test_every_shortcut_targets_an_element_of_the_app_and_spares_the_annotator_keys(runtime):

@@ -3,9 +3,11 @@ misses a component, or names one the event does not list, fails here instead of 
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from app.services import auth
+from app.ui import dashboard
 from app.ui.web_app import build_web_app
 from tests.utils.retrain import make_ready_project
 
@@ -38,3 +40,16 @@ def test_the_first_retrain_refresh_sets_every_component_it_lists(runtime):
     demo = build_web_app(runtime, require_login=True)
     [refresh] = [fn for fn in demo.fns.values() if fn.api_name == "retrain_refresh"]
     _assert_names_every_output(refresh, refresh.fn(boss, project_id, 0, None))
+
+
+def test_every_dashboard_refresh_sets_every_component_it_lists(runtime):
+    with runtime.sessions.begin() as session:
+        project_id = make_ready_project(session).id
+    boss = auth.get_user_info(runtime, auth.create_user(runtime, "boss", "boss-password", role="admin").id)
+    demo = build_web_app(runtime, require_login=True)
+    handlers = [fn for fn in demo.fns.values() if fn.fn is not None]
+    events = [fn for fn in handlers if getattr(inspect.unwrap(fn.fn), "func", None) is dashboard.on_refresh]
+    assert len(events) == 3  # its button, the project menu and opening the tab
+    for event in events:
+        for user, chosen in ((boss, project_id), (boss, None), (boss, project_id + 1), (None, project_id)):
+            _assert_names_every_output(event, event.fn(user, chosen))

@@ -21,6 +21,8 @@ from app.ui.session import UserInfo
 
 VERDICT_ORDER = ("accept", "correct", "reject")
 VERDICT_COLOURS = {"accept": "#16a34a", "correct": "#2563eb", "reject": "#dc2626"}  # the review buttons' colours
+# The components a refresh sets, by their names in `DashboardTab`.
+REFRESH_FIELDS: tuple[str, ...] = ("summary", "verdicts", "labels", "reviewers", "metrics")
 
 
 @dataclass
@@ -37,7 +39,14 @@ class DashboardTab:
         return [self.summary]
 
     def outputs(self) -> list[Any]:
-        return [self.summary, self.verdicts, self.labels, self.reviewers, self.metrics]
+        return [getattr(self, name) for name in REFRESH_FIELDS]
+
+    def components(self, update: dict[str, Any]) -> dict[Any, Any]:
+        """`update` keyed by component, as a Gradio handler returns it; a name that is not a refresh field fails."""
+        unknown = set(update) - set(REFRESH_FIELDS)
+        if unknown:
+            raise KeyError(f"Not a dashboard component: {sorted(unknown)}")
+        return {getattr(self, name): value for name, value in update.items()}
 
 
 def _stat(value: str, caption: str) -> str:
@@ -102,15 +111,36 @@ def metrics_frame(stats: DashboardStats | None) -> pd.DataFrame:
     )
 
 
-def refresh(runtime: Runtime, user: UserInfo | None, project_id: int | None) -> tuple[Any, ...]:
+def _empty(message: str) -> dict[str, Any]:
+    return {
+        "summary": render.empty_queue_html(message),
+        "verdicts": verdict_frame(None),
+        "labels": [],
+        "reviewers": [],
+        "metrics": metrics_frame(None),
+    }
+
+
+def refresh(runtime: Runtime, user: UserInfo | None, project_id: int | None) -> dict[str, Any]:
+    """The chosen project's dashboard, as an update over `REFRESH_FIELDS`."""
     if user is None or project_id is None:
-        empty = render.empty_queue_html("Pick a project to see its progress.")
-        return empty, verdict_frame(None), [], [], metrics_frame(None)
+        return _empty("Pick a project to see its progress.")
     try:
         stats = dashboard_stats(runtime, project_id)
     except ValueError as error:  # the project was deleted meanwhile
-        return render.empty_queue_html(str(error)), verdict_frame(None), [], [], metrics_frame(None)
-    return summary_html(stats), verdict_frame(stats), label_rows(stats), reviewer_rows(stats), metrics_frame(stats)
+        return _empty(str(error))
+    return {
+        "summary": summary_html(stats),
+        "verdicts": verdict_frame(stats),
+        "labels": label_rows(stats),
+        "reviewers": reviewer_rows(stats),
+        "metrics": metrics_frame(stats),
+    }
+
+
+def on_refresh(runtime: Runtime, tab: DashboardTab, user: UserInfo | None, project_id: int | None) -> dict[Any, Any]:
+    """`refresh` keyed by `tab`'s components, as its events answer."""
+    return tab.components(refresh(runtime, user, project_id))
 
 
 def build_dashboard_tab(runtime: Runtime, *, user_state: gr.State, project: gr.Dropdown) -> DashboardTab:
@@ -146,7 +176,7 @@ def build_dashboard_tab(runtime: Runtime, *, user_state: gr.State, project: gr.D
     tab = DashboardTab(
         summary=summary, verdicts=verdicts, labels=labels, reviewers=reviewers, metrics=metrics, refresh=refresh_button
     )
-    handler = partial(refresh, runtime)
+    handler = partial(on_refresh, runtime, tab)
     # Progress shows on the summary only: the page re-reads every component an event ever showed progress on, at
     # each later event, and the plots' data would be read again on every review key press.
     progress_on = tab.progress_target()

@@ -193,7 +193,7 @@ def build_web_app(
             show_progress_on=session_progress,
         ).then(None, [session_token], None, js=store_cookie)
         dashboard_tab.select(
-            partial(dashboard.refresh, runtime),
+            partial(dashboard.on_refresh, runtime, board),
             [user_state, project],
             board.outputs(),
             show_progress_on=board.progress_target(),
