@@ -5,13 +5,18 @@ concurrent reviewers wait for the write lock instead of failing. PostgreSQL gets
 Past that wait a write fails, and `is_database_busy` tells that failure from others, so a caller can say "try again"
 instead of showing SQL.
 
-A transaction that writes can take SQLite's write lock at its start (`begin_immediate`), so that it waits its turn
-once, up front, and then runs without meeting another writer.
+A transaction that writes can take the write lock at its start (`write_transaction`), so that it waits its turn once,
+up front, and then runs without meeting another writer. On SQLite the writers of one process take turns on a lock of
+their own first: SQLite's busy handler makes a waiting writer sleep and retry, up to 100 ms a sleep, so under load a
+writer would often still be asleep long after the lock was free; a process lock wakes the next one at once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +25,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+from db.errors import DbError
+
 # SQLite errors that mean "another connection holds the lock" (the messages of SQLITE_BUSY and SQLITE_LOCKED).
 _SQLITE_BUSY_MESSAGES = ("database is locked", "database is busy", "database table is locked")
 # PostgreSQL SQLSTATEs of the same: lock_timeout, deadlock detected, serialization failure, statement cancelled.
@@ -27,6 +34,12 @@ _POSTGRES_BUSY_CODES = frozenset({"55P03", "40P01", "40001", "57014"})
 DEFAULT_LOCK_TIMEOUT_S = 10.0
 # The key of `Session.info` under which a session carries the reader of answer labels (`make_session_factory`).
 ANSWER_LABELS_INFO = "answer_labels"
+# Each SQLite engine's lock for the writers of this process, and how long a writer waits for it (`write_transaction`).
+_SQLITE_WRITERS: weakref.WeakKeyDictionary[Engine, tuple[threading.Lock, float]] = weakref.WeakKeyDictionary()
+
+
+class WriteLockTimeout(DbError):
+    """Another writer of this process held the database past the lock timeout."""
 
 
 def is_database_busy(error: BaseException) -> bool:
@@ -52,12 +65,31 @@ def _sqlite_configurator(lock_timeout_s: float):
     return configure
 
 
-def begin_immediate(session: Session) -> None:
-    """On SQLite, take the write lock now, waiting up to the busy timeout for it: call it first in a transaction that
-    will write. The driver would only begin the transaction at its first write, and reads before that, in the same
-    transaction, could not then wait for the lock if another writer got in between. Elsewhere it does nothing."""
-    if session.get_bind().dialect.name == "sqlite":
-        session.execute(text("BEGIN IMMEDIATE"))
+@contextmanager
+def write_transaction(sessions: sessionmaker[Session], engine: Engine) -> Iterator[Session]:
+    """A transaction of `sessions` (bound to `engine`) that will write, holding the write lock from its start; it
+    commits when the block ends. On SQLite it first waits its turn among this process's writers, then takes the
+    file's lock with `BEGIN IMMEDIATE` (reads before the first write could not wait for it otherwise). Elsewhere it is
+    a plain transaction.
+
+    Raises:
+        WriteLockTimeout: this process's other writers held the lock past the lock timeout (a lock held by another
+            process past it raises the driver's busy error, see `is_database_busy`).
+    """
+    writers = _SQLITE_WRITERS.get(engine)
+    if writers is None:
+        with sessions.begin() as session:
+            yield session
+        return
+    lock, timeout_s = writers
+    if not lock.acquire(timeout=timeout_s):
+        raise WriteLockTimeout(f"The database stayed busy for {timeout_s:g} s.")
+    try:
+        with sessions.begin() as session:
+            session.execute(text("BEGIN IMMEDIATE"))
+            yield session
+    finally:
+        lock.release()
 
 
 def make_engine(url: str, *, lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S, **kwargs) -> Engine:
@@ -73,6 +105,7 @@ def make_engine(url: str, *, lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S, **k
         kwargs.setdefault("connect_args", {}).setdefault("check_same_thread", False)
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_configurator(lock_timeout_s))
+        _SQLITE_WRITERS[engine] = (threading.Lock(), lock_timeout_s)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     if parsed.get_backend_name() == "postgresql":

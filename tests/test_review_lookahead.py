@@ -16,6 +16,7 @@ from app.services.review import QueueFilter
 from app.ui import review_actions
 from app.ui.review_actions import Edits, ReviewInputError, TypedKey
 from db.models import Item, Review
+from db.session import write_transaction
 from tests.utils.review_factories import make_classification_queue, make_reviewer
 
 
@@ -153,6 +154,28 @@ class TestBusyDatabase:
         assert leased_to(runtime, ada) == {task.item_id, task.upcoming[0].item_id}
         after = review.submit_verdict(impatient, user_id=ada, item_id=task.item_id, verdict="accept", lookahead=1)
         assert after.item_id == task.upcoming[0].item_id
+
+    def test_a_writer_of_the_same_process_past_the_timeout_makes_the_verdict_wait_then_fail(self, queue, impatient):
+        project_id, items, ada, _ = queue
+        task = review.next_task(impatient, project_id=project_id, user_id=ada)
+        holding, done = threading.Event(), threading.Event()
+
+        def long_writer() -> None:
+            with write_transaction(impatient.sessions, impatient.engine):
+                holding.set()
+                done.wait(10)
+
+        writer = threading.Thread(target=long_writer)
+        writer.start()
+        try:
+            assert holding.wait(10)
+            with pytest.raises(review.DatabaseBusyError, match="The database is busy"):
+                review.submit_verdict(impatient, user_id=ada, item_id=task.item_id, verdict="accept")
+        finally:
+            done.set()
+            writer.join()
+        # Its turn comes as soon as the other writer is done.
+        review.submit_verdict(impatient, user_id=ada, item_id=task.item_id, verdict="accept")
 
     def test_a_writer_waits_for_a_short_lock_instead_of_failing(self, runtime, queue):
         project_id, items, ada, _ = queue

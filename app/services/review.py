@@ -43,7 +43,7 @@ from db.crud import review_queue as queue_crud
 from db.crud import reviews as crud
 from db.crud import users as user_crud
 from db.models import Item, Prediction, Project, User, Verdict, utcnow
-from db.session import begin_immediate, is_database_busy
+from db.session import WriteLockTimeout, is_database_busy, write_transaction
 
 __all__ = [
     "LEASE_DURATION",
@@ -82,13 +82,15 @@ def _write_transaction(runtime: Runtime) -> Iterator[Session]:
     """One review use case, one short write transaction, holding SQLite's write lock from its start. A database still
     locked by others after the lock timeout (`RISE_DB_LOCK_TIMEOUT_S`) is a `DatabaseBusyError`: nothing was saved,
     the reviewer's leases are as they were, and trying again works."""
+    busy = DatabaseBusyError("The database is busy; nothing was saved. Try again.")
     try:
-        with runtime.sessions.begin() as session:
-            begin_immediate(session)
+        with write_transaction(runtime.sessions, runtime.engine) as session:
             yield session
+    except WriteLockTimeout:
+        raise busy from None
     except DBAPIError as error:
         if is_database_busy(error):
-            raise DatabaseBusyError("The database is busy; nothing was saved. Try again.") from None
+            raise busy from None
         raise
 
 
