@@ -246,7 +246,7 @@ class TestScreen:
         with pytest.raises(KeyError, match="Not a review screen component"):
             tab.components({"cards": ""})
 
-    def test_the_next_item_of_the_same_kind_sends_only_what_changed(self, runtime, tmp_path, monkeypatch):
+    def test_the_next_item_of_the_same_kind_sends_plain_values_only(self, runtime, tmp_path, monkeypatch):
         monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
         with runtime.sessions.begin() as session:
             project, items = make_classification_queue(session, 3)
@@ -262,9 +262,13 @@ class TestScreen:
         )
         second = review.screen_updates(after, "", first["view"])
 
-        # The label menu gets its value only; the buttons, the legend and the box editor stay as they are.
+        # Every component gets a plain value (no gr.update, none left out, each of which Gradio would build anew):
+        # the label menu its label, the buttons their own labels, the hidden editors nothing.
+        assert set(second) == set(review.SCREEN_FIELDS)
+        assert not [name for name, value in second.items() if isinstance(value, dict) and "__type__" in value]
         assert second["label_radio"] == after.answer
-        assert not {"legend", "annotator", "distribution", *review.VERDICT_BUTTONS} & set(second)
+        assert (second["annotator"], second["distribution"]) == (None, None)
+        assert second["accept"] == review.VERDICT_BUTTON_LABELS["accept"]
         # The item after it is already in the page, hidden, with its image.
         ahead = after.upcoming[0].item_id
         assert 'data-show-early="1"' in second["card"]

@@ -3,9 +3,10 @@
 Layout: queue controls on top; the image (boxes editable in place) on the left; on the right the item card
 (position, confidence, model, answer), the chain of thought as escaped text, the label or distribution editor for
 classification, the "reasoning is wrong" flag, a comment, and the action buttons with their keys. Every action
-returns the next item in the same round trip, and the item after it is already in the page, hidden, so a verdict by
-key shows it in the same frame (`app.ui.stage`). Updates are dicts keyed by field name (`SCREEN_FIELDS`), so no
-component can be matched to the wrong value, and they carry only what changed.
+returns the next item in the same round trip, and the items after it are already in the page, hidden, so a verdict by
+key shows the next one in the same frame (`app.ui.stage`). Updates are dicts keyed by field name (`SCREEN_FIELDS`),
+so no component can be matched to the wrong value. From item to item in one layout they carry plain values only:
+Gradio builds a component anew on the server for each `gr.update` and each component left out.
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ SCREEN_FIELDS: tuple[str, ...] = (
     "reject",
     "skip",
 )
-VERDICT_BUTTONS: tuple[str, ...] = ("accept", "correct", "reject", "skip")
+VERDICT_BUTTON_LABELS = {"accept": "Accept (A)", "correct": "Correct (S)", "reject": "Reject (R)", "skip": "Skip (N)"}
+VERDICT_BUTTONS: tuple[str, ...] = tuple(VERDICT_BUTTON_LABELS)
 ScreenUpdate = dict[str, Any]
 
 
@@ -155,31 +157,40 @@ def screen_updates(
         "comment": "",
         "status": status_html(message),
     }
+    # In the same layout every component gets a plain value, even one that did not change: a component left out
+    # (Gradio fills in a skip) or given a `gr.update` is built anew on the server, about a millisecond each, which
+    # made most of a verdict's cost.
     if has_boxes and editable:
-        update["annotator"] = gr.update(
-            value={"image": image_path, "boxes": render.answer_to_boxes(task.task_type, task.answer, labels, scale)},
-            label_list=labels if task.task_type == "detection" else [render.GROUNDING_LABEL],
-            label_colors=[render.hex_colour(render.label_colour(label, labels)) for label in labels]
-            if task.task_type == "detection"
-            else [render.hex_colour(render.PALETTE[0])],
-            single_box=task.task_type == "grounding",
-            visible=True,
+        boxes = {"image": image_path, "boxes": render.answer_to_boxes(task.task_type, task.answer, labels, scale)}
+        update["annotator"] = (
+            boxes
+            if same_layout
+            else gr.update(
+                value=boxes,
+                label_list=labels if task.task_type == "detection" else [render.GROUNDING_LABEL],
+                label_colors=[render.hex_colour(render.label_colour(label, labels)) for label in labels]
+                if task.task_type == "detection"
+                else [render.hex_colour(render.PALETTE[0])],
+                single_box=task.task_type == "grounding",
+                visible=True,
+            )
         )
-    elif not same_layout:
-        update["annotator"] = gr.update(value=None, visible=False)
+    else:
+        update["annotator"] = None if same_layout else gr.update(value=None, visible=False)
     if show_label:
         value = task.answer if task.answer in labels else None
-        # A plain value where the choices stay: Gradio rebuilds a component for every `gr.update`, which costs more
-        # than the rest of the update together.
         update["label_radio"] = value if same_layout else gr.update(choices=labels, value=value, visible=True)
-    elif not same_layout:
-        update["label_radio"] = gr.update(value=None, visible=False)
+    else:
+        update["label_radio"] = None if same_layout else gr.update(value=None, visible=False)
     if distribution:
-        update["distribution"] = gr.update(value=render.distribution_rows(task.answer, labels), visible=True)
-    elif not same_layout:
-        update["distribution"] = gr.update(visible=False)
-    if not same_layout:
-        update["legend"] = legend_html(with_labels=show_label)
+        rows = render.distribution_rows(task.answer, labels)
+        update["distribution"] = rows if same_layout else gr.update(value=rows, visible=True)
+    else:
+        update["distribution"] = None if same_layout else gr.update(visible=False)
+    update["legend"] = legend_html(with_labels=show_label)
+    if same_layout:
+        update.update(VERDICT_BUTTON_LABELS)
+    else:
         update.update({name: gr.update(interactive=True) for name in VERDICT_BUTTONS})
     return update
 
@@ -428,11 +439,19 @@ def build_review_tab(runtime: Runtime, *, user_state: gr.State, project: gr.Drop
             reasoning_wrong = gr.Checkbox(label="Reasoning is wrong (W)", elem_id="review-reasoning-wrong")
             comment = gr.Textbox(label="Comment or reject reason (M)", lines=2, max_lines=6, elem_id="review-comment")
             with gr.Row():
-                accept = gr.Button("Accept (A)", interactive=False, elem_id="review-accept", min_width=80)
-                correct = gr.Button("Correct (S)", interactive=False, elem_id="review-correct", min_width=80)
-                reject = gr.Button("Reject (R)", interactive=False, elem_id="review-reject", min_width=80)
+                accept = gr.Button(
+                    VERDICT_BUTTON_LABELS["accept"], interactive=False, elem_id="review-accept", min_width=80
+                )
+                correct = gr.Button(
+                    VERDICT_BUTTON_LABELS["correct"], interactive=False, elem_id="review-correct", min_width=80
+                )
+                reject = gr.Button(
+                    VERDICT_BUTTON_LABELS["reject"], interactive=False, elem_id="review-reject", min_width=80
+                )
             with gr.Row():
-                skip = gr.Button("Skip (N)", interactive=False, elem_id="review-skip", size="md", min_width=80)
+                skip = gr.Button(
+                    VERDICT_BUTTON_LABELS["skip"], interactive=False, elem_id="review-skip", size="md", min_width=80
+                )
                 undo = gr.Button("Undo last (U)", elem_id="review-undo", size="md", min_width=80)
             status = gr.HTML(status_html(""), js_on_load=None, elem_id="review-status")
     legend = gr.HTML(legend_html(with_labels=False), js_on_load=None, elem_id="review-legend")
