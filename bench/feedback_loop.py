@@ -207,17 +207,14 @@ def run_loop(task: BenchTask, model: str, work: Path, settings: LoopSettings, be
     from app.services.model_versions import list_versions
     from app.settings import load_settings
     from app.worker.loop import Worker, WorkerConfig
-    from db.crud.projects import require_project
 
     manifest, truths = _write_project_files(task, work / "files", settings)
     runtime = open_runtime(load_settings({"RISE_DATA_DIR": str(work / "data")}), upgrade=True)
     rounds: list[dict[str, Any]] = []
     try:
         summary = setup_demo(runtime, manifest, train_labelled_fraction=0.0)  # ground truth for held-out items only
-        name = summary.projects[0].name
-        annotate_demo(runtime, [name], model)
-        with runtime.sessions.begin() as session:
-            project_id = require_project(session=session, name=name).id
+        name, project_id = summary.projects[0].name, summary.projects[0].id
+        annotate_demo(runtime, [project_id], model)
         user = create_user(runtime, "simulated-reviewer", "simulated-reviewer-password", "reviewer")
         reviewer = SimulatedReviewer(task, truths, settings.reject_share, settings.seed)
         worker = Worker(runtime, WorkerConfig(check_policies=False, idle_seconds=0.1, progress_seconds=2.0))
@@ -232,9 +229,9 @@ def run_loop(task: BenchTask, model: str, work: Path, settings: LoopSettings, be
             started = time.perf_counter()
             counts = review_round(runtime, project_id, user.id, reviewer, settings.verdicts_per_round)
             spent += sum(counts.values())
-            job = request_retrain(runtime, name, model=model, overrides=overrides, launcher="python")
+            job = request_retrain(runtime, project_id, model=model, overrides=overrides, launcher="python")
             worker.run(exit_when_idle=True)  # the training job, then the re-annotation it queues on promotion
-            versions = list_versions(runtime, name)
+            versions = list_versions(runtime, project_id)
             version = next((v for v in versions if v.job_id == job.id), None)
             base = next((v.metrics.get("eval") for v in versions if v.is_base), None)
             data = job_dir(runtime, job.id) / "data"

@@ -18,8 +18,8 @@ from app.services.annotation import run_annotation
 from app.services.imports import import_paths
 from app.services.projects import create_project
 from db.crud.predictions import list_predictions
-from db.crud.projects import ProjectError, create_imported_annotation, list_items, require_project
-from db.models import Item, ModelVersion, Prediction
+from db.crud.projects import ProjectError, create_imported_annotation, list_items
+from db.models import Item, ModelVersion, Prediction, Project
 from rise.annotate import GenerationSettings
 from rise.modeling import ModelLoadError
 from rise.synthetic import generate_scene
@@ -40,12 +40,12 @@ def write_scenes(folder: Path, n: int, start: int = 0) -> list[Path]:
 
 def make_project(runtime: Runtime, tmp_path: Path, n: int = 5, name: str = "shapes", task: str = "classification"):
     labels = ["circle", "square"] if task != "grounding" else []
-    create_project(runtime, name, task, labels)
+    """A project of `n` imported scenes: its id and its items' ids."""
+    project_id = create_project(runtime, name, task, labels).id
     query = "the red circle" if task == "grounding" else None
-    import_paths(runtime, name, write_scenes(tmp_path / f"images-{name}", n), query=query)
+    import_paths(runtime, project_id, write_scenes(tmp_path / f"images-{name}", n), query=query)
     with runtime.sessions.begin() as session:
-        project = require_project(session=session, name=name)
-        return [item.id for item in list_items(session=session, project_id=project.id)]
+        return project_id, [item.id for item in list_items(session=session, project_id=project_id)]
 
 
 def predictions(runtime: Runtime) -> list[Prediction]:
@@ -55,11 +55,11 @@ def predictions(runtime: Runtime) -> list[Prediction]:
 
 class TestRunAnnotation:
     def test_stores_one_prediction_per_item_without_a_trusted_annotation(self, runtime, tmp_path, tiny_model_dir):
-        item_ids = make_project(runtime, tmp_path)
+        project_id, item_ids = make_project(runtime, tmp_path)
         with runtime.sessions.begin() as session:
             create_imported_annotation(session=session, item_id=item_ids[0], answer="circle")
 
-        summary = run_annotation(runtime, "shapes", str(tiny_model_dir), settings=FAST)
+        summary = run_annotation(runtime, project_id, str(tiny_model_dir), settings=FAST)
 
         assert (summary.pending, summary.stored, summary.parsed + summary.failed) == (4, 4, 4)
         stored = predictions(runtime)
@@ -71,92 +71,92 @@ class TestRunAnnotation:
             assert (prediction.answer is None) == (prediction.parse_error is not None)
 
     def test_second_run_finds_nothing_to_do(self, runtime, tmp_path, tiny_model_dir):
-        make_project(runtime, tmp_path, n=3)
-        run_annotation(runtime, "shapes", str(tiny_model_dir), settings=FAST)
-        again = run_annotation(runtime, "shapes", str(tiny_model_dir), settings=FAST)
+        project_id, _ = make_project(runtime, tmp_path, n=3)
+        run_annotation(runtime, project_id, str(tiny_model_dir), settings=FAST)
+        again = run_annotation(runtime, project_id, str(tiny_model_dir), settings=FAST)
         assert (again.pending, again.stored) == (0, 0)
         assert len(predictions(runtime)) == 3
 
     def test_interrupted_run_resumes_without_duplicates(self, runtime, tmp_path, tiny_model_dir):
-        item_ids = make_project(runtime, tmp_path, n=5)
+        project_id, item_ids = make_project(runtime, tmp_path, n=5)
 
         def interrupt_after_first_batch(done: int, total: int) -> None:
             raise KeyboardInterrupt
 
         with pytest.raises(KeyboardInterrupt):
-            run_annotation(runtime, "shapes", str(tiny_model_dir), settings=FAST, progress=interrupt_after_first_batch)
+            run_annotation(
+                runtime, project_id, str(tiny_model_dir), settings=FAST, progress=interrupt_after_first_batch
+            )
         assert len(predictions(runtime)) == 2  # the finished batch was committed
 
-        resumed = run_annotation(runtime, "shapes", str(tiny_model_dir), settings=FAST)
+        resumed = run_annotation(runtime, project_id, str(tiny_model_dir), settings=FAST)
         assert (resumed.pending, resumed.stored) == (3, 3)
         assert sorted(p.item_id for p in predictions(runtime)) == item_ids
 
     def test_another_model_annotates_the_same_items_again(self, runtime, tmp_path, tiny_model_dir):
-        make_project(runtime, tmp_path, n=2)
-        run_annotation(runtime, "shapes", str(tiny_model_dir), settings=FAST)
+        project_id, _ = make_project(runtime, tmp_path, n=2)
+        run_annotation(runtime, project_id, str(tiny_model_dir), settings=FAST)
         with runtime.sessions.begin() as session:
-            project = require_project(session=session, name="shapes")
-            session.add(ModelVersion(project_id=project.id, name="shapes-v1", base_model=str(tiny_model_dir)))
+            session.add(ModelVersion(project_id=project_id, name="shapes-v1", base_model=str(tiny_model_dir)))
 
-        summary = run_annotation(runtime, "shapes", "shapes-v1", settings=FAST)
+        summary = run_annotation(runtime, project_id, "shapes-v1", settings=FAST)
 
         assert summary.stored == 2
         by_version = [p for p in predictions(runtime) if p.model_name == "shapes-v1"]
         assert len(by_version) == 2 and all(p.model_version_id is not None for p in by_version)
 
     def test_limit_annotates_the_oldest_items_first(self, runtime, tmp_path, tiny_model_dir):
-        item_ids = make_project(runtime, tmp_path, n=4)
-        summary = run_annotation(runtime, "shapes", str(tiny_model_dir), settings=FAST, limit=3)
+        project_id, item_ids = make_project(runtime, tmp_path, n=4)
+        summary = run_annotation(runtime, project_id, str(tiny_model_dir), settings=FAST, limit=3)
         assert summary.stored == 3
         assert sorted(p.item_id for p in predictions(runtime)) == item_ids[:3]
 
     def test_unreadable_image_is_skipped_with_a_reason_and_retried_later(self, runtime, tmp_path, tiny_model_dir):
-        item_ids = make_project(runtime, tmp_path, n=3)
+        project_id, item_ids = make_project(runtime, tmp_path, n=3)
         with runtime.sessions.begin() as session:
             broken = session.get(Item, item_ids[1])
             media_file = runtime.settings.media_dir / broken.media_path
         original = media_file.read_bytes()
         media_file.write_bytes(original[:40])  # truncated PNG
 
-        summary = run_annotation(runtime, "shapes", str(tiny_model_dir), settings=FAST)
+        summary = run_annotation(runtime, project_id, str(tiny_model_dir), settings=FAST)
 
         assert summary.stored == 2
         assert [s.item_id for s in summary.skipped] == [item_ids[1]]
         assert "could not be read" in summary.skipped[0].reason
         media_file.write_bytes(original)
-        retried = run_annotation(runtime, "shapes", str(tiny_model_dir), settings=FAST)
+        retried = run_annotation(runtime, project_id, str(tiny_model_dir), settings=FAST)
         assert (retried.stored, retried.skipped) == (1, [])
 
     def test_grounding_items_are_annotated_with_their_query(self, runtime, tmp_path, tiny_model_dir):
-        make_project(runtime, tmp_path, n=2, name="find", task="grounding")
-        summary = run_annotation(runtime, "find", str(tiny_model_dir), settings=FAST)
+        project_id, _ = make_project(runtime, tmp_path, n=2, name="find", task="grounding")
+        summary = run_annotation(runtime, project_id, str(tiny_model_dir), settings=FAST)
         assert summary.stored == 2
 
     def test_without_a_model_the_serving_version_annotates_else_the_default_model(
         self, runtime, tmp_path, tiny_model_dir
     ):
-        make_project(runtime, tmp_path, n=2)
+        project_id, _ = make_project(runtime, tmp_path, n=2)
         with pytest.raises(ProjectError, match="no serving model version and no default model"):
-            run_annotation(runtime, "shapes", None, settings=FAST)
+            run_annotation(runtime, project_id, None, settings=FAST)
         with runtime.sessions.begin() as session:
-            require_project(session=session, name="shapes").default_model = str(tiny_model_dir)
-        assert run_annotation(runtime, "shapes", None, settings=FAST).model == str(tiny_model_dir.resolve())
+            session.get(Project, project_id).default_model = str(tiny_model_dir)
+        assert run_annotation(runtime, project_id, None, settings=FAST).model == str(tiny_model_dir.resolve())
         with runtime.sessions.begin() as session:
-            project = require_project(session=session, name="shapes")
             session.add(
-                ModelVersion(project_id=project.id, name="shapes-v1", base_model=str(tiny_model_dir), is_serving=True)
+                ModelVersion(project_id=project_id, name="shapes-v1", base_model=str(tiny_model_dir), is_serving=True)
             )
-        summary = run_annotation(runtime, "shapes", None, settings=FAST)
+        summary = run_annotation(runtime, project_id, None, settings=FAST)
         assert (summary.model, summary.stored) == ("shapes-v1", 2)
 
-    def test_unknown_project_names_the_fix(self, runtime, tiny_model_dir):
-        with pytest.raises(ProjectError, match=r"No project named 'nope' \(existing: .*\)\. Create it first\."):
-            run_annotation(runtime, "nope", str(tiny_model_dir), settings=FAST)
+    def test_unknown_project_is_a_project_error(self, runtime, tiny_model_dir):
+        with pytest.raises(ProjectError, match=r"Project #404 does not exist"):
+            run_annotation(runtime, 404, str(tiny_model_dir), settings=FAST)
 
     def test_model_that_cannot_load_offline_stores_nothing(self, runtime, tmp_path):
-        make_project(runtime, tmp_path, n=1)
+        project_id, _ = make_project(runtime, tmp_path, n=1)
         with pytest.raises(ModelLoadError, match="HF_HUB_OFFLINE"):
-            run_annotation(runtime, "shapes", "rise-annotate-tests/missing-model", settings=FAST)
+            run_annotation(runtime, project_id, "rise-annotate-tests/missing-model", settings=FAST)
         assert predictions(runtime) == []
 
 
@@ -202,3 +202,12 @@ def test_annotate_command_reports_an_unloadable_model(runtime, tmp_path):
     result = CliRunner().invoke(cli, ["annotate", "--project", "shapes", "--model", "org/missing"], env=env)
     assert result.exit_code == 1
     assert "download it first" in result.output
+
+
+def test_annotate_command_names_the_projects_and_how_to_create_one_for_an_unknown_name(runtime, tmp_path):
+    make_project(runtime, tmp_path, n=1)
+    env = {"RISE_DATA_DIR": str(runtime.settings.data_dir), "RISE_DATABASE_URL": runtime.settings.database_url}
+    result = CliRunner().invoke(cli, ["annotate", "--project", "nope", "--model", "org/missing"], env=env)
+    assert result.exit_code == 1
+    assert "No project named 'nope' (existing: shapes)" in result.output
+    assert "rise project create nope" in result.output

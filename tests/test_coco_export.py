@@ -19,7 +19,7 @@ def test_trusted_annotations_become_coco_boxes(runtime, tmp_path):
     seeded = seed_reviewed_project(runtime, "det", "detection", ["circle", HOSTILE_LABEL], tmp_path / "images")
     out = tmp_path / "coco.json"
 
-    summary = export_coco(runtime, "det", out)
+    summary = export_coco(runtime, seeded.id, out)
 
     coco = json.loads(out.read_text())
     assert [c["name"] for c in coco["categories"]] == ["circle", HOSTILE_LABEL]
@@ -36,7 +36,7 @@ def test_trusted_annotations_become_coco_boxes(runtime, tmp_path):
         (1, [0.0, 0.0, 40.0, 20.0], 800.0),
         (2, [1.5, 2.25, 18.5, 7.75], pytest.approx(143.375)),
     ]
-    w, h = seeded[1].width, seeded[1].height
+    w, h = seeded.items[1].width, seeded.items[1].height
     [only] = by_image[corrected["id"]]
     assert only["category_id"] == 2 and only["bbox"] == pytest.approx([w / 3, h / 4, w - w / 3, h - h / 4], abs=0.01)
     assert [a["id"] for a in coco["annotations"]] == [1, 2, 3]
@@ -44,9 +44,9 @@ def test_trusted_annotations_become_coco_boxes(runtime, tmp_path):
 
 
 def test_predictions_source_exports_every_item_with_its_score(runtime, tmp_path):
-    seed_reviewed_project(runtime, "ground", "grounding", [], tmp_path / "images")
+    project_id = seed_reviewed_project(runtime, "ground", "grounding", [], tmp_path / "images").id
     out = tmp_path / "coco.json"
-    summary = export_coco(runtime, "ground", out, source="predictions")
+    summary = export_coco(runtime, project_id, out, source="predictions")
     coco = json.loads(out.read_text())
     assert summary.boxes == 4 and summary.images_without_answer == 0
     assert [a["score"] for a in coco["annotations"]] == [0.0, 0.25, 0.5, 0.75]
@@ -55,9 +55,9 @@ def test_predictions_source_exports_every_item_with_its_score(runtime, tmp_path)
 
 
 def test_classification_projects_and_unknown_sources_are_refused(runtime, tmp_path):
-    seed_reviewed_project(runtime, "cls", "classification", ["a", "b"], tmp_path / "images")
-    seed_reviewed_project(runtime, "det", "detection", ["a"], tmp_path / "images2", first_seed=200)
+    classes = seed_reviewed_project(runtime, "cls", "classification", ["a", "b"], tmp_path / "images").id
+    boxes = seed_reviewed_project(runtime, "det", "detection", ["a"], tmp_path / "images2", first_seed=200).id
     with pytest.raises(ExportError, match="classification project"):
-        export_coco(runtime, "cls", tmp_path / "x.json")
+        export_coco(runtime, classes, tmp_path / "x.json")
     with pytest.raises(ExportError, match="Unknown source"):
-        export_coco(runtime, "det", tmp_path / "x.json", source="guesses")
+        export_coco(runtime, boxes, tmp_path / "x.json", source="guesses")

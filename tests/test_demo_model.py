@@ -348,13 +348,13 @@ def test_demo_annotation_sets_the_default_model_and_resumes(runtime, tmp_path, t
     manifest = write_demo_assets(tmp_path / "assets", n_images=8, n_mood=8)
     summary = setup_demo(runtime, manifest)
     names = [p.name for p in summary.projects]
-    first = annotate_demo(runtime, names, tiny_model_dir)
+    first = annotate_demo(runtime, [p.id for p in summary.projects], tiny_model_dir)
     assert sum(run.stored for run in first) > 0
     for name in names:
         predictions, default_model = _demo_predictions(runtime, name)
         assert default_model == str(tiny_model_dir.resolve())
         assert not any(row["annotated"] for row in predictions)  # ground-truth items are never sent to the model
-    assert sum(run.stored for run in annotate_demo(runtime, names, tiny_model_dir)) == 0
+    assert sum(run.stored for run in annotate_demo(runtime, [p.id for p in summary.projects], tiny_model_dir)) == 0
 
 
 def test_demo_annotation_without_a_model_folder_says_how_to_build_one(runtime, tmp_path):
@@ -383,7 +383,7 @@ class TestCommittedModel:
         manifest = write_demo_assets(tmp_path / "assets", n_images=8, seed=3, n_mood=8)
         truth = {item["file"]: item["answer"] for item in json.loads(manifest.read_text())["projects"][1]["items"]}
         summary = setup_demo(runtime, manifest)
-        annotate_demo(runtime, [p.name for p in summary.projects])
+        annotate_demo(runtime, [p.id for p in summary.projects])
         predictions, _ = _demo_predictions(runtime, "demo-detection")
         assert predictions and all(row["cot"] for row in predictions)
         hits = total = 0

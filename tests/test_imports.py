@@ -45,11 +45,11 @@ def test_thousand_images_and_four_bad_files_yield_thousand_items_and_four_reason
     (folder / "empty.png").write_bytes(b"")
     (folder / "notes.jpg").write_text("this is a text file, not a JPEG\n")
     write_blank_png(folder / "huge.png", 30_000, 30_000)
-    create_project(runtime, "shapes", "classification", ["circle", "square"])
+    shapes_id = create_project(runtime, "shapes", "classification", ["circle", "square"]).id
 
     started = time.perf_counter()
     calls: list[tuple[int, int]] = []
-    first = import_paths(runtime, "shapes", [folder], progress=lambda done, total: calls.append((done, total)))
+    first = import_paths(runtime, shapes_id, [folder], progress=lambda done, total: calls.append((done, total)))
     elapsed = time.perf_counter() - started
 
     assert (first.added, first.duplicates, len(first.skipped)) == (1000, 0, 4)
@@ -64,7 +64,7 @@ def test_thousand_images_and_four_bad_files_yield_thousand_items_and_four_reason
     # 1,000 tiny images must import in seconds; the bound is loose for slow shared CI machines.
     assert elapsed < 20, f"import took {elapsed:.1f} s"
 
-    second = import_paths(runtime, "shapes", [folder])
+    second = import_paths(runtime, shapes_id, [folder])
     assert (second.added, second.duplicates, len(second.skipped)) == (0, 1000, 4)
     assert second.item_ids == first.item_ids
     assert len(_items(runtime, "shapes")) == 1000
@@ -74,9 +74,9 @@ def test_same_content_twice_in_one_run_is_one_item_and_one_duplicate(runtime, tm
     a = write_png(tmp_path / "a.png", seed=7)
     b = tmp_path / "copy of a.png"
     b.write_bytes(a.read_bytes())
-    create_project(runtime, "shapes", "classification", ["circle", "square"])
+    shapes_id = create_project(runtime, "shapes", "classification", ["circle", "square"]).id
 
-    summary = import_paths(runtime, "shapes", [a, b])
+    summary = import_paths(runtime, shapes_id, [a, b])
 
     assert (summary.added, summary.duplicates, summary.skipped) == (1, 1, [])
     assert summary.item_ids[str(a)] == summary.item_ids[str(b)]
@@ -84,11 +84,11 @@ def test_same_content_twice_in_one_run_is_one_item_and_one_duplicate(runtime, tm
 
 def test_stored_file_is_content_addressed_and_shared_between_projects(runtime, tmp_path):
     png = write_png(tmp_path / "a.png", seed=3)
-    create_project(runtime, "one", "classification", ["x", "y"])
-    create_project(runtime, "two", "detection", ["x"])
+    one_id = create_project(runtime, "one", "classification", ["x", "y"]).id
+    two_id = create_project(runtime, "two", "detection", ["x"]).id
 
-    import_paths(runtime, "one", [png])
-    import_paths(runtime, "two", [png])
+    import_paths(runtime, one_id, [png])
+    import_paths(runtime, two_id, [png])
 
     (first,), (second,) = _items(runtime, "one"), _items(runtime, "two")
     assert first.sha256 == second.sha256 and first.media_path == second.media_path
@@ -101,9 +101,9 @@ def test_stored_file_is_content_addressed_and_shared_between_projects(runtime, t
 def test_exif_orientation_is_applied_and_size_recorded_upright(runtime, tmp_path):
     rotated = write_exif_jpeg(tmp_path / "phone.jpg", (40, 20), orientation=6)
     upright = write_exif_jpeg(tmp_path / "scanner.jpg", (40, 20), orientation=1)
-    create_project(runtime, "photos", "classification", ["a", "b"])
+    photos_id = create_project(runtime, "photos", "classification", ["a", "b"]).id
 
-    summary = import_paths(runtime, "photos", [rotated, upright])
+    summary = import_paths(runtime, photos_id, [rotated, upright])
 
     assert summary.added == 2
     items = {item.original_name: item for item in _items(runtime, "photos")}
@@ -125,10 +125,10 @@ def test_pixel_limit_comes_from_settings_and_is_checked_before_decoding(tmp_path
     settings = load_settings({"RISE_DATA_DIR": str(tmp_path / "data"), "RISE_MAX_IMAGE_PIXELS": "100"})
     runtime = open_runtime(settings, upgrade=True)
     try:
-        create_project(runtime, "tiny", "classification", ["a", "b"])
+        tiny_id = create_project(runtime, "tiny", "classification", ["a", "b"]).id
         small = write_png(tmp_path / "small.png", seed=1, size=(10, 10))
         big = write_png(tmp_path / "big.png", seed=2, size=(16, 16))
-        summary = import_paths(runtime, "tiny", [small, big])
+        summary = import_paths(runtime, tiny_id, [small, big])
     finally:
         runtime.close()
     assert summary.added == 1
@@ -158,9 +158,9 @@ def test_hostile_file_names_are_stored_verbatim_and_never_used_as_paths(runtime,
     ]
     for seed, name in enumerate(names):
         write_png(tmp_path / "in" / name, seed=seed)
-    create_project(runtime, "names", "classification", ["a", "b"])
+    names_id = create_project(runtime, "names", "classification", ["a", "b"]).id
 
-    summary = import_paths(runtime, "names", [tmp_path / "in"])
+    summary = import_paths(runtime, names_id, [tmp_path / "in"])
 
     assert summary.added == len(names)
     items = _items(runtime, "names")
@@ -174,9 +174,9 @@ def test_undecodable_file_name_bytes_are_replaced_not_fatal(runtime, tmp_path):
     folder.mkdir()
     raw_name = b"latin1-caf\xe9.png"
     write_png(folder / "tmp.png", seed=4).rename(folder / raw_name.decode("utf-8", "surrogateescape"))
-    create_project(runtime, "bytes", "classification", ["a", "b"])
+    bytes_id = create_project(runtime, "bytes", "classification", ["a", "b"]).id
 
-    summary = import_paths(runtime, "bytes", [folder])
+    summary = import_paths(runtime, bytes_id, [folder])
 
     assert summary.added == 1
     assert _items(runtime, "bytes")[0].original_name == "latin1-caf\ufffd.png"
@@ -199,11 +199,11 @@ def test_folders_globs_and_missing_paths_are_expanded_with_reasons(tmp_path):
 
 def test_split_is_deterministic_by_content_hash(runtime, tmp_path):
     paths = write_pngs(tmp_path / "in", 200)
-    create_project(runtime, "half", "classification", ["a", "b"], eval_fraction=0.5)
-    create_project(runtime, "again", "classification", ["a", "b"], eval_fraction=0.5)
+    half_id = create_project(runtime, "half", "classification", ["a", "b"], eval_fraction=0.5).id
+    again_id = create_project(runtime, "again", "classification", ["a", "b"], eval_fraction=0.5).id
 
-    import_paths(runtime, "half", paths)
-    import_paths(runtime, "again", list(reversed(paths)))
+    import_paths(runtime, half_id, paths)
+    import_paths(runtime, again_id, list(reversed(paths)))
 
     first = {item.sha256: item.split for item in _items(runtime, "half")}
     second = {item.sha256: item.split for item in _items(runtime, "again")}
@@ -216,13 +216,13 @@ def test_grounding_items_need_a_query_from_the_option_or_a_query_file(runtime, t
     a, b, c = (write_png(tmp_path / name, seed=i) for i, name in enumerate(["a.png", "b.png", "c.png"]))
     (tmp_path / "queries.json").write_text(json.dumps({"a.png": "the red circle"}))
     (tmp_path / "queries.csv").write_text("file,query\nb.png,the square on the left\n")
-    create_project(runtime, "refer", "grounding")
+    refer_id = create_project(runtime, "refer", "grounding").id
 
-    without = import_paths(runtime, "refer", [a])
+    without = import_paths(runtime, refer_id, [a])
     assert without.added == 0 and "needs one" in without.skipped[0].reason
 
     queries = load_query_file(tmp_path / "queries.json") | load_query_file(tmp_path / "queries.csv")
-    summary = import_paths(runtime, "refer", [a, b, c], queries=queries, query="the largest shape")
+    summary = import_paths(runtime, refer_id, [a, b, c], queries=queries, query="the largest shape")
 
     assert summary.added == 3
     by_name = {item.original_name: item.query for item in _items(runtime, "refer")}
@@ -244,19 +244,19 @@ def test_malformed_query_file_gives_a_clear_error(tmp_path, name, content, messa
         load_query_file(tmp_path / name)
 
 
-def test_import_into_unknown_project_names_the_existing_ones(runtime, tmp_path):
-    create_project(runtime, "shapes", "classification", ["a", "b"])
-    with pytest.raises(ImportFailed, match=r"No project named 'shap'.*existing: shapes"):
-        import_paths(runtime, "shap", [tmp_path])
+def test_import_into_an_unknown_project_is_an_import_error(runtime, tmp_path):
+    project_id = create_project(runtime, "shapes", "classification", ["a", "b"]).id
+    with pytest.raises(ImportFailed, match=f"Project #{project_id + 1} does not exist"):
+        import_paths(runtime, project_id + 1, [tmp_path])
 
 
 def test_import_and_reimport_on_each_backend(db_runtime, tmp_path):
     paths = write_pngs(tmp_path / "in", 45)
     (tmp_path / "in" / "copy.png").write_bytes(paths[0].read_bytes())
-    create_project(db_runtime, "shapes", "classification", ["a", "b"], eval_fraction=0.2)
+    shapes_id = create_project(db_runtime, "shapes", "classification", ["a", "b"], eval_fraction=0.2).id
 
-    first = import_paths(db_runtime, "shapes", [tmp_path / "in"], batch_size=10)  # several batches
-    second = import_paths(db_runtime, "shapes", [tmp_path / "in"], batch_size=10)
+    first = import_paths(db_runtime, shapes_id, [tmp_path / "in"], batch_size=10)  # several batches
+    second = import_paths(db_runtime, shapes_id, [tmp_path / "in"], batch_size=10)
 
     assert (first.added, first.duplicates, second.added, second.duplicates) == (45, 1, 0, 46)
     items = _items(db_runtime, "shapes")

@@ -55,10 +55,10 @@ def assert_nested_close(actual: Any, expected: Any, path: str = "$", tolerance: 
 
 @pytest.mark.parametrize("task_type", list(LABELS))
 def test_export_matches_the_golden_file(task_type, runtime, tmp_path):
-    seed_reviewed_project(runtime, "golden", task_type, LABELS[task_type], tmp_path / "images")
+    project_id = seed_reviewed_project(runtime, "golden", task_type, LABELS[task_type], tmp_path / "images").id
     out = tmp_path / "tasks.json"
 
-    summary = export_label_studio(runtime, "golden", out)
+    summary = export_label_studio(runtime, project_id, out)
 
     assert (summary.tasks, summary.predictions, summary.annotations) == (4, 4, 2)
     golden = GOLDEN / f"ls_export_{task_type}.json"
@@ -67,14 +67,14 @@ def test_export_matches_the_golden_file(task_type, runtime, tmp_path):
         golden.write_text(json.dumps(actual, indent=1, ensure_ascii=False) + "\n")
     assert_nested_close(actual, json.loads(golden.read_text()))
     config = out.with_name("tasks.label_config.xml").read_text()
-    assert config == label_studio_config(runtime, "golden")
+    assert config == label_studio_config(runtime, project_id)
 
 
 def test_images_are_local_files_below_the_data_folder_or_under_a_given_url(runtime, tmp_path):
-    seed_reviewed_project(runtime, "refs", "detection", ["a"], tmp_path / "images")
-    export_label_studio(runtime, "refs", tmp_path / "local.json")
-    export_label_studio(runtime, "refs", tmp_path / "url.json", image_root_url="https://files.example/media/")
-    export_label_studio(runtime, "refs", tmp_path / "inline.json", inline_images=True)
+    project_id = seed_reviewed_project(runtime, "refs", "detection", ["a"], tmp_path / "images").id
+    export_label_studio(runtime, project_id, tmp_path / "local.json")
+    export_label_studio(runtime, project_id, tmp_path / "url.json", image_root_url="https://files.example/media/")
+    export_label_studio(runtime, project_id, tmp_path / "inline.json", inline_images=True)
     for local, url, inline in zip(
         *(json.loads((tmp_path / f"{name}.json").read_text()) for name in ("local", "url", "inline")), strict=True
     ):
@@ -87,10 +87,10 @@ def test_images_are_local_files_below_the_data_folder_or_under_a_given_url(runti
         assert inline["data"]["image"].startswith("data:image/png;base64,")
 
 
-def test_unknown_project_is_an_error_that_names_the_existing_ones(runtime, tmp_path):
-    seed_reviewed_project(runtime, "there", "detection", ["a"], tmp_path / "images")
-    with pytest.raises(ExportError, match="No project named 'missing'.*there"):
-        export_label_studio(runtime, "missing", tmp_path / "x.json")
+def test_unknown_project_is_an_export_error(runtime, tmp_path):
+    project_id = seed_reviewed_project(runtime, "there", "detection", ["a"], tmp_path / "images").id
+    with pytest.raises(ExportError, match=f"Project #{project_id + 1} does not exist"):
+        export_label_studio(runtime, project_id + 1, tmp_path / "x.json")
 
 
 @pytest.mark.parametrize("task_type", list(LABELS))
@@ -100,7 +100,7 @@ def test_exported_file_imports_into_a_fresh_project_of_another_database(task_typ
 
     seeded = seed_reviewed_project(runtime, "source", task_type, LABELS[task_type], tmp_path / "images")
     out = tmp_path / "export" / "tasks.json"
-    export_label_studio(runtime, "source", out, inline_images=True)
+    export_label_studio(runtime, seeded.id, out, inline_images=True)
     other = open_runtime(load_settings({"RISE_DATA_DIR": str(tmp_path / "other")}), upgrade=True)
     try:
         # The project is created from the labeling config written beside the tasks.
@@ -108,7 +108,7 @@ def test_exported_file_imports_into_a_fresh_project_of_another_database(task_typ
         assert report.skipped == []
         assert (report.items_added, report.predictions_added, report.annotations_added) == (4, 4, 2)
         with other.sessions.begin() as session:
-            for item in seeded:
+            for item in seeded.items:
                 stored = session.query(Item).filter_by(sha256=item.sha256).one()
                 assert (stored.width, stored.height, stored.query) == (item.width, item.height, item.query)
                 [prediction] = session.query(Prediction).filter_by(item_id=stored.id).all()

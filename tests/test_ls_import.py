@@ -12,7 +12,7 @@ import pytest
 from app.export.label_studio import choices_result, rectangle_result, textarea_result
 from app.export.label_studio_config import labeling_config
 from app.services.label_studio_import import LabelStudioImportError, import_label_studio_file
-from app.services.projects import create_project
+from app.services.projects import create_project, project_id_called
 from db.models import Annotation, AnnotationSource, Item, Prediction
 from tests.utils.factories import write_png
 
@@ -186,8 +186,12 @@ def test_unusable_files_are_errors(detection, tmp_path, content, message):
 
 
 def test_a_missing_project_without_a_config_says_how_to_create_it(runtime, tmp_path):
-    with pytest.raises(LabelStudioImportError, match="rise project create nope"):
+    from app.commands._common import with_cli_hint
+
+    with pytest.raises(LabelStudioImportError, match="No project named 'nope'.*labeling config") as raised:
         import_label_studio_file(runtime, "nope", _write(tmp_path, []))
+    assert "`rise" not in str(raised.value)  # the service says what is missing; the command line adds its syntax
+    assert "rise project create nope" in with_cli_hint(raised.value)
 
 
 def test_a_truncated_file_keeps_what_was_read_and_says_where_it_stopped(detection, images, tmp_path):
@@ -241,7 +245,8 @@ def test_tasks_without_a_folder_to_read_from_read_no_local_file(detection, tmp_p
     secret = write_png(tmp_path / "secret.png", seed=602, size=(40, 20))
     resolver = ImageResolver(media_dir=detection.settings.media_dir, download=None, server_url="http://ls.invalid")
     cat = [rectangle_result("cat", [0, 0, 4, 4], 40, 20, "r")]
-    report = import_label_studio_tasks(detection, "det", [_task(str(secret), cat)], resolver)
+    project_id = project_id_called(detection, "det")
+    report = import_label_studio_tasks(detection, project_id, [_task(str(secret), cat)], resolver)
     assert report.items_added == 0 and "is not read: pass --image-root" in report.skipped[0].reasons[0]
 
 

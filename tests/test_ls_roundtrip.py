@@ -59,7 +59,7 @@ def test_push_snapshot_export_and_import_keep_labels_boxes_cots_and_verdicts(
     seeded = seed_reviewed_project(runtime, name, task_type, CASES[task_type], tmp_path / "images")
     server = label_studio_server
 
-    pushed = push_to_label_studio(runtime, name, url=server.url, api_key=server.api_key)
+    pushed = push_to_label_studio(runtime, seeded.id, url=server.url, api_key=server.api_key)
 
     assert pushed.created_project
     assert (pushed.tasks, pushed.predictions, pushed.annotations) == (4, 4, 2)
@@ -70,8 +70,8 @@ def test_push_snapshot_export_and_import_keep_labels_boxes_cots_and_verdicts(
     assert report.skipped == [] and report.notes == []
     assert (report.tasks, report.items_added, report.predictions_added, report.annotations_added) == (4, 4, 4, 2)
     stored = _stored(fresh_runtime, "copy")
-    assert set(stored) == {item.sha256 for item in seeded}
-    for item in seeded:
+    assert set(stored) == {item.sha256 for item in seeded.items}
+    for item in seeded.items:
         (width, height, query), predictions, annotations = stored[item.sha256]
         assert (width, height) == (item.width, item.height)
         assert query == item.query  # grounding queries survive; None elsewhere
@@ -79,7 +79,7 @@ def test_push_snapshot_export_and_import_keep_labels_boxes_cots_and_verdicts(
         assert model_name == "tiny-v1"
         assert boxes_close(answer, item.prediction), (answer, item.prediction)
         assert cot == item.prediction_cot
-        assert score == pytest.approx(0.25 * seeded.index(item))
+        assert score == pytest.approx(0.25 * seeded.items.index(item))
         if item.annotation is None:
             assert annotations == []  # rejected or unreviewed: no trusted annotation
             continue
@@ -93,11 +93,13 @@ def test_push_snapshot_export_and_import_keep_labels_boxes_cots_and_verdicts(
 
 def test_a_second_push_adds_nothing_and_pulling_twice_adds_nothing(label_studio_server, runtime, tmp_path):
     name = f"repeat push {uuid.uuid4().hex[:8]}"
-    seed_reviewed_project(runtime, name, "detection", ["circle", "square"], tmp_path / "images", first_seed=300)
+    seeded = seed_reviewed_project(
+        runtime, name, "detection", ["circle", "square"], tmp_path / "images", first_seed=300
+    )
     server = label_studio_server
 
-    first = push_to_label_studio(runtime, name, url=server.url, api_key=server.api_key)
-    again = push_to_label_studio(runtime, name, url=server.url, api_key=server.api_key)
+    first = push_to_label_studio(runtime, seeded.id, url=server.url, api_key=server.api_key)
+    again = push_to_label_studio(runtime, seeded.id, url=server.url, api_key=server.api_key)
 
     assert not again.created_project and again.project_id == first.project_id
     assert (again.tasks, again.already_there, again.images_uploaded) == (0, 4, 0)

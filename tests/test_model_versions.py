@@ -13,13 +13,15 @@ from app.services import jobs as job_service
 from app.services import model_versions as service
 from app.services.model_versions import LostLeaseError, TrainingOutcome, VersionError, decide_promotion
 from db.crud import jobs as job_crud
-from db.models import JobKind, ModelVersion
+from db.models import JobKind, ModelVersion, Project
 from tests.utils.retrain import make_ready_project
 
 
 def run_job(runtime, worker_id: str = "w1") -> int:
-    """Queue and claim a retraining of "shapes"; its id."""
-    job = job_service.request_retrain(runtime, "shapes")
+    """Queue and claim a retraining of the one project ("shapes"); its id."""
+    with runtime.sessions() as session:
+        project_id = session.scalars(select(Project.id)).one()
+    job = job_service.request_retrain(runtime, project_id)
     with runtime.sessions.begin() as session:
         claimed = job_crud.claim_next_job(
             session=session, worker_id=worker_id, lease=timedelta(minutes=1), kinds=[JobKind.train]
@@ -49,9 +51,15 @@ def finish_job(runtime, accuracy: float, **kwargs) -> service.Registration:
 
 
 @pytest.fixture
-def ready(db_runtime):
+def shapes(db_runtime) -> int:
+    """The id of a project ready to retrain ("shapes")."""
     with db_runtime.sessions.begin() as session:
-        make_ready_project(session)
+        return make_ready_project(session).id
+
+
+@pytest.fixture
+def ready(db_runtime, shapes):
+    """The runtime, with the `shapes` project."""
     return db_runtime
 
 
@@ -93,10 +101,10 @@ class TestDecidePromotion:
 
 
 class TestRegistration:
-    def test_first_version_registers_the_base_model_and_serves_when_not_worse(self, ready):
+    def test_first_version_registers_the_base_model_and_serves_when_not_worse(self, ready, shapes):
         registration = finish_job(ready, accuracy=0.5)
 
-        versions = service.list_versions(ready, "shapes")
+        versions = service.list_versions(ready, shapes)
         assert [v.name for v in versions] == ["shapes-v1", "shapes-base"]
         new, base = versions
         assert new.is_serving and not base.is_serving
@@ -110,21 +118,21 @@ class TestRegistration:
         reannotation = job_service.get_job(ready, registration.reannotation_job_id)
         assert (reannotation.kind, reannotation.config["version_id"]) == ("annotate", new.id)
 
-    def test_scores_show_their_slice_and_interval(self, ready):
+    def test_scores_show_their_slice_and_interval(self, ready, shapes):
         finish_job(ready, accuracy=0.5)
-        new, base = service.list_versions(ready, "shapes")
+        new, base = service.list_versions(ready, shapes)
         assert (new.score_items, new.score_interval) == (40, (0.4, 0.6))
         assert new.score_text == "accuracy 0.5000 [0.40–0.60] on 40 items"
         assert base.score_text == "accuracy 0.5000 on 40 items"  # a score without an interval says so by omission
 
-    def test_small_slice_registers_without_promoting_and_an_admin_can_promote(self, ready):
+    def test_small_slice_registers_without_promoting_and_an_admin_can_promote(self, ready, shapes):
         registration = finish_job(ready, accuracy=0.9, items=8)  # the job's default minimum is 20
         assert not registration.decision.promote and registration.reannotation_job_id is None
         assert "8 items, fewer than the 20" in registration.version.metrics["promotion"]["reason"]
-        assert service.serving_version(ready, "shapes") is None
-        assert service.promote_version(ready, "shapes", registration.version.name).is_serving
+        assert service.serving_version(ready, shapes) is None
+        assert service.promote_version(ready, shapes, registration.version.name).is_serving
 
-    def test_worse_version_is_registered_but_the_serving_one_stays(self, ready):
+    def test_worse_version_is_registered_but_the_serving_one_stays(self, ready, shapes):
         first = finish_job(ready, accuracy=0.6)
         # The next job's evaluation scored the serving version on its own held-out items.
         second = finish_job(
@@ -133,29 +141,29 @@ class TestRegistration:
 
         assert not second.decision.promote and second.reannotation_job_id is None
         assert second.decision.current == 0.7  # compared with the serving version on the same items, not its old score
-        serving = service.serving_version(ready, "shapes")
+        serving = service.serving_version(ready, shapes)
         assert serving.id == first.version.id
         assert second.version.parent_id == first.version.id
 
-    def test_version_not_compared_with_the_serving_one_does_not_replace_it(self, ready):
+    def test_version_not_compared_with_the_serving_one_does_not_replace_it(self, ready, shapes):
         first = finish_job(ready, accuracy=0.6)
         # The job compared against the base model's version, but an admin promoted v1 meanwhile.
         second = finish_job(ready, accuracy=0.9, compared_version_id=None)
 
         assert not second.decision.promote
-        assert service.serving_version(ready, "shapes").id == first.version.id
+        assert service.serving_version(ready, shapes).id == first.version.id
 
-    def test_worker_that_lost_the_job_registers_nothing(self, ready):
+    def test_worker_that_lost_the_job_registers_nothing(self, ready, shapes):
         job_id = run_job(ready, worker_id="w1")
         with pytest.raises(LostLeaseError):
             service.register_training_result(ready, job_id=job_id, worker_id="w2", outcome=outcome(0.9), log="")
 
-        assert service.list_versions(ready, "shapes") == []
+        assert service.list_versions(ready, shapes) == []
         assert job_service.get_job(ready, job_id).status == "running"
 
-    def test_job_tolerance_and_reannotate_settings_apply(self, ready):
+    def test_job_tolerance_and_reannotate_settings_apply(self, ready, shapes):
         job = job_service.request_retrain(
-            ready, "shapes", promotion_tolerance=0.2, promotion_min_items=4, reannotate=False
+            ready, shapes, promotion_tolerance=0.2, promotion_min_items=4, reannotate=False
         )
         with ready.sessions.begin() as session:
             job_crud.claim_next_job(session=session, worker_id="w1", lease=timedelta(minutes=1))
@@ -166,33 +174,33 @@ class TestRegistration:
 
 
 class TestPromoteAndRollback:
-    def test_admin_promotes_any_version_and_rolls_back(self, ready):
+    def test_admin_promotes_any_version_and_rolls_back(self, ready, shapes):
         v1 = finish_job(ready, accuracy=0.6).version
         v2 = finish_job(ready, accuracy=0.7, compared_version_id=v1.id, compared_metrics={"accuracy": 0.6}).version
-        assert service.serving_version(ready, "shapes").id == v2.id
+        assert service.serving_version(ready, shapes).id == v2.id
 
-        service.promote_version(ready, "shapes", "shapes-base")
-        assert service.serving_version(ready, "shapes").name == "shapes-base"
+        service.promote_version(ready, shapes, "shapes-base")
+        assert service.serving_version(ready, shapes).name == "shapes-base"
 
-        rolled = service.rollback(ready, "shapes")
+        rolled = service.rollback(ready, shapes)
         assert rolled.id == v2.id  # the one that served before the base model
-        promoted = service.promote_version(ready, "shapes", str(v1.id), reannotate=True)
+        promoted = service.promote_version(ready, shapes, str(v1.id), reannotate=True)
         assert promoted.is_serving
-        jobs = job_service.list_jobs(ready, "shapes")
+        jobs = job_service.list_jobs(ready, shapes)
         assert jobs[0].kind == "annotate" and jobs[0].config["version_id"] == v1.id
 
-    def test_rollback_without_history_goes_to_the_base_model(self, ready):
+    def test_rollback_without_history_goes_to_the_base_model(self, ready, shapes):
         finish_job(ready, accuracy=0.6)
 
-        assert service.rollback(ready, "shapes").name == "shapes-base"
+        assert service.rollback(ready, shapes).name == "shapes-base"
 
-    def test_rollback_with_nothing_serving_is_an_error(self, ready):
+    def test_rollback_with_nothing_serving_is_an_error(self, ready, shapes):
         with pytest.raises(VersionError, match="nothing to roll back"):
-            service.rollback(ready, "shapes")
+            service.rollback(ready, shapes)
 
-    def test_unknown_version_is_an_error(self, ready):
+    def test_unknown_version_is_an_error(self, ready, shapes):
         with pytest.raises(VersionError, match="no model version 'v9'"):
-            service.promote_version(ready, "shapes", "v9")
+            service.promote_version(ready, shapes, "v9")
 
     def test_database_allows_one_serving_version_per_project(self, ready):
         finish_job(ready, accuracy=0.6)

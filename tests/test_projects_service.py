@@ -1,11 +1,13 @@
-"""The project service: the overview of every project and the name of one, at a cost that does not grow per project."""
+"""The project service: the overview of every project at a cost that does not grow per project, and a project found
+by its id (as the services take it) or by its name (as the command line gives it)."""
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import event
 
 from app.services import projects as project_service
-from db.crud.projects import create_imported_annotation
+from db.crud.projects import ProjectNotFoundError, create_imported_annotation
 from db.models import Split
 from tests.utils.factories import make_item, make_project
 
@@ -51,9 +53,22 @@ def test_listing_projects_costs_the_same_queries_for_two_projects_as_for_twenty(
     assert len(listed) == 20 and many == few
 
 
-def test_a_project_name_is_one_query_and_none_for_an_unknown_id(runtime):
+def test_a_name_from_the_command_line_is_looked_up_once_and_an_unknown_one_lists_the_projects(runtime):
+    _seed(runtime, ["a", "b"])
+    ids = {p.name: p.id for p in project_service.list_projects(runtime)}
+    project_id, statements = _count_statements(runtime, lambda: project_service.project_id_called(runtime, "b"))
+    assert project_id == ids["b"] and statements == 1
+    with pytest.raises(ProjectNotFoundError, match=r"No project named 'c' \(existing: a, b\)"):
+        project_service.project_id_called(runtime, "c")
+
+
+def test_a_missing_id_raises_the_calling_services_own_error(runtime):
+    class ServiceError(ValueError):
+        pass
+
     _seed(runtime, ["a"])
     [project] = project_service.list_projects(runtime)
-    name, statements = _count_statements(runtime, lambda: project_service.project_name(runtime, project.id))
-    assert name == "a" and statements == 1
-    assert project_service.project_name(runtime, project.id + 1) is None
+    with runtime.sessions.begin() as session:
+        assert project_service.project_with_id(session, project.id, ServiceError).name == "a"
+        with pytest.raises(ServiceError, match=f"Project #{project.id + 1} does not exist"):
+            project_service.project_with_id(session, project.id + 1, ServiceError)

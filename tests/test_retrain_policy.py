@@ -39,12 +39,12 @@ def give_verdicts(runtime, project_id: int, user_id: int, count: int) -> None:
 
 
 def train_jobs(runtime) -> list[job_service.JobView]:
-    return [job for job in job_service.list_jobs(runtime, "shapes") if job.kind == "train"]
+    return job_service.list_jobs(runtime, kind="train")
 
 
 def test_exactly_one_job_is_queued_after_the_nth_verdict(reviewed):
     runtime, project_id, user_id = reviewed
-    policy.set_retrain_policy(runtime, "shapes", every_verdicts=3, every_hours=None)
+    policy.set_retrain_policy(runtime, project_id, every_verdicts=3, every_hours=None)
     worker = Worker(runtime, WorkerConfig(lease_seconds=30))
 
     for verdicts_so_far in (1, 2):
@@ -62,12 +62,12 @@ def test_exactly_one_job_is_queued_after_the_nth_verdict(reviewed):
     give_verdicts(runtime, project_id, user_id, 3)  # more verdicts while the job waits: still one job
     worker.queue_policies()
     assert len(train_jobs(runtime)) == 1
-    assert policy.policy_status(runtime, "shapes").reason == f"job #{jobs[0].id} is queued"
+    assert policy.policy_status(runtime, project_id).reason == f"job #{jobs[0].id} is queued"
 
 
 def test_next_job_waits_for_n_verdicts_after_the_previous_one(reviewed):
     runtime, project_id, user_id = reviewed
-    policy.set_retrain_policy(runtime, "shapes", every_verdicts=2, every_hours=None)
+    policy.set_retrain_policy(runtime, project_id, every_verdicts=2, every_hours=None)
     give_verdicts(runtime, project_id, user_id, 2)
     first = policy.queue_due_retraining(runtime).queued[0]
     job_service.cancel_job(runtime, first.id)  # it ended (any end counts)
@@ -81,7 +81,7 @@ def test_next_job_waits_for_n_verdicts_after_the_previous_one(reviewed):
 
 def test_concurrent_checks_queue_one_job(reviewed):
     runtime, project_id, user_id = reviewed
-    policy.set_retrain_policy(runtime, "shapes", every_verdicts=1, every_hours=None)
+    policy.set_retrain_policy(runtime, project_id, every_verdicts=1, every_hours=None)
     give_verdicts(runtime, project_id, user_id, 1)
     barrier = threading.Barrier(4)
     errors: list[BaseException] = []
@@ -106,9 +106,9 @@ def test_concurrent_checks_queue_one_job(reviewed):
 def test_policy_job_repeats_the_latest_jobs_settings(reviewed):
     runtime, project_id, user_id = reviewed
     give_verdicts(runtime, project_id, user_id, 1)
-    manual = job_service.request_retrain(runtime, "shapes", overrides=["rft.max_steps=7"], launcher="python")
+    manual = job_service.request_retrain(runtime, project_id, overrides=["rft.max_steps=7"], launcher="python")
     job_service.cancel_job(runtime, manual.id)
-    policy.set_retrain_policy(runtime, "shapes", every_verdicts=1, every_hours=None)
+    policy.set_retrain_policy(runtime, project_id, every_verdicts=1, every_hours=None)
     give_verdicts(runtime, project_id, user_id, 1)
 
     (job,) = policy.queue_due_retraining(runtime).queued
@@ -118,12 +118,12 @@ def test_policy_job_repeats_the_latest_jobs_settings(reviewed):
 def test_policy_job_takes_the_project_defaults_of_the_day_not_those_of_the_last_job(reviewed):
     runtime, project_id, user_id = reviewed
     give_verdicts(runtime, project_id, user_id, 1)
-    job_service.set_retrain_settings(runtime, "shapes", ["sft.max_steps=40"])
-    manual = job_service.request_retrain(runtime, "shapes", overrides=["rft.max_steps=7"])
+    job_service.set_retrain_settings(runtime, project_id, ["sft.max_steps=40"])
+    manual = job_service.request_retrain(runtime, project_id, overrides=["rft.max_steps=7"])
     assert manual.config["overrides"] == ["sft.max_steps=40", "rft.max_steps=7"]
     job_service.cancel_job(runtime, manual.id)
-    job_service.set_retrain_settings(runtime, "shapes", ["sft.max_steps=60"])
-    policy.set_retrain_policy(runtime, "shapes", every_verdicts=1, every_hours=None)
+    job_service.set_retrain_settings(runtime, project_id, ["sft.max_steps=60"])
+    policy.set_retrain_policy(runtime, project_id, every_verdicts=1, every_hours=None)
     give_verdicts(runtime, project_id, user_id, 1)
 
     (job,) = policy.queue_due_retraining(runtime).queued
@@ -132,18 +132,18 @@ def test_policy_job_takes_the_project_defaults_of_the_day_not_those_of_the_last_
 
 def test_schedule_fires_only_with_new_verdicts(reviewed):
     runtime, project_id, user_id = reviewed
-    policy.set_retrain_policy(runtime, "shapes", every_verdicts=None, every_hours=2)
+    policy.set_retrain_policy(runtime, project_id, every_verdicts=None, every_hours=2)
     later = utcnow() + timedelta(hours=3)
 
-    assert not policy.policy_status(runtime, "shapes", now=later).due  # nothing reviewed yet
+    assert not policy.policy_status(runtime, project_id, now=later).due  # nothing reviewed yet
     give_verdicts(runtime, project_id, user_id, 1)
-    assert not policy.policy_status(runtime, "shapes").due  # too early
-    assert policy.policy_status(runtime, "shapes", now=later).due
+    assert not policy.policy_status(runtime, project_id).due  # too early
+    assert policy.policy_status(runtime, project_id, now=later).due
     (job,) = policy.queue_due_retraining(runtime, now=later).queued
     with runtime.sessions.begin() as session:
         session.get(TrainingJob, job.id).created_at = utcnow()
     job_service.cancel_job(runtime, job.id)
-    assert not policy.policy_status(runtime, "shapes", now=utcnow() + timedelta(hours=1)).due
+    assert not policy.policy_status(runtime, project_id, now=utcnow() + timedelta(hours=1)).due
 
 
 def test_due_project_that_cannot_train_is_reported_not_raised(db_runtime):
@@ -151,7 +151,7 @@ def test_due_project_that_cannot_train_is_reported_not_raised(db_runtime):
         project, _ = make_classification_queue(session, 3)  # no base model, nothing held out
         reviewer = make_reviewer(session, "ada")
         ids = (project.id, reviewer.id)
-    policy.set_retrain_policy(db_runtime, "shapes", every_verdicts=1, every_hours=None)
+    policy.set_retrain_policy(db_runtime, ids[0], every_verdicts=1, every_hours=None)
     give_verdicts(db_runtime, *ids, 1)
 
     result = policy.queue_due_retraining(db_runtime)
@@ -165,6 +165,6 @@ def test_due_project_that_cannot_train_is_reported_not_raised(db_runtime):
     [(0, None, "at least 1 new verdict"), (None, -1.0, "positive number of hours")],
 )
 def test_bad_policy_values_are_refused(reviewed, verdicts, hours, message):
-    runtime, *_ = reviewed
+    runtime, project_id, _ = reviewed
     with pytest.raises(policy.PolicyError, match=message):
-        policy.set_retrain_policy(runtime, "shapes", every_verdicts=verdicts, every_hours=hours)
+        policy.set_retrain_policy(runtime, project_id, every_verdicts=verdicts, every_hours=hours)

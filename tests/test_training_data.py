@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from sqlalchemy import select
 
 from app.services.review import submit_verdict, undo_last
 from app.services.training_data import snapshot_training_data
 from db.crud.projects import ProjectError, create_imported_annotation, create_project
-from db.models import Split
+from db.models import Project, Split
 from rise.synthetic import get_rule
 from rise.training.records import load_snapshot
 from tests.utils.review_factories import add_prediction, make_reviewer
@@ -25,7 +26,7 @@ def other(label: str) -> str:
 
 @pytest.fixture
 def verdicts(runtime):
-    """A project whose items cover every kind of verdict; returns {name: (item_id, true label)} and the project."""
+    """A project whose items cover every kind of verdict; returns {name: (item_id, true label)}."""
     media = runtime.settings.media_dir
     items: dict[str, tuple[int, str]] = {}
     with runtime.sessions.begin() as session:
@@ -73,12 +74,19 @@ def verdicts(runtime):
     return items
 
 
+@pytest.fixture
+def shapes(runtime, verdicts) -> int:
+    """The id of the `verdicts` project."""
+    with runtime.sessions() as session:
+        return session.scalars(select(Project.id)).one()
+
+
 def rows_by_item(dataset) -> dict[int, dict]:
     return {row["item_id"]: row for row in dataset.remove_columns("image")}
 
 
-def test_snapshot_holds_trusted_answers_accepted_reasoning_and_rejections(runtime, verdicts, tmp_path):
-    summary = snapshot_training_data(runtime, "shapes", tmp_path / "data")
+def test_snapshot_holds_trusted_answers_accepted_reasoning_and_rejections(runtime, shapes, verdicts, tmp_path):
+    summary = snapshot_training_data(runtime, shapes, tmp_path / "data")
     snapshot = load_snapshot(tmp_path / "data")
     train = rows_by_item(snapshot.train)
     ids = {name: item_id for name, (item_id, _) in verdicts.items()}
@@ -106,25 +114,25 @@ def test_snapshot_holds_trusted_answers_accepted_reasoning_and_rejections(runtim
     assert "missing" in summary.skipped[0][1]
 
 
-def test_held_out_items_never_reach_the_training_split(runtime, verdicts, tmp_path):
-    snapshot_training_data(runtime, "shapes", tmp_path / "data")
+def test_held_out_items_never_reach_the_training_split(runtime, shapes, verdicts, tmp_path):
+    snapshot_training_data(runtime, shapes, tmp_path / "data")
     snapshot = load_snapshot(tmp_path / "data")
     held_out = {verdicts["held_out"][0], verdicts["held_out_rejected"][0]}
     assert held_out.isdisjoint(snapshot.train["item_id"])
     assert all(row["cot"] is None and row["rejected_answers"] == "[]" for row in rows_by_item(snapshot.eval).values())
 
 
-def test_a_second_snapshot_replaces_the_first(runtime, verdicts, tmp_path):
-    snapshot_training_data(runtime, "shapes", tmp_path / "data")
+def test_a_second_snapshot_replaces_the_first(runtime, shapes, verdicts, tmp_path):
+    snapshot_training_data(runtime, shapes, tmp_path / "data")
     with runtime.sessions.begin() as session:
         create_imported_annotation(
             session=session, item_id=verdicts["unreviewed"][0], answer=verdicts["unreviewed"][1]
         )
-    summary = snapshot_training_data(runtime, "shapes", tmp_path / "data")
+    summary = snapshot_training_data(runtime, shapes, tmp_path / "data")
     assert summary.train_items == 7
     assert verdicts["unreviewed"][0] in load_snapshot(tmp_path / "data").train["item_id"]
 
 
-def test_unknown_project_names_the_existing_ones(runtime, tmp_path):
-    with pytest.raises(ProjectError, match="No project named 'nope'"):
-        snapshot_training_data(runtime, "nope", tmp_path / "data")
+def test_unknown_project_is_a_project_error(runtime, tmp_path):
+    with pytest.raises(ProjectError, match="Project #404 does not exist"):
+        snapshot_training_data(runtime, 404, tmp_path / "data")

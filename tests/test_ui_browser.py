@@ -136,8 +136,8 @@ def test_reviewer_signs_in_and_reviews_ten_items_with_the_keyboard(runtime, tmp_
 
 
 def test_classification_labels_are_picked_with_number_keys(runtime, tmp_path, serve_app, chromium_browser):
-    create_project(runtime, "moods", "classification", ["sunny", "stormy", "balanced"])
-    summary = import_paths(runtime, "moods", write_pngs(tmp_path / "moods", 2, size=(48, 48)))
+    moods = create_project(runtime, "moods", "classification", ["sunny", "stormy", "balanced"]).id
+    summary = import_paths(runtime, moods, write_pngs(tmp_path / "moods", 2, size=(48, 48)))
     item_ids = sorted(summary.item_ids.values())
     with runtime.sessions.begin() as session:
         for item_id, score in zip(item_ids, (0.1, 0.2), strict=True):
@@ -166,8 +166,8 @@ def test_keys_typed_faster_than_the_server_are_all_applied_in_order(runtime, tmp
     """Twelve verdict keys typed without waiting: the item leased ahead is on screen in the frame of the key press,
     keys pressed while an answer is on its way wait their turn, and every verdict lands on the item it was meant for.
     """
-    create_project(runtime, "moods", "classification", ["sunny", "stormy", "balanced"])
-    summary = import_paths(runtime, "moods", write_pngs(tmp_path / "moods", 14, size=(48, 48)))
+    moods = create_project(runtime, "moods", "classification", ["sunny", "stormy", "balanced"]).id
+    summary = import_paths(runtime, moods, write_pngs(tmp_path / "moods", 14, size=(48, 48)))
     item_ids = sorted(summary.item_ids.values())
     with runtime.sessions.begin() as session:
         for rank, item_id in enumerate(item_ids):

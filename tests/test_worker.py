@@ -182,8 +182,8 @@ for step in range(1, 10_000):
 def claimed(runtime, tmp_path):
     """A claimed training job, a lease keeper for it and its context (folder under tmp_path)."""
     with runtime.sessions.begin() as session:
-        make_ready_project(session)
-    job = job_service.request_retrain(runtime, "shapes")
+        project_id = make_ready_project(session).id
+    job = job_service.request_retrain(runtime, project_id)
     with runtime.sessions.begin() as session:
         crud.claim_next_job(session=session, worker_id="w1", lease=timedelta(seconds=30))
     stop = threading.Event()

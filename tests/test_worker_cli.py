@@ -57,7 +57,8 @@ def test_retrain_queues_once_and_jobs_can_be_listed_shown_and_cancelled(rise, tm
 def test_bad_retrain_settings_fail_with_the_reason(rise):
     result = rise("retrain", "--project", "shapes", "--set", "sft.nope=1")
     assert result.exit_code == 1 and "unknown field 'nope'" in result.output
-    assert "No project called 'other'" in rise("retrain", "--project", "other").output
+    unknown = rise("retrain", "--project", "other").output
+    assert "No project named 'other' (existing: shapes)" in unknown and "rise project create other" in unknown
 
 
 def test_versions_promote_and_roll_back(rise):

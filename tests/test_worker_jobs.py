@@ -27,8 +27,8 @@ def test_reannotation_job_stores_predictions_of_the_serving_version(runtime, tmp
             session=session, project_id=project.project_id, name="shapes-v7", base_model=str(tiny_model_dir)
         )
         version_id = version.id
-    version_service.promote_version(runtime, "shapes", version_id)
-    job = job_service.request_reannotation(runtime, "shapes", max_new_tokens=8)
+    version_service.promote_version(runtime, project.project_id, version_id)
+    job = job_service.request_reannotation(runtime, project.project_id, max_new_tokens=8)
 
     Worker(runtime, WorkerConfig(lease_seconds=30, check_policies=False)).run(max_jobs=1)
 
@@ -42,8 +42,8 @@ def test_reannotation_job_stores_predictions_of_the_serving_version(runtime, tmp
 
 
 def test_cancel_stops_training_midway_and_registers_nothing(runtime, tmp_path, tiny_model_dir):
-    make_trainable_project(runtime, tmp_path, tiny_model_dir)
-    job = job_service.request_retrain(runtime, "shapes", overrides=SLOW_PIPELINE, launcher="python")
+    project = make_trainable_project(runtime, tmp_path, tiny_model_dir)
+    job = job_service.request_retrain(runtime, project.project_id, overrides=SLOW_PIPELINE, launcher="python")
     worker = Worker(runtime, WorkerConfig(lease_seconds=30, check_policies=False, grace_seconds=5))
     thread = threading.Thread(target=worker.run, kwargs={"max_jobs": 1})
     thread.start()
@@ -60,14 +60,17 @@ def test_cancel_stops_training_midway_and_registers_nothing(runtime, tmp_path, t
     assert view.status == "cancelled" and view.error == "Cancelled by an admin."
     assert view.metrics["curves"]["rise_cot"]["reward"], "no reward was streamed before the cancel"
     assert "[supervise] stopping" in view.log and "asked to stop" in view.log
-    assert version_service.list_versions(runtime, "shapes") == []
+    assert version_service.list_versions(runtime, project.project_id) == []
 
 
 def test_unusable_accelerate_falls_back_to_python_and_a_failing_pipeline_fails_the_job(runtime, tmp_path):
     # The base model does not exist, so the pipeline itself fails at its first stage, after the fallback.
-    make_trainable_project(runtime, tmp_path, tmp_path / "no-such-model")
+    project = make_trainable_project(runtime, tmp_path, tmp_path / "no-such-model")
     job = job_service.request_retrain(
-        runtime, "shapes", overrides=TINY_PIPELINE, accelerate_config=str(tmp_path / "missing-accelerate.yaml")
+        runtime,
+        project.project_id,
+        overrides=TINY_PIPELINE,
+        accelerate_config=str(tmp_path / "missing-accelerate.yaml"),
     )
 
     Worker(runtime, WorkerConfig(lease_seconds=30, check_policies=False)).run(max_jobs=1)
@@ -77,7 +80,7 @@ def test_unusable_accelerate_falls_back_to_python_and_a_failing_pipeline_fails_t
     assert "exited with code" in view.error and "rise_cot" in view.error
     assert "accelerate launch exited with code" in view.log and "trying python -m" in view.log
     assert "missing-accelerate.yaml" in view.log  # accelerate's own complaint is in the log
-    assert version_service.list_versions(runtime, "shapes") == []
+    assert version_service.list_versions(runtime, project.project_id) == []
 
 
 def test_worker_shutdown_puts_the_running_job_back_in_the_queue(runtime, tmp_path, tiny_model_dir):
@@ -87,7 +90,7 @@ def test_worker_shutdown_puts_the_running_job_back_in_the_queue(runtime, tmp_pat
             session=session, project_id=project.project_id, name="shapes-v7", base_model=str(tiny_model_dir)
         )
         version_id = version.id
-    job = job_service.request_reannotation(runtime, "shapes", version_id=version_id)
+    job = job_service.request_reannotation(runtime, project.project_id, version_id=version_id)
     worker = Worker(runtime, WorkerConfig(lease_seconds=30, check_policies=False))
     claimed = worker.claim()
     worker.stop.set()  # SIGTERM arrived: the job's first heartbeat sees it

@@ -63,8 +63,8 @@ def test_killed_worker_job_is_recovered_after_the_lease_expires(runtime, tmp_pat
             session=session, project_id=project.project_id, name="shapes-base", base_model=str(tiny_model_dir)
         )
         base_id = base.id
-    version_service.promote_version(runtime, "shapes", base_id)  # what serves before and during the job
-    job = job_service.request_retrain(runtime, "shapes", overrides=PIPELINE, launcher="python")
+    version_service.promote_version(runtime, project.project_id, base_id)  # what serves before and during the job
+    job = job_service.request_retrain(runtime, project.project_id, overrides=PIPELINE, launcher="python")
     job_folder = job_service.job_dir(runtime, job.id)
     watch = ServingWatch(runtime, job.id)
     worker_args = ["--lease-seconds", str(LEASE_SECONDS), "--idle-seconds", "0.2", "--no-policies"]
@@ -124,7 +124,7 @@ def test_killed_worker_job_is_recovered_after_the_lease_expires(runtime, tmp_pat
     assert "running" in {status for status, _ in samples}
 
     # Consistent afterwards: one version for the job, one serving version, no job left running or leased.
-    versions = version_service.list_versions(runtime, "shapes")
+    versions = version_service.list_versions(runtime, project.project_id)
     assert [v.name for v in versions] == ["shapes-v1", "shapes-base"]
     new = versions[0]
     assert new.job_id == job.id and new.parent_id == base_id and new.metrics["eval"]["items"] == 2

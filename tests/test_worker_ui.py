@@ -71,7 +71,7 @@ class TestHandlers:
         assert again["jobs"][0][2] == "cancelled" and "cancelled" in again["progress"]
 
     def test_progress_and_curves_come_from_the_job_row(self, runtime, project, admin):
-        job = job_service.request_retrain(runtime, "shapes")
+        job = job_service.request_retrain(runtime, project)
         view = job_service.JobView(
             **{
                 **job.__dict__,
@@ -98,7 +98,7 @@ class TestHandlers:
 @pytest.mark.browser
 def test_admin_promotes_rolls_back_cancels_and_sets_a_policy(runtime, project, serve_app, chromium_browser):
     create_accounts(runtime)
-    queued = job_service.request_retrain(runtime, "shapes")
+    queued = job_service.request_retrain(runtime, project)
     app = serve_app(runtime, require_login=True)
     page = chromium_browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(app.url)
@@ -116,11 +116,11 @@ def test_admin_promotes_rolls_back_cancels_and_sets_a_policy(runtime, project, s
     page.wait_for_timeout(int(retrain_tab.REFRESH_SECONDS * 1000 * 2))
     page.locator("#retrain-promote").click()
     message.get_by_text("shapes-v1 serves new predictions now.").wait_for(timeout=TIMEOUT_MS)
-    assert version_service.serving_version(runtime, "shapes").name == "shapes-v1"
+    assert version_service.serving_version(runtime, project).name == "shapes-v1"
 
     page.locator("#retrain-rollback").click()
     message.get_by_text("Rolled back: shapes-base serves new predictions now.").wait_for(timeout=TIMEOUT_MS)
-    assert version_service.serving_version(runtime, "shapes").name == "shapes-base"
+    assert version_service.serving_version(runtime, project).name == "shapes-base"
 
     page.locator("#retrain-cancel").click()
     message.get_by_text(f"Job #{queued.id} cancelled.").wait_for(timeout=TIMEOUT_MS)

@@ -20,7 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from app.commands._common import cli, console, fail, migrated_runtime
-from db.crud.projects import ProjectError
+from app.services.projects import ProjectError, project_id_called
 
 if TYPE_CHECKING:
     from app.services.annotation import AnnotationRunSummary
@@ -122,7 +122,7 @@ def annotate(
 
             summary = run_annotation(
                 runtime,
-                project,
+                project_id_called(runtime, project),
                 model,
                 settings=settings,
                 progress=report,

@@ -22,6 +22,7 @@ from app.export.label_studio_config import LabelingConfigError
 from app.export.label_studio_push import LabelStudioError
 from app.services import exports
 from app.services.label_studio_import import LabelStudioImportError, LabelStudioImportReport
+from app.services.projects import ProjectError, project_id_called
 
 export_cli = typer.Typer(help="Export a project: Label Studio, COCO, Hugging Face datasets.", no_args_is_help=True)
 ls_cli = typer.Typer(help="Exchange projects with a Label Studio server or its export files.", no_args_is_help=True)
@@ -32,7 +33,7 @@ URL_HELP = "Label Studio URL (default: $LABEL_STUDIO_URL)."
 KEY_HELP = "Label Studio API key (default: $LABEL_STUDIO_API_KEY). Never printed."
 
 
-_ERRORS = (exports.ExportError, LabelStudioError, LabelStudioImportError, LabelingConfigError)
+_ERRORS = (exports.ExportError, LabelStudioError, LabelStudioImportError, LabelingConfigError, ProjectError)
 
 
 @export_cli.command("label-studio")
@@ -47,7 +48,11 @@ def export_label_studio(
     """Write Label Studio tasks with predictions (model, score, CoT) and annotations (author, time)."""
     with migrated_runtime(user_errors=_ERRORS) as runtime:
         summary = exports.export_label_studio(
-            runtime, project, out, image_root_url=image_root_url, inline_images=inline_images
+            runtime,
+            project_id_called(runtime, project),
+            out,
+            image_root_url=image_root_url,
+            inline_images=inline_images,
         )
     console.print(
         f"Wrote {summary.tasks:,} tasks ({summary.predictions:,} predictions, {summary.annotations:,} annotations) "
@@ -70,7 +75,7 @@ def export_label_studio_config(
 ) -> None:
     """The Label Studio labeling config (XML) for a project."""
     with migrated_runtime(user_errors=_ERRORS) as runtime:
-        config = exports.label_studio_config(runtime, project)
+        config = exports.label_studio_config(runtime, project_id_called(runtime, project))
     if out is None:
         typer.echo(config, nl=False)
     else:
@@ -86,7 +91,7 @@ def export_coco(
 ) -> None:
     """Write the project's boxes as COCO detection JSON."""
     with migrated_runtime(user_errors=_ERRORS) as runtime:
-        summary = exports.export_coco(runtime, project, out, source=source)
+        summary = exports.export_coco(runtime, project_id_called(runtime, project), out, source=source)
     console.print(f"Wrote {summary.images:,} images and {summary.boxes:,} boxes to {summary.path}")
     if summary.images_without_answer:
         console.print(f"{summary.images_without_answer:,} images have no {source} yet and are listed without boxes.")
@@ -106,7 +111,13 @@ def export_hf(
     with migrated_runtime() as runtime:
         try:
             summary = exports.export_hf_dataset(
-                runtime, project, out, kind=kind, repo_id=repo_id, token=token, private=not public
+                runtime,
+                project_id_called(runtime, project),
+                out,
+                kind=kind,
+                repo_id=repo_id,
+                token=token,
+                private=not public,
             )
         except _ERRORS as error:
             raise fail(error) from None
@@ -130,7 +141,7 @@ def ls_push(
     with migrated_runtime(user_errors=_ERRORS) as runtime:
         summary = exports.push_to_label_studio(
             runtime,
-            project,
+            project_id_called(runtime, project),
             url=url,
             api_key=api_key,
             title=title,

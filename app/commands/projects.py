@@ -26,7 +26,7 @@ from app.commands._common import cli, console, fail, migrated_runtime
 from app.runtime import Runtime, open_runtime
 from app.services.demo import DemoError, DemoSummary, setup_demo
 from app.services.imports import ImportFailed, ImportSummary, SkippedFile, import_paths, load_query_file
-from app.services.projects import ProjectError, create_project, list_projects
+from app.services.projects import ProjectError, create_project, list_projects, project_id_called
 from rise.tasks import TaskType
 
 if TYPE_CHECKING:
@@ -136,7 +136,8 @@ def import_command(
     ),
 ) -> None:
     """Import images; duplicates (same content) are skipped, and so are broken, oversized and non-image files."""
-    with migrated_runtime(user_errors=(ImportFailed,)) as runtime:
+    with migrated_runtime(user_errors=(ImportFailed, ProjectError)) as runtime:
+        project_id = project_id_called(runtime, project)
         query_map = load_query_file(queries) if queries else None
         with _progress() as bar:
             task_id = bar.add_task("Importing", total=None)
@@ -144,7 +145,7 @@ def import_command(
             def report(done: int, total: int) -> None:
                 bar.update(task_id, completed=done, total=total)
 
-            summary = import_paths(runtime, project, paths, query=query, queries=query_map, progress=report)
+            summary = import_paths(runtime, project_id, paths, query=query, queries=query_map, progress=report)
     _print_import_summary(summary, project)
 
 
@@ -200,7 +201,7 @@ def _annotate_demo(runtime: Runtime, summary: DemoSummary, model: Path | None) -
 
         try:
             runs = annotate_demo(
-                runtime, [p.name for p in summary.projects], model or DEFAULT_DEMO_MODEL, progress=report
+                runtime, [p.id for p in summary.projects], model or DEFAULT_DEMO_MODEL, progress=report
             )
         except ModelLoadError as error:
             raise fail(error) from None

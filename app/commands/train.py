@@ -18,8 +18,8 @@ import typer
 from rich.text import Text
 
 from app.commands._common import cli, console, fail, migrated_runtime
+from app.services.projects import ProjectError, project_id_called
 from app.services.training_data import TrainingDataSummary, snapshot_training_data
-from db.crud.projects import ProjectError
 from rise.training.config import PipelineConfig
 from rise.training.launch import LAUNCHERS, choose_launcher, run_accelerate
 from rise.training.pipeline import STAGE_GROUPS, STAGES, resolve_stages, run_pipeline
@@ -32,7 +32,7 @@ CONFIG_FILE = "config.yaml"
 
 def _snapshot(project: str, data_dir: Path) -> TrainingDataSummary:
     with migrated_runtime() as runtime:
-        return snapshot_training_data(runtime, project, data_dir)
+        return snapshot_training_data(runtime, project_id_called(runtime, project), data_dir)
 
 
 def _print_snapshot(summary: TrainingDataSummary) -> None:

@@ -26,6 +26,7 @@ from app.commands._common import cli, console, fail, migrated_runtime
 from app.services import jobs as job_service
 from app.services import model_versions as version_service
 from app.services import retrain_policy as policy_service
+from app.services.projects import ProjectError, project_id_called
 from db.models import JobKind
 from rise.training.config import PipelineConfig
 
@@ -37,6 +38,7 @@ cli.add_typer(versions_cli, name="versions")
 cli.add_typer(policy_cli, name="policy")
 
 USER_ERRORS = (
+    ProjectError,
     job_service.JobRequestError,
     job_service.ActiveJobExistsError,
     version_service.VersionError,
@@ -129,7 +131,7 @@ def retrain(
     with migrated_runtime(user_errors=USER_ERRORS) as runtime:
         job = job_service.request_retrain(
             runtime,
-            project,
+            project_id_called(runtime, project),
             model=model,
             overrides=[*from_file, *overrides],
             launcher=launcher,
@@ -155,7 +157,7 @@ def jobs_list(
 ) -> None:
     """The newest jobs with their status and progress."""
     with migrated_runtime(user_errors=USER_ERRORS) as runtime:
-        jobs = job_service.list_jobs(runtime, project, limit=limit)
+        jobs = job_service.list_jobs(runtime, project_id_called(runtime, project) if project else None, limit=limit)
     table = Table("#", "project", "kind", "status", "stage", "step", "progress", "attempts", "created", "error")
     for job in jobs:
         step = f"{job.step}/{job.total_steps}" if job.total_steps else str(job.step or "")
@@ -207,7 +209,7 @@ def _version_rows(versions: list[version_service.VersionView]) -> Table:
 def versions_list(project: str = typer.Option(..., "--project", "-p")) -> None:
     """The project's model versions, newest first, with their held-out score."""
     with migrated_runtime(user_errors=USER_ERRORS) as runtime:
-        versions = version_service.list_versions(runtime, project)
+        versions = version_service.list_versions(runtime, project_id_called(runtime, project))
     console.print(_version_rows(versions))
 
 
@@ -219,7 +221,9 @@ def versions_promote(
 ) -> None:
     """Make a version serve new predictions."""
     with migrated_runtime(user_errors=USER_ERRORS) as runtime:
-        promoted = version_service.promote_version(runtime, project, version, reannotate=reannotate)
+        promoted = version_service.promote_version(
+            runtime, project_id_called(runtime, project), version, reannotate=reannotate
+        )
     console.print(Text(f"{promoted.name} serves {project} now."))
 
 
@@ -230,7 +234,7 @@ def versions_rollback(
 ) -> None:
     """Serve the version that served before the current one."""
     with migrated_runtime(user_errors=USER_ERRORS) as runtime:
-        version = version_service.rollback(runtime, project, reannotate=reannotate)
+        version = version_service.rollback(runtime, project_id_called(runtime, project), reannotate=reannotate)
     console.print(Text(f"Rolled back: {version.name} serves {project} now."))
 
 
@@ -245,7 +249,7 @@ def _print_policy(status: policy_service.PolicyStatus) -> None:
 def policy_show(project: str = typer.Option(..., "--project", "-p")) -> None:
     """The project's retraining policy and whether it is due."""
     with migrated_runtime(user_errors=USER_ERRORS) as runtime:
-        _print_policy(policy_service.policy_status(runtime, project))
+        _print_policy(policy_service.policy_status(runtime, project_id_called(runtime, project)))
 
 
 @policy_cli.command("set")
@@ -257,6 +261,6 @@ def policy_set(
     """Set the project's periodic retraining (leave an option out to switch that trigger off)."""
     with migrated_runtime(user_errors=USER_ERRORS) as runtime:
         status = policy_service.set_retrain_policy(
-            runtime, project, every_verdicts=every_verdicts, every_hours=every_hours
+            runtime, project_id_called(runtime, project), every_verdicts=every_verdicts, every_hours=every_hours
         )
     _print_policy(status)

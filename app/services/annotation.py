@@ -17,9 +17,8 @@ from typing import Any
 from PIL import Image
 
 from app.runtime import Runtime
-from app.services.projects import project_model, task_spec_for
+from app.services.projects import ProjectError, project_model, project_with_id, task_spec_for
 from db.crud import predictions as crud
-from db.crud.projects import require_project
 from rise.annotate import AnnotationInput, GenerationSettings, PredictionResult, annotate_images
 from rise.modeling import load_model_and_processor
 
@@ -104,7 +103,7 @@ def _to_new_prediction(item_id: int, choice: _ModelChoice, result: PredictionRes
 
 def run_annotation(
     runtime: Runtime,
-    project_name: str,
+    project_id: int,
     model: str | None,
     *,
     settings: GenerationSettings | None = None,
@@ -131,13 +130,14 @@ def run_annotation(
     settings = settings or GenerationSettings()
     started = time.perf_counter()
     with runtime.sessions.begin() as session:
-        project = require_project(session=session, name=project_name)
+        project = project_with_id(session, project_id, ProjectError)
+        name = project.name
         spec = task_spec_for(project)
         choice = _resolve_model(session, project.id, model or project_model(session, project), adapter)
         pending = crud.items_to_annotate(
             session=session, project_id=project.id, model_name=choice.prediction_name, limit=limit
         )
-    summary = AnnotationRunSummary(project=project_name, model=choice.prediction_name, pending=len(pending))
+    summary = AnnotationRunSummary(project=name, model=choice.prediction_name, pending=len(pending))
     if not pending:
         return summary
     loaded_model, processor = load_model_and_processor(choice.base, adapter=choice.adapter, device=device, dtype=dtype)

@@ -18,7 +18,7 @@ from app.errors import AppError
 from app.runtime import Runtime
 from app.services.imports import ImportSummary, SkippedFile, import_paths
 from app.services.jobs import JobRequestError, set_retrain_settings
-from app.services.projects import create_project
+from app.services.projects import create_project, project_with_id
 from db.crud import projects as crud
 from db.models import Project, Split
 from rise.tasks import TaskType
@@ -39,6 +39,7 @@ class DemoError(AppError, ValueError):
 
 @dataclass
 class DemoProjectSummary:
+    id: int
     name: str
     task_type: TaskType
     created: bool
@@ -114,8 +115,8 @@ def _labelled_in_train(sha256: str, fraction: float) -> bool:
     return int(sha256[16:32], 16) / 16**16 < fraction
 
 
-def _ensure_project(runtime: Runtime, spec: dict[str, Any]) -> bool:
-    """Create the project unless it exists with the same task; returns whether it was created."""
+def _ensure_project(runtime: Runtime, spec: dict[str, Any]) -> tuple[int, bool]:
+    """Create the project unless it exists with the same task; returns its id and whether it was created."""
     with runtime.sessions.begin() as session:
         existing = crud.get_project_by_name(session=session, name=spec["name"])
         if existing is not None:
@@ -124,8 +125,8 @@ def _ensure_project(runtime: Runtime, spec: dict[str, Any]) -> bool:
                     f"A project named {spec['name']!r} already exists with task {existing.task_type}, not "
                     f"{spec['task_type']}. Rename or delete it, or use another RISE_DATA_DIR for the demo."
                 )
-            return False
-    create_project(
+            return existing.id, False
+    project = create_project(
         runtime,
         spec["name"],
         spec["task_type"],
@@ -136,19 +137,19 @@ def _ensure_project(runtime: Runtime, spec: dict[str, Any]) -> bool:
     )
     if spec.get("retrain_settings"):
         try:
-            set_retrain_settings(runtime, spec["name"], spec["retrain_settings"])
+            set_retrain_settings(runtime, project.id, spec["retrain_settings"])
         except JobRequestError as error:
             raise DemoError(f"Project {spec['name']!r} in the demo manifest: {error}") from None
-    return True
+    return project.id, True
 
 
 def _store_ground_truth(
-    runtime: Runtime, name: str, answers: dict[str, Any], item_ids: dict[str, int], train_fraction: float
+    runtime: Runtime, project_id: int, answers: dict[str, Any], item_ids: dict[str, int], train_fraction: float
 ) -> tuple[int, list[SkippedFile]]:
     added = 0
     bad: list[SkippedFile] = []
     with runtime.sessions.begin() as session:
-        project = crud.require_project(session=session, name=name)
+        project = project_with_id(session, project_id, DemoError)
         items = {item.id: item for item in crud.list_items(session=session, project_id=project.id)}
         annotated = crud.annotated_item_ids(session=session, project_id=project.id)
         for path, answer in answers.items():
@@ -183,30 +184,33 @@ def setup_demo(
     summaries: list[DemoProjectSummary] = []
     for spec in manifest["projects"]:
         name = spec["name"]
-        created = _ensure_project(runtime, spec)
+        project_id, created = _ensure_project(runtime, spec)
         paths = [base / item["file"] for item in spec["items"]]
         pairs = list(zip(paths, spec["items"], strict=True))
         queries = {str(path.resolve()): item["query"] for path, item in pairs if item.get("query")}
         answers = {str(path): item["answer"] for path, item in pairs if item.get("answer") is not None}
         report = None if progress is None else (lambda done, total, name=name: progress(name, done, total))
-        imported = import_paths(runtime, name, paths, queries=queries, progress=report)
-        added, bad = _store_ground_truth(runtime, name, answers, imported.item_ids, train_labelled_fraction)
+        imported = import_paths(runtime, project_id, paths, queries=queries, progress=report)
+        added, bad = _store_ground_truth(runtime, project_id, answers, imported.item_ids, train_labelled_fraction)
         task_type = TaskType(spec["task_type"])
         summaries.append(
-            DemoProjectSummary(name, task_type, created, imported, annotations_added=added, bad_answers=bad)
+            DemoProjectSummary(
+                project_id, name, task_type, created, imported, annotations_added=added, bad_answers=bad
+            )
         )
     return DemoSummary(manifest=manifest_path, projects=summaries)
 
 
 def annotate_demo(
     runtime: Runtime,
-    project_names: list[str],
+    project_ids: list[int],
     model: str | Path = DEFAULT_DEMO_MODEL,
     *,
     progress: DemoProgress | None = None,
 ) -> list[Any]:
-    """Make `model` the default model of the demo projects that have none, and store its predictions (answer and
-    reasoning) for every item without one and without a trusted annotation. Resumable: a rerun annotates nothing new.
+    """Make `model` the default model of the demo projects (`project_ids`) that have none, and store its predictions
+    (answer and reasoning) for every item without one and without a trusted annotation. Resumable: a rerun annotates
+    nothing new.
 
     Returns:
         `list[AnnotationRunSummary]`, one per project.
@@ -218,14 +222,17 @@ def annotate_demo(
     model_path = Path(model).expanduser().resolve()
     if not (model_path / "config.json").is_file():
         raise DemoError(f"No model folder at {model_path}. Build the demo model with `rise model build-demo`.")
-    for name in project_names:
+    names = {}
+    for project_id in project_ids:
         with runtime.sessions.begin() as session:
-            project = crud.require_project(session=session, name=name)
+            project = project_with_id(session, project_id, DemoError)
+            names[project_id] = project.name  # what `progress` reports by
             if not project.default_model:
                 project.default_model = str(model_path)
     settings = GenerationSettings(batch_size=16, max_new_tokens=256)
     summaries = []
-    for name in project_names:
+    for project_id in project_ids:
+        name = names[project_id]
         report = None if progress is None else (lambda done, total, name=name: progress(name, done, total))
-        summaries.append(run_annotation(runtime, name, str(model_path), settings=settings, progress=report))
+        summaries.append(run_annotation(runtime, project_id, str(model_path), settings=settings, progress=report))
     return summaries

@@ -21,9 +21,8 @@ from app.export import label_studio as ls
 from app.export.jsonstream import write_json_array
 from app.export.label_studio_config import labeling_config
 from app.runtime import Runtime
-from app.services.projects import task_spec_for
+from app.services.projects import project_with_id, task_spec_for
 from db.crud import exchange
-from db.crud import projects as project_crud
 from db.crud.exchange import ItemRecord
 from rise.tasks import TaskSpec, TaskType
 
@@ -60,18 +59,15 @@ class ExportSummary:
     problems: list[str] = field(default_factory=list)
 
 
-def project_info(runtime: Runtime, project_name: str) -> ProjectInfo:
+def project_info(runtime: Runtime, project_id: int) -> ProjectInfo:
     with runtime.sessions.begin() as session:
-        try:
-            project = project_crud.require_project(session=session, name=project_name)
-        except project_crud.ProjectError as error:
-            raise ExportError(str(error)) from None
+        project = project_with_id(session, project_id, ExportError)
         return ProjectInfo(project.id, project.name, task_spec_for(project), project.description)
 
 
-def label_studio_config(runtime: Runtime, project_name: str) -> str:
+def label_studio_config(runtime: Runtime, project_id: int) -> str:
     """The Label Studio labeling config (XML) for the project."""
-    info = project_info(runtime, project_name)
+    info = project_info(runtime, project_id)
     return labeling_config(info.task_type, info.spec.labels, distribution=info.spec.distribution)
 
 
@@ -199,7 +195,7 @@ def iter_label_studio_tasks(
 
 def export_label_studio(
     runtime: Runtime,
-    project_name: str,
+    project_id: int,
     out_path: str | Path,
     *,
     image_root_url: str | None = None,
@@ -208,7 +204,7 @@ def export_label_studio(
 ) -> ExportSummary:
     """Write the project as Label Studio task JSON (`predictions` and `annotations` per task) to `out_path`, and
     its labeling config beside it as `<out_path stem>.label_config.xml`."""
-    info = project_info(runtime, project_name)
+    info = project_info(runtime, project_id)
     out_path = Path(out_path)
     config = labeling_config(info.task_type, info.spec.labels, distribution=info.spec.distribution)
     image = inline_image(runtime.settings.media_dir) if inline_images else image_reference(runtime, image_root_url)
@@ -228,13 +224,13 @@ def export_label_studio(
 
 
 def export_coco(
-    runtime: Runtime, project_name: str, out_path: str | Path, *, source: str = "annotations"
+    runtime: Runtime, project_id: int, out_path: str | Path, *, source: str = "annotations"
 ) -> coco.CocoSummary:
     """Write the project's boxes as COCO detection JSON: the latest trusted annotation of each item (`source=
     "annotations"`) or the latest prediction with an answer (`source="predictions"`, with its score)."""
-    info = project_info(runtime, project_name)
+    info = project_info(runtime, project_id)
     if info.task_type is TaskType.classification:
-        raise ExportError(f"{project_name!r} is a classification project; COCO detection needs boxes.")
+        raise ExportError(f"{info.name!r} is a classification project; COCO detection needs boxes.")
     if source not in coco.SOURCES:
         raise ExportError(f"Unknown source {source!r}; choose one of {', '.join(coco.SOURCES)}.")
     categories = ls.box_labels(info.task_type, info.spec.labels)
@@ -248,7 +244,7 @@ def export_coco(
 
 def export_hf_dataset(
     runtime: Runtime,
-    project_name: str,
+    project_id: int,
     out_dir: str | Path,
     *,
     kind: str = "sft",
@@ -261,7 +257,7 @@ def export_hf_dataset(
     # datasets pulls in pyarrow and pandas: imported here so the other exports stay light.
     from app.export import hf_dataset
 
-    info = project_info(runtime, project_name)
+    info = project_info(runtime, project_id)
     if kind not in hf_dataset.KINDS:
         raise ExportError(f"Unknown dataset kind {kind!r}; choose one of {', '.join(hf_dataset.KINDS)}.")
     if bool(repo_id) != bool(token):
@@ -313,7 +309,7 @@ IMAGE_MODES = ("upload", "url", "inline")
 
 def push_to_label_studio(
     runtime: Runtime,
-    project_name: str,
+    project_id: int,
     *,
     url: str | None = None,
     api_key: str | None = None,
@@ -338,7 +334,7 @@ def push_to_label_studio(
     if image_mode == "url" and not image_root_url:
         raise ExportError("--images url needs --image-root-url, e.g. https://files.example.com/rise-media/")
     credentials = resolve_credentials(url, api_key)
-    info = project_info(runtime, project_name)
+    info = project_info(runtime, project_id)
     config = labeling_config(info.task_type, info.spec.labels, distribution=info.spec.distribution)
     media_dir = runtime.settings.media_dir
     title = title or info.name
@@ -346,9 +342,9 @@ def push_to_label_studio(
         title = f"RISE {title}"  # Label Studio refuses titles shorter than three characters
     with LabelStudioServer(credentials) as server:
         server.check()
-        project_id, created = server.ensure_project(title, config, info.description)
-        summary = PushSummary(credentials.url, project_id, title, created)
-        known = set() if created else server.task_keys(project_id)
+        ls_project, created = server.ensure_project(title, config, info.description)
+        summary = PushSummary(credentials.url, ls_project, title, created)
+        known = set() if created else server.task_keys(ls_project)
         counts = TaskCounts()
         with runtime.sessions.begin() as session:
             total = exchange.count_items(session=session, project_id=info.id)
@@ -359,10 +355,10 @@ def push_to_label_studio(
                 fresh = [record for record in batch if record.sha256 not in known]
                 summary.already_there += len(batch) - len(fresh)
                 if fresh:
-                    images = _push_images(server, project_id, fresh, media_dir, image_mode, image_root_url, runtime)
+                    images = _push_images(server, ls_project, fresh, media_dir, image_mode, image_root_url, runtime)
                     summary.images_uploaded += len(images) if image_mode == "upload" else 0
                     tasks = [build_task(record, info.spec, images[record.sha256], counts) for record in fresh]
-                    added, _, _ = server.import_tasks(project_id, tasks)
+                    added, _, _ = server.import_tasks(ls_project, tasks)
                     summary.tasks += added
                     known.update(record.sha256 for record in fresh)
                 if progress is not None:

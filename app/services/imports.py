@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from app.errors import AppError
 from app.media import ImageRejected, prepare_image, sha256_hex, write_media
 from app.runtime import Runtime
+from app.services.projects import project_with_id
 from db.crud import projects as crud
 from db.crud.projects import NewItem
 from db.models import Split
@@ -141,12 +142,9 @@ class _Target:
     eval_fraction: float
 
 
-def _open_target(runtime: Runtime, project_name: str) -> tuple[_Target, set[str]]:
+def _open_target(runtime: Runtime, project_id: int) -> tuple[_Target, set[str]]:
     with runtime.sessions.begin() as session:
-        try:
-            project = crud.require_project(session=session, name=project_name)
-        except crud.ProjectError as error:
-            raise ImportFailed(str(error)) from None
+        project = project_with_id(session, project_id, ImportFailed)
         target = _Target(project.id, TaskType(project.task_type), project.eval_fraction)
         return target, crud.item_shas(session=session, project_id=project.id)
 
@@ -171,7 +169,7 @@ def _insert_batch(runtime: Runtime, target: _Target, batch: list[NewItem]) -> in
 
 def import_paths(
     runtime: Runtime,
-    project_name: str,
+    project_id: int,
     paths: Iterable[str | Path],
     *,
     query: str | None = None,
@@ -179,7 +177,7 @@ def import_paths(
     progress: ProgressCallback | None = None,
     batch_size: int = BATCH_SIZE,
 ) -> ImportSummary:
-    """Import image files into the project called `project_name`.
+    """Import image files into the project.
 
     Args:
         paths: files, folders (walked recursively, hidden entries ignored) and glob patterns.
@@ -190,7 +188,7 @@ def import_paths(
     Raises:
         ImportFailed: the project does not exist.
     """
-    target, known_shas = _open_target(runtime, project_name)
+    target, known_shas = _open_target(runtime, project_id)
     files, summary_skips = expand_paths(paths)
     summary = ImportSummary(skipped=summary_skips)
     queries = queries or {}

@@ -15,7 +15,7 @@ from typing import Any
 
 from app.errors import AppError
 from app.runtime import Runtime
-from app.services.projects import ProjectError, project_called, project_model
+from app.services.projects import ProjectError, project_model, project_with_id
 from db.crud import jobs as crud
 from db.crud import model_versions as version_crud
 from db.crud.jobs import ActiveJobExistsError
@@ -153,11 +153,11 @@ def _check_overrides(model: str, overrides: Sequence[str]) -> list[str]:
     return cleaned
 
 
-def set_retrain_settings(runtime: Runtime, project_name: str, settings: Sequence[str]) -> list[str]:
+def set_retrain_settings(runtime: Runtime, project_id: int, settings: Sequence[str]) -> list[str]:
     """Make `settings` (`section.field=value` lines, checked now) the pipeline settings every retraining of the
     project starts from; returns them cleaned. An empty list goes back to the pipeline's defaults."""
     with runtime.sessions.begin() as session:
-        project = project_called(session, project_name, JobRequestError)
+        project = project_with_id(session, project_id, JobRequestError)
         checked = _check_overrides(project.default_model or "model", settings)
         project.retrain_settings = checked
         return checked
@@ -165,7 +165,7 @@ def set_retrain_settings(runtime: Runtime, project_name: str, settings: Sequence
 
 def request_retrain(
     runtime: Runtime,
-    project_name: str,
+    project_id: int,
     *,
     model: str | None = None,
     overrides: Sequence[str] = (),
@@ -209,7 +209,7 @@ def request_retrain(
     if promotion_min_items < 0:
         raise JobRequestError(f"promotion_min_items must be >= 0, got {promotion_min_items}.")
     with runtime.sessions.begin() as session:
-        project = project_called(session, project_name, JobRequestError)
+        project = project_with_id(session, project_id, JobRequestError)
         base = _base_model(session, project, (model or "").strip() or None)
         requested = _check_overrides(base, overrides)
         # The project's own defaults first, so the request's settings win where both name a field.
@@ -240,7 +240,7 @@ def request_retrain(
 
 def request_reannotation(
     runtime: Runtime,
-    project_name: str,
+    project_id: int,
     *,
     version_id: int | None = None,
     batch_size: int = 16,
@@ -250,7 +250,7 @@ def request_reannotation(
 ) -> JobView:
     """Queue an annotation of the project's unreviewed items by a model version (default: the serving one)."""
     with runtime.sessions.begin() as session:
-        project = project_called(session, project_name, JobRequestError)
+        project = project_with_id(session, project_id, JobRequestError)
         if version_id is None:
             version = version_crud.serving_version(session=session, project_id=project.id)
             if version is None:
@@ -265,7 +265,7 @@ def request_reannotation(
 
 def request_annotation(
     runtime: Runtime,
-    project_name: str,
+    project_id: int,
     *,
     model: str | None = None,
     batch_size: int = 16,
@@ -283,7 +283,7 @@ def request_annotation(
         `JobRequestError` for an unknown project, or one with no model to default to.
     """
     with runtime.sessions.begin() as session:
-        project = project_called(session, project_name, JobRequestError)
+        project = project_with_id(session, project_id, JobRequestError)
         try:
             chosen = (model or "").strip() or project_model(session, project)
         except ProjectError as error:
@@ -320,16 +320,16 @@ def _project_names(session: Any) -> dict[int, str]:
 
 
 def list_jobs(
-    runtime: Runtime, project_name: str | None = None, *, kind: str | None = None, limit: int = 50
+    runtime: Runtime, project_id: int | None = None, *, kind: str | None = None, limit: int = 50
 ) -> list[JobView]:
-    """Newest first; all projects when `project_name` is None, and only jobs of `kind` ("train", "annotate") when
+    """Newest first; all projects when `project_id` is None, and only jobs of `kind` ("train", "annotate") when
     given."""
     with runtime.sessions.begin() as session:
-        if project_name:
-            project = project_called(session, project_name, JobRequestError)
-            project_id, names = project.id, {project.id: project.name}
+        if project_id is not None:
+            project = project_with_id(session, project_id, JobRequestError)
+            names = {project.id: project.name}
         else:
-            project_id, names = None, _project_names(session)
+            names = _project_names(session)
         jobs = crud.list_jobs(
             session=session, project_id=project_id, kind=JobKind(kind) if kind else None, limit=limit
         )

@@ -28,10 +28,10 @@ from app.media import ImageRejected, PreparedImage, prepare_image, sha256_hex, w
 from app.runtime import Runtime
 from app.services.imports import split_for
 from app.services.label_studio_images import ImageMissing, ImageResolver
-from app.services.projects import ProjectError, create_project, task_spec_for
+from app.services.projects import ProjectError, create_project, project_id_called, project_with_id, task_spec_for
 from db.crud import exchange
 from db.crud import projects as project_crud
-from db.crud.projects import NewItem
+from db.crud.projects import NewItem, ProjectNotFoundError
 from db.models import storable_text
 from rise.answers import normalize_answer
 from rise.parsing import format_answer
@@ -268,25 +268,22 @@ def _store_task(runtime: Runtime, session, target: _Target, parsed: _ParsedTask,
         report.predictions_added += 1
 
 
-def _open_target(runtime: Runtime, project_name: str) -> _Target:
+def _open_target(runtime: Runtime, project_id: int) -> _Target:
     with runtime.sessions.begin() as session:
-        try:
-            project = project_crud.require_project(session=session, name=project_name)
-        except project_crud.ProjectError as error:
-            raise LabelStudioImportError(str(error)) from None
+        project = project_with_id(session, project_id, LabelStudioImportError)
         return _Target(project.id, task_spec_for(project), project.eval_fraction)
 
 
 def import_label_studio_tasks(
     runtime: Runtime,
-    project_name: str,
+    project_id: int,
     tasks: Iterable[Any],
     resolver: ImageResolver,
     *,
     progress: Callable[[int], None] | None = None,
 ) -> LabelStudioImportReport:
-    """Import Label Studio tasks into the existing project `project_name`; see the module docstring."""
-    target = _open_target(runtime, project_name)
+    """Import Label Studio tasks into the project; see the module docstring."""
+    target = _open_target(runtime, project_id)
     report = LabelStudioImportReport()
     notes: set[str] = set()
     max_pixels = runtime.settings.max_image_pixels
@@ -404,22 +401,24 @@ def _store_checked(
 # Entry points
 
 
-def _ensure_project(runtime: Runtime, project_name: str, config_xml: str | None) -> None:
-    """Create `project_name` from a labeling config when it does not exist yet."""
-    with runtime.sessions.begin() as session:
-        exists = project_crud.get_project_by_name(session=session, name=project_name) is not None
-    if exists:
-        return
-    if not config_xml:
-        raise LabelStudioImportError(
-            f"No project named {project_name!r}. Create it first (`rise project create {project_name} --task "
-            "detection --labels a,b`) or pass the Label Studio labeling config with --config."
-        )
+def _ensure_project(runtime: Runtime, project_name: str, config_xml: str | None) -> int:
+    """The id of the project called `project_name`, created from a labeling config when it does not exist yet."""
+    try:
+        return project_id_called(runtime, project_name)
+    except ProjectNotFoundError as missing:
+        if not config_xml:
+            # Kept as the cause, so that a caller can add how its users create a project.
+            raise LabelStudioImportError(
+                f"{missing} Or give the Label Studio labeling config, and the project is created from it."
+            ) from missing
     try:
         summary = parse_labeling_config(config_xml)
-        create_project(runtime, project_name, summary.task_type, summary.labels, distribution=summary.distribution)
+        project = create_project(
+            runtime, project_name, summary.task_type, summary.labels, distribution=summary.distribution
+        )
     except (LabelingConfigError, ProjectError) as error:
         raise LabelStudioImportError(str(error)) from None
+    return project.id
 
 
 def import_label_studio_file(
@@ -432,7 +431,9 @@ def import_label_studio_file(
     config_xml: str | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> LabelStudioImportReport:
-    """Import a Label Studio JSON export file (a JSON array of tasks), read as a stream."""
+    """Import a Label Studio JSON export file (a JSON array of tasks), read as a stream, into the project called
+    `project_name`: by name, since it is created from the labeling config (`config_xml`, else the file beside the
+    tasks that `export_label_studio` writes) when it does not exist."""
     path = Path(path)
     if not path.is_file():
         raise LabelStudioImportError(f"No such file: {path}")
@@ -440,7 +441,7 @@ def import_label_studio_file(
         # `rise export label-studio` writes the labeling config beside the tasks.
         beside = path.with_name(path.stem + ".label_config.xml")
         config_xml = beside.read_text(encoding="utf-8") if beside.is_file() else None
-    _ensure_project(runtime, project_name, config_xml)
+    project_id = _ensure_project(runtime, project_name, config_xml)
     resolver = ImageResolver(
         media_dir=runtime.settings.media_dir,
         image_root=Path(image_root) if image_root else path.parent,
@@ -449,7 +450,7 @@ def import_label_studio_file(
     with path.open(encoding="utf-8-sig") as handle:
         try:
             tasks: Iterator[Any] = iter_json_array(handle)
-            return import_label_studio_tasks(runtime, project_name, tasks, resolver, progress=progress)
+            return import_label_studio_tasks(runtime, project_id, tasks, resolver, progress=progress)
         except JsonArrayError as error:
             raise LabelStudioImportError(f"{path} is not a Label Studio JSON export: {error}") from None
 
@@ -472,14 +473,14 @@ def pull_from_label_studio(
     with LabelStudioServer(credentials) as server, tempfile.TemporaryDirectory(prefix="rise-ls-pull-") as tmp:
         try:
             if isinstance(label_studio_project, int) or str(label_studio_project).isdigit():
-                project_id = int(label_studio_project)
+                source = int(label_studio_project)
             else:
                 found = server.find_project(str(label_studio_project))
                 if found is None:
                     raise LabelStudioImportError(f"No Label Studio project titled {label_studio_project!r}.")
-                project_id = found
-            _ensure_project(runtime, project_name, server.project_label_config(project_id))
-            export_path = server.snapshot_export(project_id, Path(tmp) / "export.json")
+                source = found
+            project_id = _ensure_project(runtime, project_name, server.project_label_config(source))
+            export_path = server.snapshot_export(source, Path(tmp) / "export.json")
         except LabelStudioError as error:
             raise LabelStudioImportError(str(error)) from None
         resolver = ImageResolver(
@@ -489,6 +490,4 @@ def pull_from_label_studio(
             server_url=credentials.url,
         )
         with export_path.open(encoding="utf-8") as handle:
-            return import_label_studio_tasks(
-                runtime, project_name, iter_json_array(handle), resolver, progress=progress
-            )
+            return import_label_studio_tasks(runtime, project_id, iter_json_array(handle), resolver, progress=progress)

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from app.errors import AppError
 from app.runtime import Runtime
 from app.services.jobs import DEFAULT_MAX_ATTEMPTS, DEFAULT_PROMOTION_MIN_ITEMS
-from app.services.projects import project_called
+from app.services.projects import project_with_id
 from db.crud import jobs as job_crud
 from db.crud import model_versions as crud
 from db.models import JobKind, JobStatus, ModelVersion, Project
@@ -169,16 +169,16 @@ def _view(session: Session, version: ModelVersion, project: Project) -> VersionV
     )
 
 
-def list_versions(runtime: Runtime, project_name: str) -> list[VersionView]:
+def list_versions(runtime: Runtime, project_id: int) -> list[VersionView]:
     """Newest first."""
     with runtime.sessions.begin() as session:
-        project = project_called(session, project_name, VersionError)
+        project = project_with_id(session, project_id, VersionError)
         return [_view(session, v, project) for v in crud.list_model_versions(session=session, project_id=project.id)]
 
 
-def serving_version(runtime: Runtime, project_name: str) -> VersionView | None:
+def serving_version(runtime: Runtime, project_id: int) -> VersionView | None:
     with runtime.sessions.begin() as session:
-        project = project_called(session, project_name, VersionError)
+        project = project_with_id(session, project_id, VersionError)
         version = crud.serving_version(session=session, project_id=project.id)
         return _view(session, version, project) if version else None
 
@@ -207,12 +207,12 @@ def _find_version(session: Session, project: Project, ref: int | str) -> ModelVe
 
 
 def promote_version(
-    runtime: Runtime, project_name: str, version_ref: int | str, *, reannotate: bool = False
+    runtime: Runtime, project_id: int, version_ref: int | str, *, reannotate: bool = False
 ) -> VersionView:
     """Make a version (id or name) serve the project's new predictions; with `reannotate`, also queue an annotation
     of the unreviewed items by it."""
     with runtime.sessions.begin() as session:
-        project = project_called(session, project_name, VersionError)
+        project = project_with_id(session, project_id, VersionError)
         crud.lock_project(session=session, project_id=project.id)
         version = crud.set_serving(session=session, version=_find_version(session, project, version_ref))
         if reannotate:
@@ -220,10 +220,10 @@ def promote_version(
         return _view(session, version, project)
 
 
-def rollback(runtime: Runtime, project_name: str, *, reannotate: bool = False) -> VersionView:
+def rollback(runtime: Runtime, project_id: int, *, reannotate: bool = False) -> VersionView:
     """Serve the version that served before the current one (or the base model's version)."""
     with runtime.sessions.begin() as session:
-        project = project_called(session, project_name, VersionError)
+        project = project_with_id(session, project_id, VersionError)
         crud.lock_project(session=session, project_id=project.id)
         versions = crud.list_model_versions(session=session, project_id=project.id)
         current = next((v for v in versions if v.is_serving), None)

@@ -1,4 +1,5 @@
-"""Project use cases: create a project with its task rules checked, list projects with their item counts."""
+"""Project use cases: create a project with its task rules checked, list projects with their item counts, and find
+a project by its id (as the services address projects) or by its name (as the command line does)."""
 
 from __future__ import annotations
 
@@ -20,9 +21,9 @@ __all__ = [
     "ProjectOverview",
     "create_project",
     "list_projects",
-    "project_called",
+    "project_id_called",
     "project_model",
-    "project_name",
+    "project_with_id",
     "task_spec_for",
 ]
 
@@ -68,12 +69,20 @@ def project_model(session: Session, project: Project) -> str:
     )
 
 
-def project_called(session: Session, name: str, error: type[Exception]) -> Project:
-    """The project called `name`; else the calling service's own `error`, pointing to `rise project list`."""
-    project = crud.get_project_by_name(session=session, name=name)
+def project_with_id(session: Session, project_id: int, error: type[Exception]) -> Project:
+    """The project with this id; else the calling service's own `error`. Services address projects by id; only the
+    edges (command line, URLs) know them by name, and look the id up once (`project_id_called`)."""
+    project = session.get(Project, project_id)
     if project is None:
-        raise error(f"No project called {name!r}. List them with `rise project list`.")
+        raise error(f"Project #{project_id} does not exist.")
     return project
+
+
+def project_id_called(runtime: Runtime, name: str) -> int:
+    """The id of the project called `name`, for callers that know projects by name; `ProjectNotFoundError` (a
+    `ProjectError` listing the names that exist) when there is none."""
+    with runtime.sessions.begin() as session:
+        return crud.require_project(session=session, name=name).id
 
 
 def _check_task_rules(task_type: TaskType, labels: Sequence[str], distribution: bool) -> None:
@@ -145,10 +154,3 @@ def list_projects(runtime: Runtime) -> list[ProjectOverview]:
             _overview(project, items.get(project.id, crud.no_items()), annotated.get(project.id, 0))
             for project in crud.list_projects(session=session)
         ]
-
-
-def project_name(runtime: Runtime, project_id: int) -> str | None:
-    """The name of the project with this id (one primary-key query), or None when there is none."""
-    with runtime.sessions.begin() as session:
-        project = session.get(Project, project_id)
-        return project.name if project is not None else None

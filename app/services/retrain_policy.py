@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from app.errors import AppError
 from app.runtime import Runtime
 from app.services.jobs import ActiveJobExistsError, JobRequestError, JobView, request_retrain
-from app.services.projects import project_called
+from app.services.projects import project_with_id
 from db.crud import jobs as crud
 from db.models import Project, utcnow
 
@@ -43,7 +43,8 @@ class PolicyError(AppError, ValueError):
 
 @dataclass(frozen=True)
 class PolicyStatus:
-    project: str
+    project_id: int
+    project: str  # its name, to show
     every_verdicts: int | None
     every_hours: float | None
     new_verdicts: int
@@ -75,17 +76,19 @@ def _status(session, project: Project, now: datetime) -> PolicyStatus:
             reason = f"{new} new verdicts, {elapsed.total_seconds() / 3600:.1f} h since the last job"
     elif every_n is not None:
         reason = f"{new} of {every_n} new verdicts"
-    return PolicyStatus(project.name, every_n, every_h, new, since, active.id if active else None, due, reason)
+    return PolicyStatus(
+        project.id, project.name, every_n, every_h, new, since, active.id if active else None, due, reason
+    )
 
 
-def policy_status(runtime: Runtime, project_name: str, *, now: datetime | None = None) -> PolicyStatus:
+def policy_status(runtime: Runtime, project_id: int, *, now: datetime | None = None) -> PolicyStatus:
     with runtime.sessions.begin() as session:
-        project = project_called(session, project_name, PolicyError)
+        project = project_with_id(session, project_id, PolicyError)
         return _status(session, project, now or utcnow())
 
 
 def set_retrain_policy(
-    runtime: Runtime, project_name: str, *, every_verdicts: int | None, every_hours: float | None
+    runtime: Runtime, project_id: int, *, every_verdicts: int | None, every_hours: float | None
 ) -> PolicyStatus:
     """Set (or with None, switch off) the project's retraining triggers."""
     if every_verdicts is not None and every_verdicts < 1:
@@ -93,11 +96,11 @@ def set_retrain_policy(
     if every_hours is not None and every_hours <= 0:
         raise PolicyError(f"Retrain every a positive number of hours (got {every_hours}), or leave it empty for off.")
     with runtime.sessions.begin() as session:
-        project = project_called(session, project_name, PolicyError)
+        project = project_with_id(session, project_id, PolicyError)
         crud.update_retrain_policy(
             session=session, project_id=project.id, every_verdicts=every_verdicts, every_hours=every_hours
         )
-    return policy_status(runtime, project_name)
+    return policy_status(runtime, project_id)
 
 
 @dataclass(frozen=True)
@@ -123,7 +126,7 @@ def queue_due_retraining(runtime: Runtime, *, now: datetime | None = None) -> Po
         if "requested_overrides" in previous:  # without the project's defaults, which request_retrain adds again
             settings["overrides"] = previous["requested_overrides"]
         try:
-            queued.append(request_retrain(runtime, status.project, reason=f"policy: {status.reason}", **settings))
+            queued.append(request_retrain(runtime, status.project_id, reason=f"policy: {status.reason}", **settings))
         except ActiveJobExistsError:
             continue  # another worker queued it a moment ago
         except JobRequestError as error:

@@ -18,9 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from app.runtime import Runtime
-from app.services.projects import task_spec_for
+from app.services.projects import ProjectError, project_with_id, task_spec_for
 from db.crud.exchange import ItemRecord, iter_item_records
-from db.crud.projects import require_project
 from db.models import AnnotationSource, Split
 from rise.answers import normalize_answer
 from rise.tasks import TaskSpec
@@ -91,7 +90,7 @@ def _record_for(item: ItemRecord, spec: TaskSpec, media_dir: Path) -> tuple[Trai
     return record, None
 
 
-def snapshot_training_data(runtime: Runtime, project_name: str, out_dir: Path) -> TrainingDataSummary:
+def snapshot_training_data(runtime: Runtime, project_id: int, out_dir: Path) -> TrainingDataSummary:
     """Write the project's training data (both splits) to `out_dir`, replacing an earlier snapshot there.
 
     Items without a trusted annotation or a rejected answer carry no signal and are not included; items with an
@@ -101,9 +100,9 @@ def snapshot_training_data(runtime: Runtime, project_name: str, out_dir: Path) -
         `ProjectError`: no such project.
     """
     with runtime.sessions.begin() as session:
-        project = require_project(session=session, name=project_name)
+        project = project_with_id(session, project_id, ProjectError)
         spec = task_spec_for(project)
-        project_id = project.id
+        name = project.name
         default_model = project.default_model
         records: list[TrainingRecord] = []
         skipped: list[tuple[int, str]] = []
@@ -113,11 +112,11 @@ def snapshot_training_data(runtime: Runtime, project_name: str, out_dir: Path) -
                 records.append(record)
             elif reason is not None:
                 skipped.append((item.id, reason))
-    info = {"project": project_name, "project_id": project_id, "skipped": [[i, r] for i, r in skipped]}
+    info = {"project": name, "project_id": project_id, "skipped": [[i, r] for i, r in skipped]}
     write_snapshot(out_dir, spec, records, info)
     train = [r for r in records if r.split == Split.train.value]
     return TrainingDataSummary(
-        project=project_name,
+        project=name,
         path=Path(out_dir),
         default_model=default_model,
         train_items=len(train),

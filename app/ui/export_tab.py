@@ -23,7 +23,7 @@ from app.export.label_studio_push import URL_ENV, LabelStudioError
 from app.runtime import Runtime
 from app.services import exports
 from app.ui.render import escape
-from app.ui.selection import selected_project_name
+from app.ui.selection import selected_project
 from app.ui.session import UserInfo, require_admin
 
 FORMATS = {
@@ -65,31 +65,31 @@ def on_download(
 ) -> tuple[str | None, str]:
     """Write the chosen export to a fresh temporary folder (where Gradio serves files from) and offer it."""
     require_admin(user)
-    name = selected_project_name(runtime, project_id)
+    chosen = selected_project(project_id)
     kind = FORMATS.get(kind_label)
     if kind is None:
         raise gr.Error("Choose an export format.")
     folder = Path(tempfile.mkdtemp(prefix="rise-export-"))
-    stem = _safe_stem(name)
     try:
+        stem = _safe_stem(exports.project_info(runtime, chosen).name)  # the files are named after the project
         if kind == "label-studio":
             path = folder / f"{stem}.json"
-            summary = exports.export_label_studio(runtime, name, path)
+            summary = exports.export_label_studio(runtime, chosen, path)
             note = (
                 f"{summary.tasks:,} tasks, {summary.predictions:,} predictions, {summary.annotations:,} annotations. "
                 "The labeling config is the XML format above."
             )
         elif kind == "label-studio-config":
             path = folder / f"{stem}.label_config.xml"
-            path.write_text(exports.label_studio_config(runtime, name), encoding="utf-8")
+            path.write_text(exports.label_studio_config(runtime, chosen), encoding="utf-8")
             note = "Paste it into Label Studio: Settings > Labeling Interface > Code."
         elif kind == "coco":
             path = folder / f"{stem}.coco.json"
-            coco = exports.export_coco(runtime, name, path)
+            coco = exports.export_coco(runtime, chosen, path)
             note = f"{coco.images:,} images, {coco.boxes:,} boxes (latest trusted annotation of each item)."
         else:
             dataset_kind = "sft" if kind == "hf-sft" else "annotations"
-            summary = exports.export_hf_dataset(runtime, name, folder / stem, kind=dataset_kind)
+            summary = exports.export_hf_dataset(runtime, chosen, folder / stem, kind=dataset_kind)
             path = Path(shutil.make_archive(str(folder / f"{stem}-{dataset_kind}"), "zip", folder, stem))
             note = f"{summary.rows:,} rows; unzip and open with datasets.load_from_disk."
     except _ERRORS as error:
@@ -109,11 +109,10 @@ def on_push(
 ) -> str:
     """Push the selected project to Label Studio; empty URL and key fall back to the environment."""
     require_admin(user)
-    name = selected_project_name(runtime, project_id)
     try:
         summary = exports.push_to_label_studio(
             runtime,
-            name,
+            selected_project(project_id),
             url=url.strip() or None,
             api_key=api_key.strip() or None,
             title=title.strip() or None,

@@ -19,7 +19,7 @@ from app.services import projects as project_service
 from app.services.imports import ImportFailed, import_paths
 from app.services.projects import ProjectError
 from app.ui.render import escape
-from app.ui.selection import selected_project_name
+from app.ui.selection import selected_project
 from app.ui.session import UserInfo, require_admin
 
 TASK_CHOICES = [
@@ -106,12 +106,12 @@ def on_upload(
     require_admin(user)
     if not files:
         return gr.skip(), _problem("Choose one or more image files first.")
-    name = selected_project_name(runtime, project_id)
+    chosen = selected_project(project_id)
     progress((0, None), desc="Reading the files")
     try:
         summary = import_paths(
             runtime,
-            name,
+            chosen,
             list(files),
             query=(query or "").strip() or None,
             progress=lambda done, total: progress((done, total), desc="Importing", unit="images"),
@@ -128,11 +128,10 @@ def on_annotate(runtime: Runtime, user: UserInfo | None, project_id: int | None,
     """Queue an annotate job for the project's items that have no prediction from `model` yet; the worker runs it,
     as it runs retraining, and the Runs tab follows it."""
     user = require_admin(user)
-    name = selected_project_name(runtime, project_id)
     try:
         job = job_service.request_annotation(
             runtime,
-            name,
+            selected_project(project_id),
             model=(model or "").strip() or None,
             requested_by_id=user.id,
             reason=f"requested by {user.username} in the app",
@@ -140,7 +139,7 @@ def on_annotate(runtime: Runtime, user: UserInfo | None, project_id: int | None,
     except job_service.JobRequestError as error:
         return _problem(f"Annotation not queued: {error}")
     return _ok(
-        f"Queued job #{job.id}: annotate the new items of {name!r} with {job.config['model']}. A running "
+        f"Queued job #{job.id}: annotate the new items of {job.project!r} with {job.config['model']}. A running "
         "`rise worker` takes it; follow it in the Runs tab. Its predictions join the review queue batch by batch."
     )
 

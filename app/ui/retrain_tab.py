@@ -25,7 +25,7 @@ from app.services import jobs as job_service
 from app.services import model_versions as version_service
 from app.services import retrain_policy as policy_service
 from app.ui.render import escape
-from app.ui.selection import selected_project_name
+from app.ui.selection import selected_project
 from app.ui.session import UserInfo, is_admin, require_admin
 
 JOB_HEADERS = ["#", "kind", "status", "stage", "step", "progress", "attempts", "created", "finished", "error"]
@@ -177,12 +177,11 @@ def refresh(
     if not is_admin(user) or project_id is None:
         return {}
     shown = dict(shown or {})
-    name = selected_project_name(runtime, project_id)
-    jobs = job_service.list_jobs(runtime, name, limit=30)
+    jobs = job_service.list_jobs(runtime, project_id, limit=30)
     job = _selected_job(jobs, job_number)
     if job is not None:
         job = job_service.get_job(runtime, job.id)  # the full row, log included
-    versions = version_service.list_versions(runtime, name)
+    versions = version_service.list_versions(runtime, project_id)
     current = {
         "project": project_id,
         "jobs": job_rows(jobs),
@@ -214,7 +213,7 @@ def load_policy(runtime: Runtime, user: UserInfo | None, project_id: int | None)
     """The project's policy into the form: only when the project changes, never while an admin may be typing."""
     if not is_admin(user) or project_id is None:
         return gr.skip(), gr.skip(), gr.skip()
-    status = policy_service.policy_status(runtime, selected_project_name(runtime, project_id))
+    status = policy_service.policy_status(runtime, project_id)
     return status.every_verdicts, status.every_hours, policy_html(status)
 
 
@@ -228,11 +227,10 @@ def on_retrain(
     min_items: float | None = None,
 ) -> str:
     user = require_admin(user)
-    name = selected_project_name(runtime, project_id)
     try:
         job = job_service.request_retrain(
             runtime,
-            name,
+            selected_project(project_id),
             model=(model or "").strip() or None,
             overrides=(settings or "").splitlines(),
             launcher=launcher or "auto",
@@ -242,12 +240,14 @@ def on_retrain(
         )
     except USER_ERRORS as error:
         return _problem(str(error))
-    return _ok(f"Queued job #{job.id}: retrain {name} from {job.config['model']}. A running `rise worker` takes it.")
+    return _ok(
+        f"Queued job #{job.id}: retrain {job.project} from {job.config['model']}. A running `rise worker` takes it."
+    )
 
 
 def on_cancel(runtime: Runtime, user: UserInfo | None, project_id: int | None, job_number: float | None) -> str:
     require_admin(user)
-    jobs = job_service.list_jobs(runtime, selected_project_name(runtime, project_id), limit=30)
+    jobs = job_service.list_jobs(runtime, selected_project(project_id), limit=30)
     job = _selected_job(jobs, job_number)
     if job is None:
         return _problem("No job to cancel.")
@@ -270,7 +270,7 @@ def on_promote(
         return _problem("Choose a version to promote.")
     try:
         version = version_service.promote_version(
-            runtime, selected_project_name(runtime, project_id), int(version_id), reannotate=bool(reannotate)
+            runtime, selected_project(project_id), int(version_id), reannotate=bool(reannotate)
         )
     except USER_ERRORS as error:
         return _problem(str(error))
@@ -281,9 +281,7 @@ def on_promote(
 def on_rollback(runtime: Runtime, user: UserInfo | None, project_id: int | None, reannotate: bool) -> str:
     require_admin(user)
     try:
-        version = version_service.rollback(
-            runtime, selected_project_name(runtime, project_id), reannotate=bool(reannotate)
-        )
+        version = version_service.rollback(runtime, selected_project(project_id), reannotate=bool(reannotate))
     except USER_ERRORS as error:
         return _problem(str(error))
     return _ok(f"Rolled back: {version.name} serves new predictions now.")
@@ -294,7 +292,7 @@ def on_reannotate(runtime: Runtime, user: UserInfo | None, project_id: int | Non
     try:
         job = job_service.request_reannotation(
             runtime,
-            selected_project_name(runtime, project_id),
+            selected_project(project_id),
             requested_by_id=user.id,
             reason=f"asked by {user.username}",
         )
@@ -319,7 +317,7 @@ def on_save_policy(
     try:
         status = policy_service.set_retrain_policy(
             runtime,
-            selected_project_name(runtime, project_id),
+            selected_project(project_id),
             every_verdicts=int(verdicts) if verdicts is not None else None,
             every_hours=_optional_number(every_hours),
         )

@@ -45,7 +45,7 @@ def run_annotate_job(ctx: JobContext) -> str:
                 # Raised between batches: what is stored stays stored, a retry does the rest.
                 raise JobInterrupted("stopped between batches")
 
-        return run_annotation(ctx.runtime, ctx.job.project, model_name, settings=settings, progress=progress)
+        return run_annotation(ctx.runtime, ctx.job.project_id, model_name, settings=settings, progress=progress)
 
     def row_fields() -> dict[str, Any]:
         total = counts["total"]

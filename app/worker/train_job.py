@@ -44,7 +44,7 @@ def _snapshot(ctx: JobContext, data_dir: Path) -> None:
     ctx.note("snapshotting the project's training data")
     ctx.beat(force=True, stage="snapshot")
     summary = ctx.run_in_thread(
-        lambda _interrupted: snapshot_training_data(ctx.runtime, ctx.job.project, data_dir),
+        lambda _interrupted: snapshot_training_data(ctx.runtime, ctx.job.project_id, data_dir),
         progress=lambda: {"stage": "snapshot"},
     )
     ctx.note(
@@ -126,7 +126,7 @@ def _evaluation(run_dir: Path) -> dict[str, Any]:
 def _compare_with_serving(ctx: JobContext, config_path: Path, run_dir: Path, reports: dict[str, Any]) -> tuple:
     """The serving model's metrics on this run's held-out items: (version id, metrics), or (None, None) when the
     serving model is the base model, which the pipeline scored itself."""
-    serving = serving_version(ctx.runtime, ctx.job.project)
+    serving = serving_version(ctx.runtime, ctx.job.project_id)
     if serving is None or serving.is_base:
         if "base" in reports:
             return None, None

@@ -35,6 +35,12 @@ class SeededItem:
     verdict: str
 
 
+@dataclass
+class SeededProject:
+    id: int
+    items: list[SeededItem]
+
+
 def answers_for(task_type: str, labels: list[str], width: int, height: int, index: int) -> tuple[Any, Any]:
     """(predicted, corrected) answers; boxes touch the image border on purpose."""
     if task_type == "classification":
@@ -51,13 +57,13 @@ def answers_for(task_type: str, labels: list[str], width: int, height: int, inde
 
 def seed_reviewed_project(
     runtime: Runtime, name: str, task_type: str, labels: list[str], image_dir: Path, *, first_seed: int = 100
-) -> list[SeededItem]:
+) -> SeededProject:
     """Create `name` with one item per size in `SIZES`: item 0 accepted (its CoT becomes the annotation's), item 1
-    corrected, item 2 rejected, item 3 unreviewed. Returns what was stored, for comparisons."""
-    create_project(runtime, name, task_type, labels)
+    corrected, item 2 rejected, item 3 unreviewed. Returns the project's id and what was stored, for comparisons."""
+    project_id = create_project(runtime, name, task_type, labels).id
     paths = [write_png(image_dir / f"{name}_{i}.png", seed=first_seed + i, size=size) for i, size in enumerate(SIZES)]
     queries = {str(path.resolve()): f'the <shape> & "thing" {i}' for i, path in enumerate(paths)}
-    summary = import_paths(runtime, name, paths, queries=queries if task_type == "grounding" else None)
+    summary = import_paths(runtime, project_id, paths, queries=queries if task_type == "grounding" else None)
     assert summary.added == len(paths), summary.skipped
     seeded: list[SeededItem] = []
     with runtime.sessions.begin() as session:
@@ -120,7 +126,7 @@ def seed_reviewed_project(
                     verdict=verdict,
                 )
             )
-    return seeded
+    return SeededProject(project_id, seeded)
 
 
 def boxes_close(a: Any, b: Any, tolerance: float = 0.5) -> bool:

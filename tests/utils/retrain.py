@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from app.runtime import Runtime
@@ -78,18 +78,17 @@ def make_trainable_project(
         path = folder / f"scene_{seed:03d}.png"
         scene.image.save(path)
         labels[str(path)] = rule.label(scene)
-    create_project(runtime, name, "classification", list(rule.labels))
-    summary = import_paths(runtime, name, sorted(labels))
+    project_id = create_project(runtime, name, "classification", list(rule.labels)).id
+    summary = import_paths(runtime, project_id, sorted(labels))
     ids = [summary.item_ids[path] for path in sorted(labels)]
     with runtime.sessions.begin() as session:
-        project = session.scalars(select(Project).where(Project.name == name)).one()
+        project = session.get(Project, project_id)
         project.default_model = str(model_dir)
         held_out = ids[n_train:]
         session.execute(update(Item).where(Item.project_id == project.id).values(split=Split.train))
         session.execute(update(Item).where(Item.id.in_(held_out)).values(split=Split.eval))
         for path, item_id in zip(sorted(labels), ids, strict=True):
             create_imported_annotation(session=session, item_id=item_id, answer=labels[path])
-        project_id = project.id
     return TrainableProject(name, project_id, ids[:n_train], ids[n_train:])
 
 

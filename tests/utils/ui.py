@@ -47,7 +47,7 @@ def seed_detection_project(
         scene.image.save(path)
         scenes[str(path)] = scene
     project = create_project(runtime, name, "detection", list(DEFAULT_SHAPES))
-    summary = import_paths(runtime, name, sorted(scenes))
+    summary = import_paths(runtime, project.id, sorted(scenes))
     answers: dict[int, list[dict]] = {}
     ordered: list[int] = []
     with runtime.sessions.begin() as session:
