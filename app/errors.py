@@ -10,4 +10,10 @@ from __future__ import annotations
 
 
 class AppError(Exception):
-    """An error the app raises on purpose; its message says what happened and, where it can, what to do."""
+    """An error the app raises on purpose; its message says what happened and, where it can, what to do, in words any
+    caller can show. `setting`, when one input is at fault, names it, so that a caller can add how its own users give
+    that input (the command line: `app.commands._common.with_cli_hint`)."""
+
+    def __init__(self, *args: object, setting: str | None = None) -> None:
+        super().__init__(*args)
+        self.setting = setting

@@ -358,8 +358,12 @@ def test_demo_annotation_sets_the_default_model_and_resumes(runtime, tmp_path, t
 
 
 def test_demo_annotation_without_a_model_folder_says_how_to_build_one(runtime, tmp_path):
-    with pytest.raises(DemoError, match="rise model build-demo"):
+    from app.commands._common import with_cli_hint
+
+    with pytest.raises(DemoError, match="No model folder at .*Build the demo model first") as raised:
         annotate_demo(runtime, [], tmp_path / "missing")
+    assert "`rise" not in str(raised.value)  # the service says what is missing; the command line adds its syntax
+    assert "rise model build-demo" in with_cli_hint(raised.value)
 
 
 @pytest.mark.skipif(not (COMMITTED_MODEL / "config.json").is_file(), reason="the demo model is not built yet")

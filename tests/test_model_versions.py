@@ -199,8 +199,9 @@ class TestPromoteAndRollback:
             service.rollback(ready, shapes)
 
     def test_unknown_version_is_an_error(self, ready, shapes):
-        with pytest.raises(VersionError, match="no model version 'v9'"):
+        with pytest.raises(VersionError, match="no model version 'v9'") as raised:
             service.promote_version(ready, shapes, "v9")
+        assert raised.value.setting == "model_version" and "rise" not in str(raised.value)
 
     def test_database_allows_one_serving_version_per_project(self, ready):
         finish_job(ready, accuracy=0.6)

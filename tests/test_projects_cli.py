@@ -186,6 +186,9 @@ def test_import_into_grounding_project_reads_queries_from_a_file(rise, tmp_path)
 
     assert result.exit_code == 0
     assert "added 2" in result.output
+    write_png(tmp_path / "c.png", seed=3)
+    without = rise("import", "-p", "refer", str(tmp_path / "c.png"))  # skipped: no query; the command says how
+    assert "no query" in without.output and "Give grounding queries with --query TEXT" in without.output
 
 
 def test_import_errors_exit_1(rise, tmp_path):
@@ -226,3 +229,4 @@ def test_demo_without_manifest_says_where_it_looked(tmp_path):
     result = CliRunner().invoke(cli, ["demo", "--no-serve", "--manifest", str(tmp_path / "missing.json")], env=env)
     assert result.exit_code == 1
     assert "Demo manifest not found" in result.output
+    assert "Example: --manifest" in result.output  # the service names the setting; the command line adds its flag

@@ -123,6 +123,7 @@ def test_rise_user_role_deactivate_and_activate(runtime):
     unknown = runner.invoke(cli, ["user", "role", "nobody", "admin"], env=env)
     bad_role = runner.invoke(cli, ["user", "role", "bob", "superuser"], env=env)
     assert unknown.exit_code == 1 and "No user named 'nobody'" in unknown.output and bad_role.exit_code == 2
+    assert "rise user create NAME" in " ".join(unknown.output.split())  # the command line's own hint
 
 
 def test_each_sign_in_tells_how_many_different_users_are_signed_in(runtime):

@@ -15,7 +15,7 @@ from rich.text import Text
 
 from app.runtime import Runtime, open_runtime
 from app.settings import Settings
-from db.crud.projects import ProjectError, ProjectNotFoundError
+from db.crud.projects import ProjectNotFoundError
 from db.migrate import current_revision, head_revision
 
 cli = typer.Typer(
@@ -33,29 +33,44 @@ def _root() -> None:
     # An explicit callback keeps `rise init` a sub-command even if no other command module is registered.
 
 
-# How the command line writes each project setting a `ProjectError` can name: the database layer says what is wrong in
-# words any caller can show, and the command line adds its own syntax for the fix.
-PROJECT_SETTING_EXAMPLES = {
-    "task_type": "--task classification",
-    "labels": "--labels circle,square",
-    "eval_fraction": "--eval-fraction 0.1",
+# How the command line gives each input that an error's `setting` can name (`ProjectError.setting`,
+# `AppError.setting`): the services and the database layer say what is wrong in words any caller can show, and the
+# command line adds its own syntax for the fix.
+CLI_HINTS = {
+    "task_type": "Example: --task classification",
+    "labels": "Example: --labels circle,square",
+    "eval_fraction": "Example: --eval-fraction 0.1",
+    "model": "Example: --model Qwen/Qwen2-VL-2B-Instruct (or a model folder)",
+    "model_version": "List them with `rise versions list --project NAME`.",
+    "manifest": "Example: --manifest assets/demo/manifest.json",
+    "demo_model": "Build it with `rise model build-demo`.",
+    "hub_repository": "Example: --repo-id me/shapes-sft --hf-token hf_... (or set HF_TOKEN)",
+    "image_root_url": "Example: --images url --image-root-url https://files.example.com/rise-media/",
+    "username": "Example: `rise user create NAME`",
+    "label_studio_config": "Example: --config tasks.label_config.xml",
 }
 
 
+def _hint(error: BaseException) -> str:
+    if isinstance(error, ProjectNotFoundError):
+        return f"Example: `rise project create {error.name} --task classification --labels cat,dog`"
+    return CLI_HINTS.get(getattr(error, "setting", None) or "", "")
+
+
 def with_cli_hint(error: BaseException) -> str:
-    """`error`'s message, plus the command-line form of the fix when a `ProjectError` caused it: raised as it is, or
-    caught by a service and raised again as the service's own error (which keeps it as its `__context__`)."""
-    message = str(error)
+    """`error`'s message, plus the command-line form of the fix for each input at fault: named by the error itself,
+    or by an error a service caught and raised again as its own (which keeps it as its `__cause__` or
+    `__context__`). The innermost cause's hint comes first: it is what went wrong first."""
+    hints: list[str] = []
     cause: BaseException | None = error
     seen: set[int] = set()
-    while cause is not None and not isinstance(cause, ProjectError) and id(cause) not in seen:
+    while cause is not None and id(cause) not in seen:
         seen.add(id(cause))
+        hint = _hint(cause)
+        if hint and hint not in hints:
+            hints.insert(0, hint)
         cause = cause.__cause__ or cause.__context__
-    if isinstance(cause, ProjectNotFoundError):
-        return f"{message} Example: `rise project create {cause.name} --task classification --labels cat,dog`"
-    if isinstance(cause, ProjectError) and cause.setting in PROJECT_SETTING_EXAMPLES:
-        return f"{message} Example: {PROJECT_SETTING_EXAMPLES[cause.setting]}"
-    return message
+    return " ".join([str(error), *hints])
 
 
 def fail(problem: str | BaseException) -> typer.Exit:

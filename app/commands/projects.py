@@ -25,7 +25,7 @@ from rich.text import Text
 from app.commands._common import cli, console, fail, migrated_runtime
 from app.runtime import Runtime, open_runtime
 from app.services.demo import DemoError, DemoSummary, setup_demo
-from app.services.imports import ImportFailed, ImportSummary, SkippedFile, import_paths, load_query_file
+from app.services.imports import NO_QUERY, ImportFailed, ImportSummary, SkippedFile, import_paths, load_query_file
 from app.services.projects import ProjectError, create_project, list_projects, project_id_called
 from rise.tasks import TaskType
 
@@ -75,6 +75,8 @@ def _print_import_summary(summary: ImportSummary, project: str) -> None:
     )
     if summary.skipped:
         console.print(_skipped_table(summary.skipped))
+    if any(skip.reason == NO_QUERY for skip in summary.skipped):
+        console.print("Give grounding queries with --query TEXT (every file) or --queries FILE (per file).")
 
 
 @project_cli.command("create")

@@ -233,7 +233,7 @@ def _update(runtime: Runtime, username: str, **changes) -> UserInfo:
     with runtime.sessions.begin() as session:
         user = crud.get_user_by_username(session=session, username=username.strip())
         if user is None:
-            raise AuthError(f"No user named {username!r}. Create it with `rise user create {username}`.")
+            raise AuthError(f"No user named {username!r}. Create the account first.", setting="username")
         return _info(crud.update_user(session=session, user=user, **changes))
 
 

@@ -56,7 +56,10 @@ class DemoSummary:
 
 def load_manifest(path: Path) -> dict[str, Any]:
     if not path.is_file():
-        raise DemoError(f"Demo manifest not found at {path}. Pass --manifest PATH, or regenerate the demo assets.")
+        raise DemoError(
+            f"Demo manifest not found at {path}. Name another manifest, or regenerate the demo assets.",
+            setting="manifest",
+        )
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -221,7 +224,7 @@ def annotate_demo(
 
     model_path = Path(model).expanduser().resolve()
     if not (model_path / "config.json").is_file():
-        raise DemoError(f"No model folder at {model_path}. Build the demo model with `rise model build-demo`.")
+        raise DemoError(f"No model folder at {model_path}. Build the demo model first.", setting="demo_model")
     names = {}
     for project_id in project_ids:
         with runtime.sessions.begin() as session:

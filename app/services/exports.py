@@ -261,7 +261,7 @@ def export_hf_dataset(
     if kind not in hf_dataset.KINDS:
         raise ExportError(f"Unknown dataset kind {kind!r}; choose one of {', '.join(hf_dataset.KINDS)}.")
     if bool(repo_id) != bool(token):
-        raise ExportError("Pushing to the Hub needs both a repository id and a token (--repo-id and --hf-token).")
+        raise ExportError("Pushing to the Hub needs both a repository id and a token.", setting="hub_repository")
 
     def records() -> Iterator[ItemRecord]:
         with runtime.sessions.begin() as session:
@@ -332,7 +332,11 @@ def push_to_label_studio(
     if image_mode not in IMAGE_MODES:
         raise ExportError(f"Unknown image mode {image_mode!r}; choose one of {', '.join(IMAGE_MODES)}.")
     if image_mode == "url" and not image_root_url:
-        raise ExportError("--images url needs --image-root-url, e.g. https://files.example.com/rise-media/")
+        raise ExportError(
+            "Images by URL need the URL that serves the media folder (image_root_url), e.g. "
+            "https://files.example.com/rise-media/",
+            setting="image_root_url",
+        )
     credentials = resolve_credentials(url, api_key)
     info = project_info(runtime, project_id)
     config = labeling_config(info.task_type, info.spec.labels, distribution=info.spec.distribution)

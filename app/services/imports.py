@@ -32,6 +32,8 @@ ProgressCallback = Callable[[int, int], None]
 BATCH_SIZE = 200
 _GLOB_CHARS = frozenset("*?[")
 _MAX_NAME_CHARS = 1024  # Item.original_name is VARCHAR(1024)
+# Why a grounding image without a query is skipped; a caller can add how its users give queries.
+NO_QUERY = "no query: a grounding item needs one, given for every file or per file"
 
 
 class ImportFailed(AppError, ValueError):
@@ -255,7 +257,7 @@ def _prepare_one(
     image = prepare_image(data, max_pixels=max_pixels)
     item_query = queries.get(str(path.resolve())) or (default_query.strip() if default_query else None) or None
     if target.task_type is TaskType.grounding and not item_query:
-        raise ImageRejected("no query: a grounding item needs one (use --query TEXT or --queries FILE)")
+        raise ImageRejected(NO_QUERY)
     media_path = write_media(runtime.settings.media_dir, sha, image)
     meta = {"exif_transposed": True} if image.transposed else {}
     return NewItem(

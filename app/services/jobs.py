@@ -120,8 +120,9 @@ def _base_model(session: Any, project: Project, model: str | None) -> str:
     if project.default_model:
         return project.default_model
     raise JobRequestError(
-        f"Project {project.name!r} has no base model to train from. Name one, e.g. "
-        "`rise retrain --project NAME --model Qwen/Qwen2-VL-2B-Instruct` (or a local model folder)."
+        f"Project {project.name!r} has no base model to train from. Name one: a Hub id such as "
+        "Qwen/Qwen2-VL-2B-Instruct, or a local model folder.",
+        setting="model",
     )
 
 

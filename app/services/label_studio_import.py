@@ -409,7 +409,8 @@ def _ensure_project(runtime: Runtime, project_name: str, config_xml: str | None)
         if not config_xml:
             # Kept as the cause, so that a caller can add how its users create a project.
             raise LabelStudioImportError(
-                f"{missing} Or give the Label Studio labeling config, and the project is created from it."
+                f"{missing} Or give the Label Studio labeling config, and the project is created from it.",
+                setting="label_studio_config",
             ) from missing
     try:
         summary = parse_labeling_config(config_xml)

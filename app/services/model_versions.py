@@ -202,7 +202,10 @@ def _find_version(session: Session, project: Project, ref: int | str) -> ModelVe
     if version is None and isinstance(ref, str):
         version = crud.find_version_by_name(session=session, project_id=project.id, name=ref)
     if version is None or version.project_id != project.id:
-        raise VersionError(f"Project {project.name!r} has no model version {ref!r}; see `rise versions list`.")
+        raise VersionError(
+            f"Project {project.name!r} has no model version {ref!r}; name one of its versions by id or name.",
+            setting="model_version",
+        )
     return version
 
 

@@ -17,7 +17,8 @@ of the evaluation split are reviewed like any other.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+import dataclasses
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
@@ -219,9 +220,18 @@ def _lease_next(session: Session, *, project_id: int, user_id: int, queue: Queue
 
 
 def _with_upcoming(
-    session: Session, runtime: Runtime, task: ReviewTask, *, user_id: int, queue: QueueFilter, depth: int
+    session: Session,
+    runtime: Runtime,
+    task: ReviewTask,
+    *,
+    user_id: int,
+    queue: QueueFilter,
+    depth: int,
+    known: Sequence[ReviewTask] = (),
 ) -> None:
-    """Lease up to `depth` items ahead of `task`, in queue order, and attach them as `task.upcoming`.
+    """Lease up to `depth` items ahead of `task`, in queue order, and attach them as `task.upcoming`. An item among
+    `known` (the tasks ahead that the caller has already shown) is not read again: its lease is renewed and its
+    task kept as the page has it, so what a verdict records is what was on screen.
 
     The i-th item's lease ends i times `LOOKAHEAD_LEASE_GAP` before the one on screen, so `held_item` (newest lease
     first) names the item on screen while all are held, and the first item ahead once a verdict released it.
@@ -230,13 +240,14 @@ def _with_upcoming(
     chosen = [task.item_id]
     upcoming = []
     for rank in range(1, depth + 1):
+        until = now + LEASE_DURATION - rank * LOOKAHEAD_LEASE_GAP
         ahead = _lease_held_or_next(
             session,
             project_id=task.project_id,
             user_id=user_id,
             queue=queue,
             now=now,
-            until=now + LEASE_DURATION - rank * LOOKAHEAD_LEASE_GAP,
+            until=until,
             exclude_item_ids=chosen,
         )
         if ahead is None:
@@ -244,7 +255,13 @@ def _with_upcoming(
         chosen.append(ahead)
         # Once the items before it have their verdicts, this one is that much further on, with that many fewer left.
         progress = (task.position + rank, max(task.remaining - rank, 0))
-        upcoming.append(_task(session, runtime, item_id=ahead, queue=queue, progress=progress))
+        shown = next((known_task for known_task in known if known_task.item_id == ahead), None)
+        if shown is not None:
+            position, remaining = progress
+            shown = dataclasses.replace(
+                shown, position=position, remaining=remaining, upcoming=(), lease_expires_at=until
+            )
+        upcoming.append(shown or _task(session, runtime, item_id=ahead, queue=queue, progress=progress))
     task.upcoming = tuple(upcoming)
 
 
@@ -323,9 +340,10 @@ def _next_in(
     user_id: int,
     queue: QueueFilter,
     lookahead: int = 0,
+    known: Sequence[ReviewTask] = (),
 ) -> ReviewTask | None:
     """Lease and load the reviewer's next task inside the caller's transaction (which synced the queue first), with
-    the `lookahead` items after it leased ahead as its `upcoming`.
+    the `lookahead` items after it leased ahead as its `upcoming` (those among `known` are not read again).
 
     A verdict and the lease of the next item commit together: one transaction per round trip, and a reviewer can
     never be left with a recorded verdict but no next item because of a failure in between.
@@ -342,7 +360,7 @@ def _next_in(
         return None
     task = _task(session, runtime, item_id=item_id, queue=queue)
     if lookahead:
-        _with_upcoming(session, runtime, task, user_id=user_id, queue=queue, depth=lookahead)
+        _with_upcoming(session, runtime, task, user_id=user_id, queue=queue, depth=lookahead, known=known)
     return task
 
 
@@ -393,12 +411,15 @@ def submit_verdict(
     queue: QueueFilter | None = None,
     prediction_id: int | None = None,
     lookahead: int = 0,
+    known: Sequence[ReviewTask] = (),
 ) -> ReviewTask | None:
     """Record a verdict on an item, release its lease and return the reviewer's next task (same `queue`).
 
     `corrected_answer` is used by `correct` only. `prediction_id` names the prediction that was on screen (default:
-    the item's newest). Refused with a `ReviewError` if someone else holds the item, if the item already has a
-    verdict and was not leased to this reviewer for a second look, or if the answer does not fit the project.
+    the item's newest). `known`: the tasks ahead the reviewer's page already holds (the `upcoming` of the task on
+    screen); those among the next ones are not read again. Refused with a `ReviewError` if someone else holds the
+    item, if the item already has a verdict and was not leased to this reviewer for a second look, or if the answer
+    does not fit the project.
     """
     verdict = _checked_verdict(verdict)
     queue = _checked_filter(queue)
@@ -458,14 +479,27 @@ def submit_verdict(
             crud.create_review_annotation(session=session, review=review, answer=derived[0], cot=derived[1])
         queue_crud.set_queue_verdict(session=session, entry=entry, review=review)
         return _next_in(
-            session, runtime, project_id=item.project_id, user_id=user_id, queue=queue, lookahead=lookahead
+            session,
+            runtime,
+            project_id=item.project_id,
+            user_id=user_id,
+            queue=queue,
+            lookahead=lookahead,
+            known=known,
         )
 
 
 def skip_task(
-    runtime: Runtime, *, user_id: int, item_id: int, queue: QueueFilter | None = None, lookahead: int = 0
+    runtime: Runtime,
+    *,
+    user_id: int,
+    item_id: int,
+    queue: QueueFilter | None = None,
+    lookahead: int = 0,
+    known: Sequence[ReviewTask] = (),
 ) -> ReviewTask | None:
-    """Put the item at the back of this reviewer's queue, release it, and return their next task."""
+    """Put the item at the back of this reviewer's queue, release it, and return their next task (`known` as for
+    `submit_verdict`)."""
     queue = _checked_filter(queue)
     lookahead = _checked_lookahead(lookahead)
     with _write_transaction(runtime) as session:
@@ -475,7 +509,13 @@ def skip_task(
         queue_crud.record_skip(session=session, user_id=user_id, item_id=item.id, now=utcnow())
         crud.release_item(session=session, item_id=item.id, user_id=user_id)
         return _next_in(
-            session, runtime, project_id=item.project_id, user_id=user_id, queue=queue, lookahead=lookahead
+            session,
+            runtime,
+            project_id=item.project_id,
+            user_id=user_id,
+            queue=queue,
+            lookahead=lookahead,
+            known=known,
         )
 
 
