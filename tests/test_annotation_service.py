@@ -196,18 +196,16 @@ def test_annotate_command_in_a_fresh_offline_process(runtime, tmp_path, tiny_mod
     assert again.exit_code == 0 and "Nothing to annotate" in again.output
 
 
-def test_annotate_command_reports_an_unloadable_model(runtime, tmp_path):
+@pytest.mark.parametrize(
+    ("project", "expected"),
+    [
+        ("shapes", ["download it first"]),  # a model that cannot load
+        ("nope", ["No project named 'nope' (existing: shapes)", "rise project create nope"]),  # an unknown project
+    ],
+)
+def test_annotate_command_reports_what_stops_it(runtime, tmp_path, project, expected):
     make_project(runtime, tmp_path, n=1)
     env = {"RISE_DATA_DIR": str(runtime.settings.data_dir), "RISE_DATABASE_URL": runtime.settings.database_url}
-    result = CliRunner().invoke(cli, ["annotate", "--project", "shapes", "--model", "org/missing"], env=env)
+    result = CliRunner().invoke(cli, ["annotate", "--project", project, "--model", "org/missing"], env=env)
     assert result.exit_code == 1
-    assert "download it first" in result.output
-
-
-def test_annotate_command_names_the_projects_and_how_to_create_one_for_an_unknown_name(runtime, tmp_path):
-    make_project(runtime, tmp_path, n=1)
-    env = {"RISE_DATA_DIR": str(runtime.settings.data_dir), "RISE_DATABASE_URL": runtime.settings.database_url}
-    result = CliRunner().invoke(cli, ["annotate", "--project", "nope", "--model", "org/missing"], env=env)
-    assert result.exit_code == 1
-    assert "No project named 'nope' (existing: shapes)" in result.output
-    assert "rise project create nope" in result.output
+    assert all(text in result.output for text in expected), result.output
