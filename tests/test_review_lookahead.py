@@ -125,6 +125,22 @@ class TestLookahead:
         assert leased_to(runtime, ada) == set()
         assert review.next_task(runtime, project_id=project_id, user_id=bob).item_id == items[0]
 
+    def test_items_ahead_the_page_already_holds_are_not_read_again(self, runtime, queue):
+        project_id, items, ada, _ = queue
+        task = review.next_task(runtime, project_id=project_id, user_id=ada, lookahead=3)
+        # The page shows the items ahead as it got them; a verdict's answer keeps them so, with new positions.
+        shown = [dataclasses.replace(ahead, cot=f"as shown {ahead.item_id}") for ahead in task.upcoming]
+
+        after = review.submit_verdict(
+            runtime, user_id=ada, item_id=task.item_id, verdict="accept", lookahead=3, known=shown
+        )
+
+        assert after.item_id == items[1] and after.cot != f"as shown {items[1]}"  # the new screen item is read
+        assert [(t.item_id, t.cot) for t in after.upcoming[:2]] == [(i, f"as shown {i}") for i in items[2:4]]
+        assert [(t.position, t.remaining) for t in after.upcoming[:2]] == [(3, 2), (4, 1)]
+        assert after.upcoming[2].item_id == items[4] and after.upcoming[2].cot != f"as shown {items[4]}"
+        assert leased_to(runtime, ada) == set(items[1:5])
+
 
 class TestBusyDatabase:
     @pytest.fixture

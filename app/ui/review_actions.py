@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -153,6 +154,7 @@ def _submit(
     answer: Any = None,
     time_spent_ms: int | None = None,
     lookahead: int = LOOKAHEAD,
+    known: Sequence[ReviewTask] | None = None,
 ) -> Outcome:
     """Record `verdict` on the task on screen, with the reviewer's reasoning flag, comment and time spent on it
     (measured from `shown_at` unless `time_spent_ms` says it; `answer`: the corrected answer, for `correct` only);
@@ -169,6 +171,7 @@ def _submit(
         queue=queue,
         prediction_id=task.prediction_id,
         lookahead=lookahead,
+        known=task.upcoming if known is None else known,
     )
     return Outcome(next_task, _next_message(next_task, f"Item #{task.item_id} {_DONE[verdict]}."))
 
@@ -183,6 +186,7 @@ def accept(
     queue: QueueFilter,
     time_spent_ms: int | None = None,
     lookahead: int = LOOKAHEAD,
+    known: Sequence[ReviewTask] | None = None,
 ) -> Outcome:
     """Accept what is on screen. If the reviewer changed the answer first, what is saved is their version, as a
     correction: the stored annotation always matches what they saw when they pressed Accept."""
@@ -197,6 +201,7 @@ def accept(
             queue=queue,
             time_spent_ms=time_spent_ms,
             lookahead=lookahead,
+            known=known,
         )
         return Outcome(outcome.task, _next_message(outcome.task, f"Item #{task.item_id} saved as a correction."))
     if task.answer is None:
@@ -211,6 +216,7 @@ def accept(
         queue=queue,
         time_spent_ms=time_spent_ms,
         lookahead=lookahead,
+        known=known,
     )
 
 
@@ -224,6 +230,7 @@ def correct(
     queue: QueueFilter,
     time_spent_ms: int | None = None,
     lookahead: int = LOOKAHEAD,
+    known: Sequence[ReviewTask] | None = None,
 ) -> Outcome:
     task = _require(task)
     answer = edited_answer(task, edits)
@@ -240,6 +247,7 @@ def correct(
         answer=answer,
         time_spent_ms=time_spent_ms,
         lookahead=lookahead,
+        known=known,
     )
 
 
@@ -253,6 +261,7 @@ def reject(
     queue: QueueFilter,
     time_spent_ms: int | None = None,
     lookahead: int = LOOKAHEAD,
+    known: Sequence[ReviewTask] | None = None,
 ) -> Outcome:
     task = _require(task)
     return _submit(
@@ -265,15 +274,27 @@ def reject(
         queue=queue,
         time_spent_ms=time_spent_ms,
         lookahead=lookahead,
+        known=known,
     )
 
 
 def skip(
-    runtime: Runtime, *, user_id: int, task: ReviewTask | None, queue: QueueFilter, lookahead: int = LOOKAHEAD
+    runtime: Runtime,
+    *,
+    user_id: int,
+    task: ReviewTask | None,
+    queue: QueueFilter,
+    lookahead: int = LOOKAHEAD,
+    known: Sequence[ReviewTask] | None = None,
 ) -> Outcome:
     task = _require(task)
     next_task = review_service.skip_task(
-        runtime, user_id=user_id, item_id=task.item_id, queue=queue, lookahead=lookahead
+        runtime,
+        user_id=user_id,
+        item_id=task.item_id,
+        queue=queue,
+        lookahead=lookahead,
+        known=task.upcoming if known is None else known,
     )
     return Outcome(next_task, _next_message(next_task, f"Item #{task.item_id} skipped."))
 
@@ -342,12 +363,14 @@ def apply_typed_keys(
         ReviewInputError, review_service.ReviewError: the first key failed; nothing was saved.
     """
     messages: list[str] = []
+    known = task.upcoming if task is not None else ()
     for index, typed in enumerate(keys):
         if task is None or task.item_id != typed.item_id or (index and not can_show_early(task)):
             messages.append("The keys typed after it were for other items and were dropped.")
             break
         last = index == len(keys) - 1
-        step: dict[str, Any] = {"runtime": runtime, "user_id": user_id, "task": task, "queue": queue}
+        # The tasks ahead as the page showed them: each step's next item is one of them, and is not read again.
+        step: dict[str, Any] = {"runtime": runtime, "user_id": user_id, "task": task, "queue": queue, "known": known}
         # Only the last step's next items are leased ahead: the others' are the typed keys' own items.
         step["lookahead"] = LOOKAHEAD if last else 0
         action = TYPED_ACTIONS[typed.key]
