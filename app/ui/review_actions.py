@@ -31,6 +31,23 @@ LOOKAHEAD = 3
 MAX_TYPED_AHEAD = 10
 
 
+@dataclass(frozen=True)
+class Pace:
+    """How an action moves on to the next items: how many it leases ahead, which items ahead the page already holds
+    (None: the task's own `upcoming`), and the time spent on the item when the page measured it (None: measured from
+    when the server showed it)."""
+
+    lookahead: int = LOOKAHEAD
+    known: Sequence[ReviewTask] | None = None
+    time_spent_ms: int | None = None
+
+    def known_for(self, task: ReviewTask) -> Sequence[ReviewTask]:
+        return task.upcoming if self.known is None else self.known
+
+
+DEFAULT_PACE = Pace()
+
+
 class ReviewInputError(AppError, ValueError):
     """The reviewer's input cannot be submitted as it is; the message says what to do."""
 
@@ -152,13 +169,11 @@ def _submit(
     shown_at: float | None,
     queue: QueueFilter,
     answer: Any = None,
-    time_spent_ms: int | None = None,
-    lookahead: int = LOOKAHEAD,
-    known: Sequence[ReviewTask] | None = None,
+    pace: Pace = DEFAULT_PACE,
 ) -> Outcome:
     """Record `verdict` on the task on screen, with the reviewer's reasoning flag, comment and time spent on it
-    (measured from `shown_at` unless `time_spent_ms` says it; `answer`: the corrected answer, for `correct` only);
-    the outcome shows the reviewer's next task, with `lookahead` items leased after it."""
+    (measured from `shown_at` unless `pace` says it; `answer`: the corrected answer, for `correct` only); the
+    outcome shows the reviewer's next task, with `pace.lookahead` items leased after it."""
     next_task = review_service.submit_verdict(
         runtime,
         user_id=user_id,
@@ -167,11 +182,11 @@ def _submit(
         corrected_answer=answer,
         reasoning_wrong=edits.reasoning_wrong,
         comment=edits.comment.strip(),
-        time_spent_ms=_elapsed_ms(shown_at) if time_spent_ms is None else time_spent_ms,
+        time_spent_ms=_elapsed_ms(shown_at) if pace.time_spent_ms is None else pace.time_spent_ms,
         queue=queue,
         prediction_id=task.prediction_id,
-        lookahead=lookahead,
-        known=task.upcoming if known is None else known,
+        lookahead=pace.lookahead,
+        known=pace.known_for(task),
     )
     return Outcome(next_task, _next_message(next_task, f"Item #{task.item_id} {_DONE[verdict]}."))
 
@@ -184,9 +199,7 @@ def accept(
     edits: Edits,
     shown_at: float | None,
     queue: QueueFilter,
-    time_spent_ms: int | None = None,
-    lookahead: int = LOOKAHEAD,
-    known: Sequence[ReviewTask] | None = None,
+    pace: Pace = DEFAULT_PACE,
 ) -> Outcome:
     """Accept what is on screen. If the reviewer changed the answer first, what is saved is their version, as a
     correction: the stored annotation always matches what they saw when they pressed Accept."""
@@ -199,9 +212,7 @@ def accept(
             edits=edits,
             shown_at=shown_at,
             queue=queue,
-            time_spent_ms=time_spent_ms,
-            lookahead=lookahead,
-            known=known,
+            pace=pace,
         )
         return Outcome(outcome.task, _next_message(outcome.task, f"Item #{task.item_id} saved as a correction."))
     if task.answer is None:
@@ -214,9 +225,7 @@ def accept(
         edits=edits,
         shown_at=shown_at,
         queue=queue,
-        time_spent_ms=time_spent_ms,
-        lookahead=lookahead,
-        known=known,
+        pace=pace,
     )
 
 
@@ -228,9 +237,7 @@ def correct(
     edits: Edits,
     shown_at: float | None,
     queue: QueueFilter,
-    time_spent_ms: int | None = None,
-    lookahead: int = LOOKAHEAD,
-    known: Sequence[ReviewTask] | None = None,
+    pace: Pace = DEFAULT_PACE,
 ) -> Outcome:
     task = _require(task)
     answer = edited_answer(task, edits)
@@ -245,9 +252,7 @@ def correct(
         shown_at=shown_at,
         queue=queue,
         answer=answer,
-        time_spent_ms=time_spent_ms,
-        lookahead=lookahead,
-        known=known,
+        pace=pace,
     )
 
 
@@ -259,9 +264,7 @@ def reject(
     edits: Edits,
     shown_at: float | None,
     queue: QueueFilter,
-    time_spent_ms: int | None = None,
-    lookahead: int = LOOKAHEAD,
-    known: Sequence[ReviewTask] | None = None,
+    pace: Pace = DEFAULT_PACE,
 ) -> Outcome:
     task = _require(task)
     return _submit(
@@ -272,9 +275,7 @@ def reject(
         edits=edits,
         shown_at=shown_at,
         queue=queue,
-        time_spent_ms=time_spent_ms,
-        lookahead=lookahead,
-        known=known,
+        pace=pace,
     )
 
 
@@ -284,8 +285,7 @@ def skip(
     user_id: int,
     task: ReviewTask | None,
     queue: QueueFilter,
-    lookahead: int = LOOKAHEAD,
-    known: Sequence[ReviewTask] | None = None,
+    pace: Pace = DEFAULT_PACE,
 ) -> Outcome:
     task = _require(task)
     next_task = review_service.skip_task(
@@ -293,8 +293,8 @@ def skip(
         user_id=user_id,
         item_id=task.item_id,
         queue=queue,
-        lookahead=lookahead,
-        known=task.upcoming if known is None else known,
+        lookahead=pace.lookahead,
+        known=pace.known_for(task),
     )
     return Outcome(next_task, _next_message(next_task, f"Item #{task.item_id} skipped."))
 
@@ -369,15 +369,16 @@ def apply_typed_keys(
             messages.append("The keys typed after it were for other items and were dropped.")
             break
         last = index == len(keys) - 1
-        # The tasks ahead as the page showed them: each step's next item is one of them, and is not read again.
-        step: dict[str, Any] = {"runtime": runtime, "user_id": user_id, "task": task, "queue": queue, "known": known}
-        # Only the last step's next items are leased ahead: the others' are the typed keys' own items.
-        step["lookahead"] = LOOKAHEAD if last else 0
+        # The tasks ahead as the page showed them: each step's next item is one of them, and is not read again. Only
+        # the last step's next items are leased ahead: the others' are the typed keys' own items.
+        pace = Pace(
+            lookahead=LOOKAHEAD if last else 0, known=known, time_spent_ms=typed.on_screen_ms if index else None
+        )
+        step: dict[str, Any] = {"runtime": runtime, "user_id": user_id, "task": task, "queue": queue, "pace": pace}
         action = TYPED_ACTIONS[typed.key]
         if action != "skip":
             step["edits"] = edits if index == 0 else Edits(label=task.answer, scale=edits.scale)
             step["shown_at"] = shown_at
-            step["time_spent_ms"] = None if index == 0 else typed.on_screen_ms
         try:
             outcome = {"accept": accept, "reject": reject, "skip": skip}[action](**step)
         except (ReviewInputError, review_service.ReviewError) as error:
