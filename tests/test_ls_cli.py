@@ -59,6 +59,7 @@ def test_skipped_tasks_are_listed_with_their_reasons(cli_env, tmp_path):
     result = _run("ls", "import", str(path), "--into", "shapes")
     assert result.exit_code == 0
     assert "Skipped tasks (1)" in result.output and "41" in result.output and "nowhere.png" in result.output
+    assert "The image root is --image-root" in " ".join(result.output.split())  # the command names its option
 
 
 def test_errors_are_one_line_and_never_show_the_key(cli_env, tmp_path):

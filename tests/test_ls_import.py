@@ -231,7 +231,7 @@ def test_image_references_are_read_only_inside_the_given_folders(detection, tmp_
     assert set(reasons) == set(range(1, 10))
     # One message for every refusal: whether a file exists outside, and what it holds, is not told.
     shapes = {reason.split("'")[0] + reason.split("'")[-1] for task_id, reason in reasons.items() if task_id != 9}
-    assert shapes == {f"missing image: image file  not found under {root} (see --image-root)"}
+    assert shapes == {f"missing image: image file  not found under the image root {root}"}
     assert "is on a server" in reasons[9]
     with detection.sessions.begin() as session:
         assert [item.original_name for item in session.query(Item)] == ["ok.png"]
@@ -247,7 +247,7 @@ def test_tasks_without_a_folder_to_read_from_read_no_local_file(detection, tmp_p
     cat = [rectangle_result("cat", [0, 0, 4, 4], 40, 20, "r")]
     project_id = project_id_called(detection, "det")
     report = import_label_studio_tasks(detection, project_id, [_task(str(secret), cat)], resolver)
-    assert report.items_added == 0 and "is not read: pass --image-root" in report.skipped[0].reasons[0]
+    assert report.items_added == 0 and "is not read: no image root was given" in report.skipped[0].reasons[0]
 
 
 def test_a_bad_task_is_skipped_and_the_good_ones_beside_it_are_stored(db_runtime, tmp_path):

@@ -158,4 +158,4 @@ def test_a_pull_reads_no_file_of_this_machine_that_a_servers_task_names(label_st
     )
 
     assert report.tasks == 2 and report.items_added == 0
-    assert all("is not read: pass --image-root" in " ".join(skipped.reasons) for skipped in report.skipped)
+    assert all("is not read: no image root was given" in " ".join(skipped.reasons) for skipped in report.skipped)

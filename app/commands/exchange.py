@@ -174,6 +174,8 @@ def _print_report(report: LabelStudioImportReport, project: str) -> None:
         console.print(table)
         if len(report.skipped) > 200:
             console.print(f"... and {len(report.skipped) - 200:,} more.")
+        if any("image root" in reason for skipped in report.skipped for reason in skipped.reasons):
+            console.print("The image root is --image-root: the folder the tasks' image files are in.")
 
 
 @ls_cli.command("import")

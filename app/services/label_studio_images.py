@@ -73,10 +73,10 @@ class ImageResolver:
     def _local(self, relative: str) -> bytes:
         """A file below the image root, `relative` already URL-decoded."""
         if self.image_root is None:
-            raise ImageMissing(f"image file {relative[:120]!r} is not read: pass --image-root with its folder")
+            raise ImageMissing(f"image file {relative[:120]!r} is not read: no image root was given to find it in")
         data = read_inside(self.image_root, relative)
         if data is None:
-            raise ImageMissing(f"image file {relative[:120]!r} not found under {self.image_root} (see --image-root)")
+            raise ImageMissing(f"image file {relative[:120]!r} not found under the image root {self.image_root}")
         return data
 
     def fetch(self, reference: Any, sha256: Any = None) -> bytes:
@@ -112,6 +112,6 @@ class ImageResolver:
                 return data
         if is_url or reference.startswith("/data/"):
             raise ImageMissing(
-                f"image {reference[:120]!r} is on a server: pull from it (rise ls pull) or pass --image-root"
+                f"image {reference[:120]!r} is on a server: pull the tasks from it, or give the image root it is in"
             )
         return self._local(urllib.parse.unquote(reference))
