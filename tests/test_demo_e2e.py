@@ -105,6 +105,9 @@ def test_demo_reviews_retrains_and_serves_a_better_version(tmp_path, chromium_br
         while current_item() not in names:  # the screen still shows the project it opened with
             assert time.monotonic() < deadline, "the review screen never switched to the mood project"
             time.sleep(0.2)
+        # The label menu of this project is on screen before any key is pressed, as a reviewer would see it.
+        for label in labels:
+            page.locator(f"#review-label input[value={label}]").wait_for(timeout=TIMEOUT_MS)
         for _ in range(VERDICTS):
             item_id = current_item()
             truth = truths[names[item_id]]
@@ -116,6 +119,9 @@ def test_demo_reviews_retrains_and_serves_a_better_version(tmp_path, chromium_br
                 page.locator(f"#review-label input[value={truth}]:checked").wait_for(timeout=TIMEOUT_MS)
                 page.keyboard.press("s")
             card.get_by_text(re.compile(rf"^Item #(?!{item_id}$)\d+$")).first.wait_for(timeout=TIMEOUT_MS)
+            # The card shows the next item before the server answers (it is staged in the page), but the label menu is
+            # the server's: read it once the server's answer names the next item too.
+            page.locator(f'#review-card .rise-stage:not([data-item="{item_id}"])').wait_for(timeout=TIMEOUT_MS)
 
         page.get_by_role("tab", name="Retrain").click()
         page.locator("#retrain-start").click()

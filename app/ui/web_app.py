@@ -175,8 +175,9 @@ def build_web_app(
         login_outputs = [*session_outputs, form.message, form.password, session_token]
         # The page keeps the targets of every event's progress and re-reads each of them, with everything inside it,
         # on every later event: with the app's views and tabs as targets, each review key press would re-read the
-        # whole app. Progress of the session's events shows on the sign-in message and the badge instead.
-        sign_in_progress, session_progress = [form.message], [badge]
+        # whole app. Progress of the session's events shows on the sign-in message or the badge instead, and on the
+        # project menu, which stays busy until the session's projects are in it: a pick made before could be undone.
+        sign_in_progress, session_progress = [form.message, project], [badge, project]
         store_cookie = cookie_js(browser_sessions.cookie_name)
         login_inputs = [form.username, form.password]
         form.submit.click(
