@@ -19,6 +19,7 @@ from PIL import Image
 from transformers import LogitsProcessor, LogitsProcessorList
 
 from rise.confidence import pick_consensus
+from rise.label_constraint import LabelAnswerConstraint, constrained_labels
 from rise.parsing import parse_completion
 from rise.prompts import annotation_messages
 from rise.tasks import Answer, TaskSpec
@@ -53,6 +54,11 @@ class GenerationSettings:
     num_samples: completions per image. Above 1 the kept answer is the one most samples agree with, and the
         confidence is their agreement; this needs temperature > 0.
     seed: seeds torch before generating, so a run can be repeated; None leaves the generator alone.
+
+    > Answers
+
+    constrain_labels: a single-label classification answer is decoded from the task's labels only
+        (`rise.label_constraint`); the reasoning before it stays free. Off shows what the model writes unaided.
     """
 
     batch_size: int = 16
@@ -63,6 +69,7 @@ class GenerationSettings:
     repetition_penalty: float = 1.0
     num_samples: int = 1
     seed: int | None = 0
+    constrain_labels: bool = True
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -152,12 +159,19 @@ def generate_completions(
     conversations: Sequence[list[dict]],
     images: Sequence[Image.Image | None],
     settings: GenerationSettings,
+    answer_labels: Sequence[Sequence[str] | None] | None = None,
+    *,
+    answer_first: bool = False,
 ) -> list[list[Completion]]:
     """Generate `settings.num_samples` completions for each conversation in one left-padded `generate` call.
 
     Args:
         conversations: chat messages per example, each with at most one `{"type": "image"}` part.
         images: the image of each conversation, or None for a text-only one.
+        answer_labels: per conversation, the labels its answer is restricted to (None: free), when
+            `settings.constrain_labels` is on.
+        answer_first: the prompts ask for the answer alone (no reasoning first), so a restricted answer is
+            restricted from the first token.
 
     Returns:
         per conversation, its `num_samples` completions (special tokens removed).
@@ -168,6 +182,14 @@ def generate_completions(
     inputs = processor(text=texts, images=present or None, padding=True, return_tensors="pt")
     inputs = inputs.to(model.device)
     recorder = _ChosenTokenLogProbs()
+    processors: list[Any] = []
+    if settings.constrain_labels and answer_labels is not None and any(answer_labels):
+        processors.append(LabelAnswerConstraint(
+            tokenizer, answer_labels, end_ids=_end_token_ids(model, tokenizer),
+            samples_per_prompt=settings.num_samples, answer_first=answer_first,
+        ))  # fmt: skip
+    # After the constraint, so a confidence is the probability among the answers the model could give.
+    processors.append(recorder)
     sampling = (
         {"do_sample": True, "temperature": settings.temperature, "top_p": settings.top_p, "top_k": 0}
         if settings.do_sample
@@ -183,7 +205,7 @@ def generate_completions(
             num_return_sequences=settings.num_samples,
             pad_token_id=tokenizer.pad_token_id,
             use_cache=True,  # some checkpoints' configs switch the KV cache off (e.g. after gradient checkpointing)
-            logits_processor=LogitsProcessorList([recorder]),
+            logits_processor=LogitsProcessorList(processors),
         )
     new_tokens = sequences[:, inputs["input_ids"].shape[1] :]
     log_probs = recorder.finish(new_tokens)
@@ -230,8 +252,9 @@ def _annotate_batch(
 ) -> list[PredictionResult]:
     conversations = [annotation_messages(spec, item.query) for item in batch]
     images = [item.image for item in batch]
+    labels = constrained_labels(spec)
     try:
-        samples = generate_completions(model, processor, conversations, images, settings)
+        samples = generate_completions(model, processor, conversations, images, settings, [labels] * len(batch))
     except (ValueError, OSError) as exc:
         # The processor rejects some images (an aspect ratio over 200, a truncated file PIL decodes lazily). Retry one
         # by one so a bad image costs only its own prediction.

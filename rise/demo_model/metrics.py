@@ -22,6 +22,7 @@ from scipy.optimize import linear_sum_assignment
 from rise.annotate import AnnotationInput, GenerationSettings, annotate_images, generate_completions
 from rise.boxes import box_iou
 from rise.demo_model.examples import DETECTION_SPEC, GROUNDING_SPEC, attribute_task, grounding_task
+from rise.label_constraint import constrained_labels
 from rise.parsing import ParsedCompletion, parse_completion
 from rise.prompts import annotation_messages
 from rise.rewards import matched_iou_score
@@ -100,7 +101,8 @@ def answer_questions(
     for start in range(0, len(questions), settings.batch_size):
         batch = questions[start : start + settings.batch_size]
         conversations = [annotation_messages(spec) for _, spec in batch]
-        samples = generate_completions(model, processor, conversations, [s.image for s, _ in batch], settings)
+        labels = [constrained_labels(spec) for _, spec in batch]
+        samples = generate_completions(model, processor, conversations, [s.image for s, _ in batch], settings, labels)
         parsed += [
             parse_completion(completion.text, spec, scene.width, scene.height)
             for (scene, spec), (completion, *_) in zip(batch, samples, strict=True)

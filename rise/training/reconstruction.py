@@ -23,6 +23,7 @@ from typing import Any
 from PIL import Image
 
 from rise.annotate import GenerationSettings, generate_completions
+from rise.label_constraint import constrained_labels
 from rise.leakage import scrub_leakage
 from rise.parsing import extract_reasoning
 from rise.prompts import reconstruction_messages
@@ -88,6 +89,8 @@ class PolicyReconstructor:
         )
         self.trainer: Any = None
         self._frozen: Any = None
+        # A classification judge answers from the labels (rise.label_constraint), as the annotating model does.
+        self._labels = constrained_labels(spec)
 
     def __call__(self, requests: Sequence[ReconstructionRequest]) -> list[str]:
         if not requests:
@@ -104,8 +107,9 @@ class PolicyReconstructor:
                         for r in batch
                     ]
                     completions = generate_completions(
-                        model, self.processor, conversations, [r.image for r in batch], self.settings
-                    )
+                        model, self.processor, conversations, [r.image for r in batch], self.settings,
+                        [self._labels] * len(batch), answer_first=True,
+                    )  # fmt: skip
                     texts.extend(samples[0].text for samples in completions)
                 return texts
             finally:

@@ -20,10 +20,12 @@ from typing import Any
 
 from datasets import Dataset
 
+from rise.label_constraint import constrained_labels
 from rise.prompts import annotation_messages
 from rise.rewards import get_accuracy_reward, get_box_count_penalty, get_format_reward, get_human_feedback_reward
 from rise.tasks import TaskSpec, TaskType
 from rise.training.config import RFTStageConfig
+from rise.training.constrained_grpo import label_constrained_trainer
 from rise.training.records import Snapshot
 from rise.training.trainer_setup import (
     TRAINER_DIR,
@@ -95,8 +97,6 @@ def train_rft(
         model (`str`): the starting model: the base model, or the SFT stage's folder after a full fine-tune.
         adapter (`str`, *optional*): the SFT stage's LoRA adapter, trained further here.
     """
-    from trl import GRPOTrainer
-
     dataset = rft_dataset(snapshot, with_rejections_only=config.human_feedback_weight > 0)
     if len(dataset) == 0:
         raise ValueError(
@@ -107,7 +107,8 @@ def train_rft(
     policy, processor = load_policy(model, config, adapter=adapter)
     args = grpo_arguments(config, stage_dir / TRAINER_DIR, reward_weights=weights)
     callbacks = time_limit_callbacks(config)
-    trainer = GRPOTrainer(
+    trainer_class = label_constrained_trainer(constrained_labels(snapshot.spec))
+    trainer = trainer_class(
         model=policy,
         reward_funcs=reward_funcs,
         args=args,

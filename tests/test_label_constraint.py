@@ -1,0 +1,123 @@
+"""Classification answers decoded from the label list: the logits processor on the demo model's real tokenizer, the
+annotation path on the committed demo model, and GRPO rollouts through the RFT stage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from rise.annotate import AnnotationInput, GenerationSettings, annotate_images
+from rise.label_constraint import LabelAnswerConstraint, constrained_labels
+from rise.modeling import load_model_and_processor
+from rise.synthetic import generate_scene_for_rule, get_rule
+from rise.tasks import TaskSpec, TaskType
+from rise.training.config import RFTStageConfig
+from rise.training.rft import train_rft
+from tests.utils.training import synthetic_snapshot
+
+DEMO_MODEL = Path(__file__).resolve().parents[1] / "assets" / "demo-model"
+LABELS = ("sunny", "stormy", "balanced")
+END_ID = 2
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return load_model_and_processor(str(DEMO_MODEL), device="cpu", dtype="float32")
+
+
+@pytest.fixture(scope="module")
+def tokenizer(demo):
+    return demo[1].tokenizer
+
+
+def run_constraint(tokenizer, text: str, labels, *, seed: int, answer_first: bool = False, steps: int = 40):
+    """Generate `text` token by token as a model would, then pick random tokens among those the constraint allows
+    until it forces the end token; returns what was written after `text` and whether the end was forced."""
+    ids = tokenizer.encode("Which label?", add_special_tokens=False)
+    constraint = LabelAnswerConstraint(tokenizer, [labels], end_ids={END_ID}, answer_first=answer_first)
+    generator = torch.Generator().manual_seed(seed)
+    for token in tokenizer.encode(text, add_special_tokens=False) if text else []:
+        constraint(torch.tensor([ids]), torch.rand(1, len(tokenizer), generator=generator))
+        ids.append(token)
+    written: list[int] = []
+    for _ in range(steps):
+        scores = constraint(torch.tensor([ids]), torch.rand(1, len(tokenizer), generator=generator))
+        token = int(scores[0].argmax())
+        if token == END_ID:
+            return tokenizer.decode(written), True
+        written.append(token)
+        ids.append(token)
+    return tokenizer.decode(written), False
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("reasoning", ["One red circle.</think>", "One red circle.</think><", "Two.</think><answer>"])
+def test_after_the_reasoning_only_a_listed_answer_and_the_end_can_follow(tokenizer, seed, reasoning):
+    written, ended = run_constraint(tokenizer, reasoning, LABELS, seed=seed)
+    full = reasoning + written
+    assert ended, full
+    answer = full.split("<answer>")[-1]
+    assert answer.endswith("</answer>") and answer.removesuffix("</answer>") in LABELS, full
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_reasoning_closed_without_its_bracket_is_still_followed_by_a_listed_answer(tokenizer, seed):
+    written, ended = run_constraint(tokenizer, "A small circle.</think", ("zorpa", "kelmi"), seed=seed)
+    assert ended and written in {">" + f"<answer>{label}</answer>" for label in ("zorpa", "kelmi")}
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_an_answer_first_completion_is_constrained_from_its_first_token(tokenizer, seed):
+    written, ended = run_constraint(tokenizer, "", LABELS, seed=seed, answer_first=True)
+    assert ended and written in {f"<answer>{label}</answer>" for label in LABELS}
+
+
+def test_the_reasoning_is_left_alone(tokenizer):
+    prompt = tokenizer.encode("Which label?", add_special_tokens=False)
+    constraint = LabelAnswerConstraint(tokenizer, [LABELS, None], end_ids={END_ID})
+    scores = torch.rand(2, len(tokenizer))
+    constraint(torch.tensor([prompt, prompt]), scores.clone())
+    reasoning = prompt + tokenizer.encode("One red circle at the top", add_special_tokens=False)
+    free = constraint(torch.tensor([reasoning, reasoning]), scores.clone())
+    assert torch.equal(free, scores)
+    closed = prompt + tokenizer.encode("Red.</think>", add_special_tokens=False)
+    after = constraint(torch.tensor([closed, closed]), scores.clone())
+    assert torch.isinf(after[0]).sum() > len(tokenizer) - 10  # the labelled row: a handful of tokens left
+    assert torch.equal(after[1], scores[1])  # the row without labels stays free
+
+
+def test_only_single_label_classification_is_constrained():
+    assert constrained_labels(TaskSpec(TaskType.classification, labels=LABELS)) == LABELS
+    assert constrained_labels(TaskSpec(TaskType.classification, labels=LABELS, distribution=True)) is None
+    assert constrained_labels(TaskSpec(TaskType.detection, labels=("circle",))) is None
+
+
+def test_the_demo_model_answers_a_new_rule_from_its_labels_and_reasons_as_before(demo):
+    """The committed model answers mood questions with words that are not mood labels; constrained, every answer is a
+    label, and greedy reasoning before the answer is unchanged."""
+    model, processor = demo
+    rule = get_rule("mood")
+    spec = TaskSpec(TaskType.classification, labels=rule.labels)
+    inputs = [AnnotationInput(generate_scene_for_rule(rule, 500 + i)[0].image) for i in range(16)]
+    unconstrained = GenerationSettings(max_new_tokens=120, constrain_labels=False)
+    free = annotate_images(model, processor, spec, inputs, unconstrained)
+    listed = annotate_images(model, processor, spec, inputs, GenerationSettings(max_new_tokens=120))
+    assert any(result.answer not in rule.labels for result in free)  # what the constraint is for
+    assert all(result.error is None and result.answer in rule.labels for result in listed)
+    assert [r.raw_text.split("</think>")[0] for r in free] == [r.raw_text.split("</think>")[0] for r in listed]
+    assert all(0 < result.score <= 1 for result in listed)
+
+
+def test_rft_rollouts_answer_from_the_labels(tmp_path):
+    """GRPO through the RFT stage on the demo model: every rollout is a well-formed, listed answer (the format
+    reward is 1 on all of them), which unconstrained the demo model rarely writes for the shape labels."""
+    snapshot = synthetic_snapshot(tmp_path / "snapshot", n_train=2, n_eval=0)
+    config = RFTStageConfig(
+        start_from="base", max_steps=1, num_generations=4, max_completion_length=64, use_lora=True,
+        per_device_train_batch_size=4, logging_steps=1, learning_rate=1e-4, human_feedback_weight=0.0,
+    )  # fmt: skip
+    summary = train_rft(str(DEMO_MODEL), snapshot, config, tmp_path / "rft")
+    assert summary["steps"] == 1
+    assert summary["last_log"]["rewards/format_reward/mean"] == pytest.approx(1.0)
