@@ -252,6 +252,10 @@ def test_training_writes_a_loadable_model_folder_with_card_and_metrics(tmp_path)
     assert set(summary["metrics"]) >= {"caption", "detection", "grounding", "classification", "label_lists"}
     assert set(summary["metrics"]["label_lists"]) >= {"attribute", "defined", "undefined", "mood", "shape"}
     assert "| label lists: accuracy when the prompt defines each label by an attribute |" in card
+    # Both ways an answer can be decoded: from the listed labels (the app) and unaided (the model alone).
+    assert summary["metrics"]["label_lists"]["constrain_labels"] is True
+    assert summary["metrics"]["label_lists_unconstrained"]["constrain_labels"] is False
+    assert "| as the app decodes (from the list) | the model alone |" in card
     model, _ = load_model_and_processor(str(tmp_path / "demo"), device="cpu")
     assert sum(p.numel() for p in model.parameters()) == result["parameters"]
 

@@ -13,7 +13,7 @@ def _pct(value: float | None) -> str:
 
 
 def metrics_table(metrics: dict[str, Any]) -> str:
-    """The held-out perception metrics as a Markdown table."""
+    """The held-out perception metrics as a Markdown table, then the label-list table when measured."""
     caption, detection = metrics["caption"], metrics["detection"]
     grounding, classification = metrics["grounding"], metrics["classification"]
     rows = [
@@ -32,28 +32,47 @@ def metrics_table(metrics: dict[str, Any]) -> str:
     lines = ["| metric | value |", "|---|---|"]
     lines += [f"| {name} | {_pct(value)} |" for name, value in rows]
     if metrics.get("label_lists"):
-        lines.append(label_list_rows(metrics["label_lists"]))
+        lines += ["", label_list_table(metrics["label_lists"], metrics.get("label_lists_unconstrained"))]
     return "\n".join(lines)
 
 
-def label_list_rows(label_lists: dict[str, Any]) -> str:
-    """Table rows of the held-out label-list metrics (`rise.demo_model.label_list_metrics`)."""
+def _label_list_values(label_lists: dict[str, Any]) -> list[str]:
     attribute, defined, undefined = label_lists["attribute"], label_lists["defined"], label_lists["undefined"]
     mood, shape = label_lists["mood"], label_lists["shape"]
     in_list = (attribute["in_list"] + defined["in_list"] + undefined["in_list"]) / 3
-    rows = [
-        ("label lists never seen in training: answer is one of the listed labels", in_list),
-        ("label lists: accuracy when the prompt defines each label by an attribute", defined["accuracy"]),
-        ("label lists: accuracy when the attribute word is listed among made-up labels", attribute["accuracy"]),
-        ("label lists: answer is listed when nothing decides it (made-up labels)", undefined["in_list"]),
-        ("mood (a rule it was never taught): answer is listed, greedy / sampled",
-         f"{_pct(mood['greedy']['in_list'])} / {_pct(mood['sampled']['in_list'])}"),
-        ("mood: share of the most frequent answer, greedy / sampled",
-         f"{_pct(mood['greedy']['top_share'])} / {_pct(mood['sampled']['top_share'])}"),
-        ("mood: accuracy, greedy (chance 0.33)", mood["greedy"]["accuracy"]),
-        ("lone object's shape as circle / square / triangle / diamond: answer is listed", shape["in_list"]),
+    values: list[float | str] = [
+        in_list, defined["accuracy"], attribute["accuracy"], undefined["in_list"],
+        f"{_pct(mood['greedy']['in_list'])} / {_pct(mood['sampled']['in_list'])}",
+        f"{_pct(mood['greedy']['top_share'])} / {_pct(mood['sampled']['top_share'])}",
+        mood["greedy"]["accuracy"], shape["in_list"], shape["accuracy"],
     ]  # fmt: skip
-    return "\n".join(f"| {name} | {value if isinstance(value, str) else _pct(value)} |" for name, value in rows)
+    return [value if isinstance(value, str) else _pct(value) for value in values]
+
+
+LABEL_LIST_METRICS = (
+    "label lists never seen in training: answer is one of the listed labels",
+    "label lists: accuracy when the prompt defines each label by an attribute",
+    "label lists: accuracy when the attribute word is listed among made-up labels",
+    "label lists: answer is listed when nothing decides it (made-up labels)",
+    "mood (a rule it was never taught): answer is listed, greedy / sampled",
+    "mood: share of the most frequent answer, greedy / sampled",
+    "mood: accuracy, greedy (chance 0.33)",
+    "lone object's shape as circle / square / triangle / diamond: answer is listed",
+    "lone object's shape: accuracy (chance 0.25)",
+)
+
+
+def label_list_table(label_lists: dict[str, Any], unconstrained: dict[str, Any] | None = None) -> str:
+    """The held-out label-list metrics (`rise.demo_model.label_list_metrics`) as a Markdown table: as the app
+    decodes answers (from the listed labels only), and as the model writes them unaided when that was measured."""
+    columns = [_label_list_values(label_lists)]
+    header = "| label-list metric | as the app decodes (from the list) |"
+    if unconstrained:
+        columns.append(_label_list_values(unconstrained))
+        header += " the model alone |"
+    lines = [header, "|---" * (len(columns) + 1) + "|"]
+    lines += [f"| {' | '.join([name, *values])} |" for name, *values in zip(LABEL_LIST_METRICS, *columns, strict=True)]
+    return "\n".join(lines)
 
 
 def _mix_text(mix: dict[str, float]) -> str:

@@ -10,6 +10,9 @@ so no label set was seen in training:
   which is how RISE's rollouts are drawn;
 - `shape`: a lone object's shape with the labels circle / square / triangle / diamond (never asked in training):
   `in_list` and `accuracy`.
+
+By default the answers are decoded as the app decodes them, from the listed labels only (`rise.label_constraint`);
+`constrain_labels=False` measures what the model writes unaided.
 """
 
 from __future__ import annotations
@@ -49,18 +52,19 @@ def _rule_questions(rule_name: str, n_items: int, seed: int) -> list[tuple[Scene
 
 def evaluate_label_lists(
     model: Any, processor: Any, *, n_items: int = 150, seed: int = 20_000, batch_size: int = 16,
-    max_new_tokens: int = 160,
+    max_new_tokens: int = 160, constrain_labels: bool = True,
 ) -> dict[str, Any]:  # fmt: skip
     """The label-list metrics of the module docstring, `n_items` questions each."""
     started = time.perf_counter()
-    greedy = GenerationSettings(batch_size=batch_size, max_new_tokens=max_new_tokens, temperature=0.0)
-    sampled = GenerationSettings(batch_size=batch_size, max_new_tokens=max_new_tokens, temperature=1.0)
+    fixed = dict(batch_size=batch_size, max_new_tokens=max_new_tokens, constrain_labels=constrain_labels)
+    greedy = GenerationSettings(**fixed, temperature=0.0)
+    sampled = GenerationSettings(**fixed, temperature=1.0)
 
     def ask(questions: list[tuple[Scene, TaskSpec, str]], settings: GenerationSettings) -> dict[str, float]:
         parsed = answer_questions(model, processor, [(scene, spec) for scene, spec, _ in questions], settings)
         return _scores([p.answer for p in parsed], questions)
 
-    results: dict[str, Any] = {"items": n_items}
+    results: dict[str, Any] = {"items": n_items, "constrain_labels": constrain_labels}
     max_objects = SceneConfig().max_objects
     for index, kind in enumerate(KINDS):
         rng = np.random.default_rng([seed, index])

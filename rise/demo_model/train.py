@@ -327,12 +327,16 @@ def starting_summary(folder: str | Path) -> dict[str, Any]:
 
 
 def evaluate_model_folder(model: Any, processor: Any, config: DemoModelConfig) -> dict[str, Any]:
-    """The card's held-out metrics: perception, then whether answers come from the prompt's label list."""
+    """The card's held-out metrics: perception, then whether answers come from the prompt's label list, as the app
+    decodes them (from the listed labels only) and as the model writes them unaided."""
     from rise.demo_model.label_list_metrics import evaluate_label_lists
     from rise.demo_model.metrics import evaluate_perception
 
     metrics = evaluate_perception(model, processor, n_images=config.eval_images, seed=config.eval_seed)
     metrics["label_lists"] = evaluate_label_lists(model, processor, n_items=config.eval_images)
+    metrics["label_lists_unconstrained"] = evaluate_label_lists(
+        model, processor, n_items=config.eval_images, constrain_labels=False
+    )
     return metrics
 
 
