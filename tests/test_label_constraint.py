@@ -1,5 +1,5 @@
 """Classification answers decoded from the label list: the logits processor on the demo model's real tokenizer, the
-annotation path on the committed demo model, and GRPO rollouts through the RFT stage."""
+annotation path and `rise annotate` on the committed demo model, and GRPO rollouts through the RFT stage."""
 
 from __future__ import annotations
 
@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from typer.testing import CliRunner
 
+import app.commands  # noqa: F401  (registers the sub-commands on `cli`)
+from app.cli import cli
+from app.services.imports import import_paths
+from app.services.projects import create_project
+from db.crud.predictions import list_predictions
 from rise.annotate import AnnotationInput, GenerationSettings, annotate_images
 from rise.label_constraint import LabelAnswerConstraint, constrained_labels
 from rise.modeling import load_model_and_processor
@@ -121,3 +127,27 @@ def test_rft_rollouts_answer_from_the_labels(tmp_path):
     summary = train_rft(str(DEMO_MODEL), snapshot, config, tmp_path / "rft")
     assert summary["steps"] == 1
     assert summary["last_log"]["rewards/format_reward/mean"] == pytest.approx(1.0)
+
+
+def test_annotate_command_decodes_from_the_labels_unless_asked_for_free_answers(runtime, tmp_path):
+    """`rise annotate` on a mood project with the demo model: every stored answer is a label; with --free-answers
+    what the model writes unaided is stored, parse errors included."""
+    rule = get_rule("mood")
+    folder = tmp_path / "images"
+    folder.mkdir()
+    paths = []
+    for i in range(16):
+        paths.append(folder / f"mood_{i:02d}.png")
+        generate_scene_for_rule(rule, 500 + i)[0].image.save(paths[-1])
+    env = {"RISE_DATA_DIR": str(runtime.settings.data_dir), "RISE_DATABASE_URL": runtime.settings.database_url}
+    stored = {}
+    for name, flags in (("listed", []), ("free", ["--free-answers"])):
+        project_id = create_project(runtime, name, "classification", list(rule.labels)).id
+        import_paths(runtime, project_id, paths)
+        command = ["annotate", "--project", name, "--model", str(DEMO_MODEL), "--max-new-tokens", "120", *flags]
+        done = CliRunner().invoke(cli, command, env=env)
+        assert done.exit_code == 0, done.output
+        with runtime.sessions.begin() as session:
+            stored[name] = [p.answer for p in list_predictions(session=session) if p.item.project_id == project_id]
+    assert len(stored["listed"]) == 16 and all(answer in rule.labels for answer in stored["listed"])
+    assert len(stored["free"]) == 16 and any(answer not in rule.labels for answer in stored["free"])

@@ -77,6 +77,12 @@ def annotate(
         1, min=1, help="Samples per image; above 1 the answer most samples agree on is kept (needs temperature > 0)."
     ),
     seed: int = typer.Option(0, help="Random seed, so a run can be repeated."),
+    constrain_labels: bool = typer.Option(
+        True,
+        "--constrain-labels/--free-answers",
+        help="Classification: decode each answer from the project's labels only (the reasoning stays free); "
+        "--free-answers stores what the model writes unaided.",
+    ),
     limit: int | None = typer.Option(None, min=1, help="Annotate at most this many items."),
     device: str | None = typer.Option(None, help="cuda, cuda:1 or cpu; default: cuda if available."),
     dtype: str | None = typer.Option(None, help="bfloat16, float16 or float32; default: bfloat16 on cuda."),
@@ -100,6 +106,7 @@ def annotate(
             top_p=top_p,
             num_samples=num_samples,
             seed=seed,
+            constrain_labels=constrain_labels,
         )
     except ValueError as error:
         raise fail(error) from None
