@@ -19,7 +19,7 @@ from db.crud import predictions as predictions_crud
 from db.crud import projects as projects_crud
 from rise.demo_model import DemoModelConfig, train_demo_model
 from rise.demo_model.batching import IGNORE_INDEX, BatchEncoder, rope_positions
-from rise.demo_model.card import rebuild_command
+from rise.demo_model.card import rebuild_command, rewrite_metrics_section
 from rise.demo_model.examples import KINDS, make_example
 from rise.demo_model.label_lists import WORDS, attribute_values, defined_label_task, is_held_out, random_labels
 from rise.demo_model.metrics import caption_scores, evaluate_perception, parse_caption, recall_at
@@ -268,6 +268,15 @@ def test_training_writes_a_loadable_model_folder_with_card_and_metrics(tmp_path)
     again = json.loads((tmp_path / "demo" / "training_summary.json").read_text())
     assert again["training"] == summary["training"] and again["metrics"]["label_lists"]["items"] == 2
     assert "label lists never seen in training" in (tmp_path / "demo" / "README.md").read_text()
+
+    # A card that has its sections keeps everything but the metrics: its training text describes the build.
+    card = (tmp_path / "demo" / "README.md").read_text()
+    (tmp_path / "demo" / "README.md").write_text(card.replace("## Training data\n", "## Training data\nAs built.\n"))
+    again["metrics"]["label_lists"]["defined"]["accuracy"] = 0.125
+    rewrite_metrics_section(tmp_path / "demo", again)
+    rewritten = (tmp_path / "demo" / "README.md").read_text()
+    assert "## Training data\nAs built.\n" in rewritten and "| 0.12 |" in rewritten
+    assert rewritten.count("| label lists never seen in training") == 1 and rewritten.count("## Rebuild") == 1
 
 
 def test_cli_builds_a_demo_model(tmp_path):

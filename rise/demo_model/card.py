@@ -88,10 +88,9 @@ def rebuild_command(run: dict[str, Any]) -> str:
     return command
 
 
-def write_model_card(out_dir: Path, result: dict[str, Any]) -> Path:
-    """Write `out_dir/README.md` from a `train_demo_model` result."""
-    config, training, metrics = result["config"], result["training"], result["metrics"]
-    metrics_text = (
+def _metrics_text(result: dict[str, Any]) -> str:
+    config, metrics = result["config"], result["metrics"]
+    return (
         f"Measured on {metrics['images']} held-out scenes per prompt type (seed {config['eval_seed']}), greedy "
         "decoding through the app's annotation path (`rise.demo_model.metrics`); the label-list rows on "
         f"{(metrics.get('label_lists') or {}).get('items', 0)} questions each, with label names training never used "
@@ -99,6 +98,28 @@ def write_model_card(out_dir: Path, result: dict[str, Any]) -> Path:
         if metrics
         else "Not measured (built with evaluation switched off)."
     )
+
+
+METRICS_HEADING, AFTER_METRICS_HEADING = "\n## Metrics\n", "\n## Rebuild\n"
+
+
+def rewrite_metrics_section(out_dir: Path, result: dict[str, Any]) -> Path:
+    """Replace only the Metrics section of `out_dir/README.md` with `result`'s metrics, keeping the rest of the card
+    as it was written when the model was built (the training-data text describes that build, not today's code); a
+    card without that section is written whole."""
+    path = out_dir / "README.md"
+    text = path.read_text() if path.is_file() else ""
+    start, end = text.find(METRICS_HEADING), text.find(AFTER_METRICS_HEADING)
+    if start < 0 or end < start:
+        return write_model_card(out_dir, result)
+    path.write_text(f"{text[:start]}{METRICS_HEADING}\n{_metrics_text(result)}\n{text[end:]}")
+    return path
+
+
+def write_model_card(out_dir: Path, result: dict[str, Any]) -> Path:
+    """Write `out_dir/README.md` from a `train_demo_model` result."""
+    config, training = result["config"], result["training"]
+    metrics_text = _metrics_text(result)
     decoder = (
         f"hidden {config['hidden_size']}, {config['num_layers']} layers, intermediate {config['intermediate_size']}, "
         f"{config['num_heads']} heads / {config['num_kv_heads']} KV heads, tied embeddings"

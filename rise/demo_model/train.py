@@ -342,14 +342,16 @@ def evaluate_model_folder(model: Any, processor: Any, config: DemoModelConfig) -
 
 def remeasure_demo_model(folder: str | Path) -> dict[str, Any]:
     """Measure a built demo model folder's held-out metrics again with the current metrics code, and rewrite its
-    training summary and card with them (the training record is kept as it is)."""
+    training summary and the card's Metrics section with them (the training record is kept as it is)."""
+    from rise.demo_model.card import rewrite_metrics_section
     from rise.modeling import load_model_and_processor
 
     folder = Path(folder)
     result = starting_summary(folder)
     model, processor = load_model_and_processor(str(folder), device="cpu", dtype="float32")
     result["metrics"] = evaluate_model_folder(model, processor, DemoModelConfig(**result["config"]))
-    _write_record(folder, result)
+    (folder / SUMMARY_FILE).write_text(json.dumps(result, indent=1) + "\n")
+    rewrite_metrics_section(folder, result)
     return result
 
 
