@@ -168,7 +168,8 @@ def checkpoint_curve(
     model: str, data: Path, out: Path, stages: tuple[str, ...], settings: BenchSettings
 ) -> list[dict[str, Any]]:
     """The held-out metrics of every checkpoint the stages saved, at their step counted over all `stages` (RISE's
-    SFT checkpoints come after RISE-CoT's steps); each checkpoint is one adapter on the base model."""
+    SFT checkpoints come after RISE-CoT's steps); each checkpoint is one adapter on the base model, or a whole model
+    after a full fine-tune."""
     from rise.training.config import EvalConfig
     from rise.training.evaluate import evaluate_model
     from rise.training.pipeline import finished_stage
@@ -186,7 +187,10 @@ def checkpoint_curve(
             trainer_dir = out / stage / TRAINER_DIR
             saved = sorted(trainer_dir.glob("checkpoint-*"), key=lambda path: int(path.name.split("-")[1]))
             for checkpoint in saved:
-                report = evaluate_model(model, snapshot, config, adapter=str(checkpoint), name=checkpoint.name)
+                # A LoRA checkpoint is an adapter on the base model; a full fine-tune's is a whole model.
+                is_adapter = (checkpoint / "adapter_config.json").is_file()
+                scored, adapter = (model, str(checkpoint)) if is_adapter else (str(checkpoint), None)
+                report = evaluate_model(scored, snapshot, config, adapter=adapter, name=checkpoint.name)
                 points.append({"step": offset + int(checkpoint.name.split("-")[1]), "metrics": report["metrics"]})
         offset += int(marker.get("steps") or 0)
     return points

@@ -22,6 +22,7 @@ from PIL import Image
 
 from rise.synthetic import (
     ODD_ONE_OUT_QUERY,
+    caption,
     generate_grounding_example,
     generate_scene_for_rule,
     get_rule,
@@ -37,6 +38,7 @@ class SyntheticItem:
     image: Image.Image
     answer: Any  # pixels, `rise.tasks` shapes
     query: str | None = None
+    caption: str | None = None  # the scene's exact description: perfect reasoning (`bench/reasoning_ceiling.py`)
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,7 @@ def _rule_item(rule_name: str) -> Callable[[int], SyntheticItem]:
 
     def make(seed: int) -> SyntheticItem:
         scene, label = generate_scene_for_rule(rule, seed)  # labels drawn uniformly, the tie class included
-        return SyntheticItem(scene.image, label)
+        return SyntheticItem(scene.image, label, caption=caption(scene))
 
     return make
 
@@ -65,7 +67,7 @@ def _rule_item(rule_name: str) -> Callable[[int], SyntheticItem]:
 def _grounding_item(kind: str) -> Callable[[int], SyntheticItem]:
     def make(seed: int) -> SyntheticItem:
         example = generate_grounding_example(seed, kind=kind)
-        return SyntheticItem(example.scene.image, example.box, example.query)
+        return SyntheticItem(example.scene.image, example.box, example.query, caption(example.scene))
 
     return make
 
@@ -111,8 +113,11 @@ def png_bytes(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def task_records(task: BenchTask, n_train: int, n_eval: int, seed: int = 0) -> list[TrainingRecord]:
-    """`n_train` trusted training items and `n_eval` held-out items; the same arguments give the same items."""
+def task_records(
+    task: BenchTask, n_train: int, n_eval: int, seed: int = 0, *, with_captions: bool = False
+) -> list[TrainingRecord]:
+    """`n_train` trusted training items and `n_eval` held-out items; the same arguments give the same items. With
+    `with_captions` each training item carries its scene's exact caption as a reviewer's reasoning."""
     records = []
     for index in range(n_train + n_eval):
         held_out = index >= n_train
@@ -128,6 +133,7 @@ def task_records(task: BenchTask, n_train: int, n_eval: int, seed: int = 0) -> l
                 answer=item.answer,
                 answer_source="import",
                 query=item.query,
+                cot=item.caption if with_captions and not held_out else None,
             )
         )
     return records

@@ -1,0 +1,210 @@
+"""How much of a task can fine-tuning teach the base model when its reasoning is perfect? The ceiling of RISE's SFT
+stage, which trains on reasoning + answer.
+
+    .venv/bin/python bench/reasoning_ceiling.py --out bench/results/reasoning-ceiling       # mood, LoRA and full
+    .venv/bin/python bench/reasoning_ceiling.py --task shape --steps 60 --methods lora
+    .venv/bin/python bench/reasoning_ceiling.py --quick --model DIR --out /tmp/ceiling      # seconds; what tests run
+
+Every training item gets its scene's exact caption (`rise.synthetic.caption`: each object's size, colour, shape and
+place) as a reviewer-written reasoning, so the filter keeps it and SFT (`rise.training.sft`, the pipeline's `sft`
+stage) trains on image + prompt -> `<think>caption</think><answer>y</answer>` for all of them: the best data RISE's
+reasoning stage could ever hand on. Per method (`lora`: the benchmark's LoRA settings; `full`: every weight) it
+reports the held-out accuracy at each checkpoint and, at the end, the accuracy on training items too, and the
+cross-entropy of the answer token among the labels given the exact caption (ln of the label count = no information
+taken from the reasoning).
+
+If even this stays near a constant answer, the method cannot be the reason: the base model cannot yet learn the
+rule from the reasoning within the step budget, and `bench/learning.py` will show no method reaching it.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make the project importable without installing it
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.learning import (
+    REPO,
+    BenchSettings,
+    _machine,
+    bench_parser,
+    checkpoint_curve,
+    pipeline_config,
+    quiet_model_folder,
+    write_results,
+)
+from bench.learning_tasks import get_task, task_records
+from rise.training.records import write_snapshot
+
+METHODS = {"lora": {}, "full": {"use_lora": False}}
+# Full fine-tuning moves every weight: a smaller step than LoRA's.
+FULL_LEARNING_RATE = 5e-4
+
+
+def answer_cross_entropy(model: str, adapter: str | None, task_name: str, seeds: range) -> dict[str, float]:
+    """Mean cross-entropy of the right label's first token among the labels' first tokens, and how often it is the
+    most likely, given image + prompt + the exact caption, teacher-forced up to `<answer`."""
+    import torch
+
+    from rise.modeling import load_model_and_processor
+    from rise.prompts import annotation_messages
+
+    task = get_task(task_name)
+    loaded, processor = load_model_and_processor(model, adapter=adapter, device="cpu", dtype="float32")
+    loaded.eval()
+    tokenizer = processor.tokenizer
+    first_tokens = [tokenizer.encode(">" + label, add_special_tokens=False)[0] for label in task.spec.labels]
+    losses, hits = [], 0
+    for seed in seeds:
+        item = task.make_item(seed)
+        reply = {"role": "assistant", "content": [{"type": "text", "text": f"<think>{item.caption}</think><answer"}]}
+        text = processor.apply_chat_template([*annotation_messages(task.spec), reply], tokenize=False)
+        text = text[: text.rindex("<answer") + len("<answer")]
+        with torch.no_grad():
+            logits = loaded(**processor(text=[text], images=[item.image], return_tensors="pt")).logits[0, -1]
+        log_probs = torch.log_softmax(logits[first_tokens], dim=-1)
+        right = task.spec.labels.index(item.answer)
+        losses.append(-float(log_probs[right]))
+        hits += int(int(log_probs.argmax()) == right)
+    return {"cross_entropy": round(sum(losses) / len(losses), 4), "accuracy": round(hits / len(losses), 4)}
+
+
+def run_method(method: str, model: str, work: Path, task_name: str, settings: BenchSettings) -> dict[str, Any]:
+    from rise.training.pipeline import run_pipeline
+
+    task = get_task(task_name)
+    data = work / "data"
+    if not data.exists():
+        records = task_records(task, settings.n_train, settings.n_eval, with_captions=True)
+        write_snapshot(data, task.spec, records, info={"benchmark_task": task.name, "reasoning": "exact captions"})
+    out = work / method
+    config = pipeline_config(model, data, out, settings, seed=0)
+    config.sft.max_steps = settings.steps
+    config.filter.min_selected = 0  # every item already has its reasoning
+    for name, value in METHODS[method].items():
+        setattr(config.sft, name, value)
+    if method == "full":
+        config.sft.learning_rate = FULL_LEARNING_RATE
+    started = time.perf_counter()
+    run_pipeline(config, ["filter", "sft"])
+    seconds = round(time.perf_counter() - started, 1)
+    curve = checkpoint_curve(model, data, out, ("filter", "sft"), settings)
+    final = out / "sft" / "final"
+    adapter, trained = (str(final), model) if METHODS[method].get("use_lora", True) else (None, str(final))
+    # Training items are seeds 0.. (task_records); held-out ones come from their own seed range.
+    train_seeds = range(min(settings.n_eval, settings.n_train))
+    return {
+        "train_seconds": seconds,
+        "learning_rate": config.sft.learning_rate,
+        "curve": [{"step": p["step"], "accuracy": p["metrics"]["accuracy"]} for p in curve],
+        "train_items": answer_cross_entropy(trained, adapter, task_name, train_seeds),
+    }
+
+
+def markdown_report(report: dict[str, Any]) -> str:
+    steps = sorted({p["step"] for r in report["methods"].values() for p in r["curve"]})
+    lines = [
+        "# Reasoning ceiling",
+        "",
+        f"Task `{report['task']}`, base model `{report['model']}`: SFT on image + prompt -> exact caption + answer "
+        f"for all {report['n_train']} training items, {report['steps']} steps, scored greedily on {report['n_eval']} "
+        f"held-out items. Made by `{report['command']}` in {report['total_minutes']} min on {report['machine']}.",
+        "",
+        "Held-out accuracy at each checkpoint:",
+        "",
+        "| method | " + " | ".join(str(s) for s in steps) + " |",
+        "|---" * (len(steps) + 1) + "|",
+    ]
+    for method, result in report["methods"].items():
+        by_step = {p["step"]: p["accuracy"] for p in result["curve"]}
+        lines.append(f"| {method} | " + " | ".join(f"{by_step.get(s, float('nan')):.2f}" for s in steps) + " |")
+    lines += [
+        "",
+        f"At the end, on {report['train_items']} training items, the answer token given the exact caption "
+        f"(cross-entropy among the labels; {report['uninformed_cross_entropy']:.3f} = nothing read from the "
+        "reasoning):",
+        "",
+        "| method | learning rate | cross-entropy | accuracy | training seconds |",
+        "|---|---|---|---|---|",
+    ]
+    base = report["base_train_items"]
+    lines.append(f"| base | – | {base['cross_entropy']:.3f} | {base['accuracy']:.2f} | – |")
+    for method, result in report["methods"].items():
+        items = result["train_items"]
+        lines.append(
+            f"| {method} | {result['learning_rate']:g} | {items['cross_entropy']:.3f} | {items['accuracy']:.2f} | "
+            f"{result['train_seconds']:.0f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot_report(report: dict[str, Any], path: Path) -> Path | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    figure, axes = plt.subplots(figsize=(6, 3.5))
+    for method, result in report["methods"].items():
+        axes.plot([p["step"] for p in result["curve"]], [p["accuracy"] for p in result["curve"]], "o-", label=method)
+    axes.set(xlabel="SFT steps", ylabel="held-out accuracy", title=f"{report['task']}: SFT on exact reasoning")
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = bench_parser(__doc__, "reasoning_ceiling")
+    parser.add_argument("--task", default="mood", help="a classification task of bench/learning_tasks.py")
+    parser.add_argument("--steps", type=int, default=240, help="SFT steps per method")
+    parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, from {', '.join(METHODS)}")
+    args = parser.parse_args(argv)
+    if not quiet_model_folder(args.model):
+        return 2
+    task = get_task(args.task)
+    if not task.spec.labels:
+        parser.error(f"{args.task} is not a classification task")
+    settings = BenchSettings.quick() if args.quick else BenchSettings(steps=args.steps, checkpoints=6, eval_batch=30)
+    if args.quick:
+        settings.steps = 2
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="rise-ceiling-"))
+    started = time.perf_counter()
+    model = str(Path(args.model).resolve())
+    train_items = min(settings.n_eval, settings.n_train)
+    report: dict[str, Any] = {
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": "python bench/reasoning_ceiling.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "model": str(Path(model).relative_to(REPO)) if Path(model).is_relative_to(REPO) else model,
+        "machine": _machine(),
+        "task": task.name,
+        "n_train": settings.n_train,
+        "n_eval": settings.n_eval,
+        "steps": settings.steps,
+        "train_items": train_items,
+        "uninformed_cross_entropy": math.log(len(task.spec.labels)),
+        "base_train_items": answer_cross_entropy(model, None, task.name, range(train_items)),
+        "methods": {},
+    }
+    for method in [m.strip() for m in args.methods.split(",") if m.strip()]:
+        print(f"{task.name}: SFT ({method}) on exact reasoning, {settings.steps} steps", flush=True)
+        report["methods"][method] = run_method(method, model, work, task.name, settings)
+    report["total_minutes"] = round((time.perf_counter() - started) / 60, 1)
+    write_results(out, "reasoning_ceiling", report, markdown_report(report), plot_report)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,30 @@
+"""The reasoning-ceiling diagnostic (`bench/reasoning_ceiling.py`) in its quick form on a tiny model: both ways of
+fine-tuning run through the real pipeline on exact captions, and the report, table and plot are written. Scores are
+not checked (an untrained tiny model learns nothing in two steps); the committed results come from the full run."""
+
+from __future__ import annotations
+
+import json
+import math
+
+from bench.learning_tasks import get_task, task_records
+from bench.reasoning_ceiling import main
+
+
+def test_every_training_item_carries_its_exact_caption_and_held_out_items_none():
+    records = task_records(get_task("mood"), 3, 2, with_captions=True)
+    assert [r.cot is not None for r in records] == [True, True, True, False, False]
+    assert records[0].cot.startswith("There ") and "objects" in records[0].cot or "object" in records[0].cot
+
+
+def test_quick_run_trains_lora_and_full_on_exact_reasoning_and_writes_the_report(tmp_path, tiny_model_dir):
+    out = tmp_path / "results"
+    assert main(["--quick", "--model", str(tiny_model_dir), "--out", str(out), "--task", "shape"]) == 0
+    report = json.loads((out / "reasoning_ceiling.json").read_text())
+    assert report["uninformed_cross_entropy"] == math.log(4) and set(report["methods"]) == {"lora", "full"}
+    for result in report["methods"].values():
+        assert result["curve"] and result["curve"][-1]["step"] == 2
+        assert result["train_items"]["cross_entropy"] > 0 and 0 <= result["train_items"]["accuracy"] <= 1
+    table = (out / "reasoning_ceiling.md").read_text()
+    assert "| lora |" in table and "| full |" in table and "| base |" in table
+    assert (out / "reasoning_ceiling.png").stat().st_size > 0
