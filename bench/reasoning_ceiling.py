@@ -1,7 +1,7 @@
 """How much of a task can fine-tuning teach the base model when its reasoning is perfect? The ceiling of RISE's SFT
 stage, which trains on reasoning + answer.
 
-    .venv/bin/python bench/reasoning_ceiling.py --out bench/results/reasoning-ceiling       # mood, LoRA and full
+    .venv/bin/python bench/reasoning_ceiling.py --out bench/results/reasoning-ceiling   # mood, LoRA and full: 16 min
     .venv/bin/python bench/reasoning_ceiling.py --task shape --steps 60 --methods lora
     .venv/bin/python bench/reasoning_ceiling.py --quick --model DIR --out /tmp/ceiling      # seconds; what tests run
 
@@ -37,6 +37,7 @@ from bench.learning import (
     bench_parser,
     checkpoint_curve,
     pipeline_config,
+    pyplot,
     quiet_model_folder,
     write_results,
 )
@@ -146,12 +147,9 @@ def markdown_report(report: dict[str, Any]) -> str:
 
 
 def plot_report(report: dict[str, Any], path: Path) -> Path | None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    """Held-out accuracy against SFT steps, one line per method; None without matplotlib."""
+    plt = pyplot()
+    if plt is None:
         return None
     figure, axes = plt.subplots(figsize=(6, 3.5))
     for method, result in report["methods"].items():
@@ -167,7 +165,7 @@ def plot_report(report: dict[str, Any], path: Path) -> Path | None:
 def main(argv: list[str] | None = None) -> int:
     parser = bench_parser(__doc__, "reasoning_ceiling")
     parser.add_argument("--task", default="mood", help="a classification task of bench/learning_tasks.py")
-    parser.add_argument("--steps", type=int, default=240, help="SFT steps per method")
+    parser.add_argument("--steps", type=int, default=120, help="SFT steps per method (the learning benchmark's)")
     parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, from {', '.join(METHODS)}")
     args = parser.parse_args(argv)
     if not quiet_model_folder(args.model):
