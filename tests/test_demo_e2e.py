@@ -91,10 +91,13 @@ def test_demo_reviews_retrains_and_serves_a_better_version(tmp_path, chromium_br
 
         page = chromium_browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(url)  # loopback: no login, the local admin reviews
-        page.locator("#project-select input").click()
-        page.get_by_role("option", name=re.compile(rf"^{PROJECT} ")).click()
         card = page.locator("#review-card")
         shown = re.compile(r"^Item #(\d+)$")
+        # As a user would, pick the project once the page has loaded (its first project's item is on screen): a pick
+        # made while the page load is still answering can be undone by it.
+        card.get_by_text(shown).first.wait_for(timeout=TIMEOUT_MS)
+        page.locator("#project-select input").click()
+        page.get_by_role("option", name=re.compile(rf"^{PROJECT} ")).click()
 
         def current_item() -> int:
             number = card.get_by_text(shown).first
