@@ -44,9 +44,8 @@ from bench.learning import (
 from bench.learning_tasks import get_task, task_records
 from rise.training.records import write_snapshot
 
-METHODS = {"lora": {}, "full": {"use_lora": False}}
-# Full fine-tuning moves every weight: a smaller step than LoRA's.
-FULL_LEARNING_RATE = 5e-4
+# Both at the learning benchmark's SFT learning rate, so the two differ only in what they train.
+METHODS = {"lora": {"use_lora": True}, "full": {"use_lora": False}}
 
 
 def answer_cross_entropy(model: str, adapter: str | None, task_name: str, seeds: range) -> dict[str, float]:
@@ -91,14 +90,12 @@ def run_method(method: str, model: str, work: Path, task_name: str, settings: Be
     config.filter.min_selected = 0  # every item already has its reasoning
     for name, value in METHODS[method].items():
         setattr(config.sft, name, value)
-    if method == "full":
-        config.sft.learning_rate = FULL_LEARNING_RATE
     started = time.perf_counter()
     run_pipeline(config, ["filter", "sft"])
     seconds = round(time.perf_counter() - started, 1)
     curve = checkpoint_curve(model, data, out, ("filter", "sft"), settings)
     final = out / "sft" / "final"
-    adapter, trained = (str(final), model) if METHODS[method].get("use_lora", True) else (None, str(final))
+    adapter, trained = (str(final), model) if METHODS[method]["use_lora"] else (None, str(final))
     # Training items are seeds 0.. (task_records); held-out ones come from their own seed range.
     train_seeds = range(min(settings.n_eval, settings.n_train))
     return {
