@@ -1,8 +1,8 @@
 """Does RISE teach the demo base model new labelling tasks better than its baselines? Same model, same data, same
 optimiser-step budget, three seeds.
 
-    .venv/bin/python bench/learning.py                      # all default tasks (mood: about 9 min a seed on 2 cores)
-    .venv/bin/python bench/learning.py --tasks mood --seeds 0 --out bench/results/learning-mood   # the committed run
+    .venv/bin/python bench/learning.py                      # all default tasks (mood: about 7 min a seed on 2 cores)
+    .venv/bin/python bench/learning.py --tasks mood --out bench/results/learning-mood   # the committed mood run
     .venv/bin/python bench/learning.py --tasks mood --seeds 0 --steps 12
     .venv/bin/python bench/learning.py --tasks odd-one-out,mood --reconstruction-input cot_only --out /tmp/cot-only
     .venv/bin/python bench/learning.py --quick --model DIR --out /tmp/learning   # seconds; what the tests run
