@@ -164,7 +164,9 @@ def sft_on_labels(model: str, data: Path, out: Path, bench: BenchSettings, seed:
     snapshot = load_snapshot(data)
     summary = train_sft(model, snapshot, config.baseline_sft, out / "baseline_sft", None)
     evaluation = EvalConfig(batch_size=bench.eval_batch, max_new_tokens=bench.eval_max_new_tokens)
-    report = evaluate_model(model, snapshot, evaluation, adapter=summary["final"], name="sft")
+    # A LoRA run's result is an adapter on `model`; a full fine-tune's is a whole model.
+    scored, adapter = (model, summary["final"]) if config.baseline_sft.use_lora else (summary["final"], None)
+    report = evaluate_model(scored, snapshot, evaluation, adapter=adapter, name="sft")
     return {"metrics": report["metrics"], "train_seconds": summary["seconds"], "steps": summary["steps"]}
 
 
