@@ -157,6 +157,7 @@ def sft_on_labels(model: str, data: Path, out: Path, bench: BenchSettings, seed:
     """SFT on the snapshot's trusted answers alone, the same steps as RISE in total; held-out metrics and seconds."""
     from rise.training.config import EvalConfig
     from rise.training.evaluate import evaluate_model
+    from rise.training.pipeline import trained_version
     from rise.training.records import load_snapshot
     from rise.training.sft import train_sft
 
@@ -164,9 +165,8 @@ def sft_on_labels(model: str, data: Path, out: Path, bench: BenchSettings, seed:
     snapshot = load_snapshot(data)
     summary = train_sft(model, snapshot, config.baseline_sft, out / "baseline_sft", None)
     evaluation = EvalConfig(batch_size=bench.eval_batch, max_new_tokens=bench.eval_max_new_tokens)
-    # A LoRA run's result is an adapter on `model`; a full fine-tune's is a whole model.
-    scored, adapter = (model, summary["final"]) if config.baseline_sft.use_lora else (summary["final"], None)
-    report = evaluate_model(scored, snapshot, evaluation, adapter=adapter, name="sft")
+    trained = trained_version(model, config.baseline_sft.use_lora, summary["final"])
+    report = evaluate_model(trained["model"], snapshot, evaluation, adapter=trained["adapter"], name="sft")
     return {"metrics": report["metrics"], "train_seconds": summary["seconds"], "steps": summary["steps"]}
 
 

@@ -189,7 +189,7 @@ def checkpoint_curve(
     after a full fine-tune."""
     from rise.training.config import EvalConfig
     from rise.training.evaluate import evaluate_model
-    from rise.training.pipeline import finished_stage
+    from rise.training.pipeline import finished_stage, trained_version
     from rise.training.records import load_snapshot
     from rise.training.trainer_setup import TRAINER_DIR
 
@@ -208,8 +208,10 @@ def checkpoint_curve(
             started_from = marker.get("model") if marker.get("adapter") else model
             for checkpoint in saved:
                 is_adapter = (checkpoint / "adapter_config.json").is_file()
-                scored, adapter = (started_from, str(checkpoint)) if is_adapter else (str(checkpoint), None)
-                report = evaluate_model(scored, snapshot, config, adapter=adapter, name=checkpoint.name)
+                scored = trained_version(started_from, is_adapter, str(checkpoint))
+                report = evaluate_model(
+                    scored["model"], snapshot, config, adapter=scored["adapter"], name=checkpoint.name
+                )
                 points.append({"step": offset + int(checkpoint.name.split("-")[1]), "metrics": report["metrics"]})
         offset += int(marker.get("steps") or 0)
     return points

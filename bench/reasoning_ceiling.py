@@ -91,18 +91,16 @@ def run_method(method: str, model: str, work: Path, task_name: str, settings: Be
     for name, value in METHODS[method].items():
         setattr(config.sft, name, value)
     started = time.perf_counter()
-    run_pipeline(config, ["filter", "sft"])
+    trained = run_pipeline(config, ["filter", "sft"])["sft"]  # its model, and its adapter after a LoRA run
     seconds = round(time.perf_counter() - started, 1)
     curve = checkpoint_curve(model, data, out, ("filter", "sft"), settings)
-    final = out / "sft" / "final"
-    adapter, trained = (str(final), model) if METHODS[method]["use_lora"] else (None, str(final))
     # Training items are seeds 0.. (task_records); held-out ones come from their own seed range.
     train_seeds = range(min(settings.n_eval, settings.n_train))
     return {
         "train_seconds": seconds,
         "learning_rate": config.sft.learning_rate,
         "curve": [{"step": p["step"], "accuracy": p["metrics"]["accuracy"]} for p in curve],
-        "train_items": answer_cross_entropy(trained, adapter, task_name, train_seeds),
+        "train_items": answer_cross_entropy(trained["model"], trained["adapter"], task_name, train_seeds),
     }
 
 

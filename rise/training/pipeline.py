@@ -80,7 +80,7 @@ def _trained_model(stage_summary: dict[str, Any]) -> tuple[str, str | None]:
     return stage_summary["model"], stage_summary.get("adapter")
 
 
-def _output(start_model: str, use_lora: bool, final: str) -> dict[str, Any]:
+def trained_version(start_model: str, use_lora: bool, final: str) -> dict[str, Any]:
     """The model version a training stage produced: its adapter on the model it started from, or a whole model."""
     return {"model": start_model, "adapter": final} if use_lora else {"model": final, "adapter": None}
 
@@ -92,7 +92,7 @@ def _run_rise_cot(config: PipelineConfig, snapshot: Snapshot, stage_dir: Path) -
     from rise.training.rise_cot import train_rise_cot
 
     summary = train_rise_cot(config.model, snapshot, config.rise_cot, stage_dir)
-    return {**summary, **_output(config.model, config.rise_cot.use_lora, summary["final"])}
+    return {**summary, **trained_version(config.model, config.rise_cot.use_lora, summary["final"])}
 
 
 def _run_filter(config: PipelineConfig, snapshot: Snapshot, stage_dir: Path) -> dict[str, Any]:
@@ -111,7 +111,7 @@ def _run_sft(config: PipelineConfig, snapshot: Snapshot, stage_dir: Path) -> dic
     _require_finished(Path(config.output_dir), "filter", "sft")
     selected = read_selected(Path(config.output_dir) / "filter")
     summary = train_sft(config.model, snapshot, config.sft, stage_dir, selected)
-    return {**summary, **_output(config.model, config.sft.use_lora, summary["final"])}
+    return {**summary, **trained_version(config.model, config.sft.use_lora, summary["final"])}
 
 
 def _run_rft(config: PipelineConfig, snapshot: Snapshot, stage_dir: Path) -> dict[str, Any]:
@@ -122,21 +122,21 @@ def _run_rft(config: PipelineConfig, snapshot: Snapshot, stage_dir: Path) -> dic
         model, adapter = _trained_model(_require_finished(Path(config.output_dir), "sft", "rft"))
     summary = train_rft(model, snapshot, config.rft, stage_dir, adapter=adapter)
     # Continuing the SFT adapter keeps the result one adapter on the base model.
-    return {**summary, **_output(model, adapter is not None or config.rft.use_lora, summary["final"])}
+    return {**summary, **trained_version(model, adapter is not None or config.rft.use_lora, summary["final"])}
 
 
 def _run_baseline_sft(config: PipelineConfig, snapshot: Snapshot, stage_dir: Path) -> dict[str, Any]:
     from rise.training.sft import train_sft
 
     summary = train_sft(config.model, snapshot, config.baseline_sft, stage_dir, None)
-    return {**summary, **_output(config.model, config.baseline_sft.use_lora, summary["final"])}
+    return {**summary, **trained_version(config.model, config.baseline_sft.use_lora, summary["final"])}
 
 
 def _run_visual_rft(config: PipelineConfig, snapshot: Snapshot, stage_dir: Path) -> dict[str, Any]:
     from rise.training.rft import train_rft
 
     summary = train_rft(config.model, snapshot, config.visual_rft, stage_dir)
-    return {**summary, **_output(config.model, config.visual_rft.use_lora, summary["final"])}
+    return {**summary, **trained_version(config.model, config.visual_rft.use_lora, summary["final"])}
 
 
 def _evaluate_versions(
