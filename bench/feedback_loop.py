@@ -2,7 +2,7 @@
 the human-feedback reward against SFT on the corrected labels, and how many verdicts each needs to come within 5
 points of an oracle trained on every training item's ground truth.
 
-    .venv/bin/python bench/feedback_loop.py --steps 48     # the committed mood run (bench/results/feedback_loop.*)
+    .venv/bin/python bench/feedback_loop.py --steps 240  # the committed run, 20 min (bench/results/feedback_loop.*)
     .venv/bin/python bench/feedback_loop.py --task mood --rounds 3 --verdicts 16
     .venv/bin/python bench/feedback_loop.py --quick --model DIR --out /tmp/loop   # seconds; what the tests run
 
