@@ -174,15 +174,11 @@ def sft_on_labels(model: str, data: Path, out: Path, bench: BenchSettings, seed:
 
 
 def rise_on_labels(model: str, data: Path, out: Path, bench: BenchSettings, seed: int) -> dict[str, Any]:
-    """RISE's stages on a snapshot, as the learning benchmark runs them; held-out metrics and training seconds."""
+    """RISE's stages on a snapshot, as the learning benchmark runs them; the held-out metrics."""
     from rise.training.pipeline import run_pipeline
 
-    started = time.perf_counter()
     results = run_pipeline(pipeline_config(model, data, out, bench, seed), "all")
-    return {
-        "metrics": results["evaluate"]["reports"]["rise"]["metrics"],
-        "seconds": round(time.perf_counter() - started, 1),
-    }
+    return results["evaluate"]["reports"]["rise"]["metrics"]
 
 
 def oracle_snapshot(
@@ -241,7 +237,7 @@ def run_loop(task: BenchTask, model: str, work: Path, settings: LoopSettings, be
         )
         oracles = {
             "sft": sft_on_labels(model, oracle_data, work / "oracle", bench, settings.seed)["metrics"],
-            "rise": rise_on_labels(model, oracle_data, work / "oracle", bench, settings.seed)["metrics"],
+            "rise": rise_on_labels(model, oracle_data, work / "oracle", bench, settings.seed),
         }
         print(
             f"  oracle (every training item's ground truth): SFT {_score(oracles['sft'], task)}, "
