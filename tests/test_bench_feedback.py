@@ -7,18 +7,26 @@ from __future__ import annotations
 import json
 from types import SimpleNamespace
 
+import pytest
+
 from bench.feedback_loop import SimulatedReviewer, main, verdicts_to_reach
 from bench.learning_tasks import TASKS
 
 
 def test_quick_loop_reviews_retrains_and_reports(tmp_path, tiny_model_dir):
     out = tmp_path / "results"
-    assert main(["--quick", "--model", str(tiny_model_dir), "--out", str(out), "--work", str(tmp_path / "w")]) == 0
+    work = tmp_path / "w"
+    options = ["--quick", "--model", str(tiny_model_dir), "--out", str(out), "--work", str(work), "--seeds", "0,1"]
+    assert main(options) == 0
     report = json.loads((out / "feedback_loop.json").read_text())
     (row,) = report["rounds"]
     assert row["verdicts"] == 4 and sum(row["verdict_counts"].values()) == 4
     assert "error" not in row and row["rise"]["items"] == report["held_out"] > 0  # the worker registered a version
     assert row["sft"]["items"] == report["held_out"]  # the baseline is scored on the same held-out items
+    # every score is the mean over both training seeds: the worker's job is seed 0, seed 1 retrains on its snapshot
+    for metrics in (row["rise"], row["sft"], *report["oracles"].values()):
+        assert len(metrics["seeds"]) == 2 and metrics["accuracy"] == pytest.approx(sum(metrics["seeds"]) / 2)
+    assert (work / "round-1" / "rise-seed-1" / "evaluate" / "rise.json").is_file()
     # the oracles too, trained on every training item's ground truth; the better one is the target
     assert {key: o["items"] for key, o in report["oracles"].items()} == {
         "sft": report["held_out"],
