@@ -60,6 +60,69 @@ def _token_texts(tokenizer: Any) -> tuple[dict[str, list[int]], int]:
     return cached
 
 
+def _listed_answers(labels: Sequence[str]) -> tuple[str, ...]:
+    """Each label's whole answer as the constraint spells it: from the reasoning's closing ">" to `</answer>`."""
+    return tuple(f">{ANSWER_OPEN}{label}{ANSWER_CLOSE}" for label in labels)
+
+
+def _answer_start(tokenizer: Any, generated: Sequence[int]) -> str | None:
+    """The answer text already written when the newest of the `generated` tokens close the reasoning or open the
+    answer; None before that."""
+    if len(generated) == 0:
+        return None
+    tail = tokenizer.decode(list(generated[-_MARKER_WINDOW:]), skip_special_tokens=True)
+    opened, closed = tail.rfind(ANSWER_OPEN), tail.rfind(THINK_CLOSE_STEM)
+    if opened >= 0 and opened > closed:
+        return f">{tail[opened:]}"
+    if closed >= 0:
+        return tail[closed + len(THINK_CLOSE_STEM) :]
+    return None
+
+
+def _allowed(
+    written: str, answers: tuple[str, ...], ids_by_text: dict[str, list[int]], longest: int, end_ids: Sequence[int]
+) -> list[int]:
+    """Every token that continues `written` towards one of the `answers`, or ends it where it is one."""
+    allowed: set[int] = set()
+    for answer in answers:
+        if answer == written:
+            allowed.update(end_ids)
+        elif answer.startswith(written):
+            rest = answer[len(written) :]
+            for length in range(1, min(len(rest), longest) + 1):
+                allowed.update(ids_by_text.get(rest[:length], ()))
+    return sorted(allowed)
+
+
+def allowed_tokens_per_position(
+    tokenizer: Any,
+    labels: Sequence[str],
+    completion_ids: Sequence[int],
+    *,
+    end_ids: Collection[int],
+    answer_first: bool = False,
+) -> list[list[int] | None]:
+    """For each token of a completion, the tokens `LabelAnswerConstraint` would allow in its place had the model
+    written the completion's earlier tokens; None where the answer is free (the reasoning) or the text has left
+    every listed answer. Training on the logits restricted to these sets fits the distribution the app decodes
+    answers from: the choice among the labels, not the spelling of a label the model has never seen."""
+    ids_by_text, longest = _token_texts(tokenizer)
+    answers, ends = _listed_answers(labels), sorted(end_ids)
+    written: str | bool | None = ">" if answer_first else None
+    result: list[list[int] | None] = []
+    for position, token in enumerate(completion_ids):
+        if written is None:
+            written = _answer_start(tokenizer, completion_ids[:position])
+        allowed = _allowed(written, answers, ids_by_text, longest, ends) if isinstance(written, str) else []
+        if not allowed or token not in allowed:
+            written = False if isinstance(written, str) else written
+            result.append(None)
+            continue
+        result.append(allowed)
+        written = False if token in ends else f"{written}{tokenizer.decode([token])}"
+    return result
+
+
 class LabelAnswerConstraint(LogitsProcessor):
     """A `transformers` logits processor for one `generate` call: after the reasoning, only a listed answer.
 
@@ -84,7 +147,7 @@ class LabelAnswerConstraint(LogitsProcessor):
         self.tokenizer = tokenizer
         self._ids_by_text, self._longest = _token_texts(tokenizer)
         self._answers = [
-            None if labels is None else tuple(f">{ANSWER_OPEN}{label}{ANSWER_CLOSE}" for label in labels)
+            None if labels is None else _listed_answers(labels)
             for labels in labels_per_prompt
             for _ in range(samples_per_prompt)
         ]
@@ -96,30 +159,6 @@ class LabelAnswerConstraint(LogitsProcessor):
             ">" if answer_first and answers else None for answers in self._answers
         ]
         self._masked = [False] * len(self._answers)  # whether the row's last token was picked under the mask
-
-    def _answer_start(self, row: torch.Tensor, prompt_length: int) -> str | None:
-        """The answer text already written when the row's newest tokens close the reasoning or open the answer."""
-        generated = row[prompt_length:]
-        if len(generated) == 0:
-            return None
-        tail = self.tokenizer.decode(generated[-_MARKER_WINDOW:].tolist(), skip_special_tokens=True)
-        opened, closed = tail.rfind(ANSWER_OPEN), tail.rfind(THINK_CLOSE_STEM)
-        if opened >= 0 and opened > closed:
-            return f">{tail[opened:]}"
-        if closed >= 0:
-            return tail[closed + len(THINK_CLOSE_STEM) :]
-        return None
-
-    def _allowed(self, written: str, answers: tuple[str, ...]) -> list[int]:
-        allowed: set[int] = set()
-        for answer in answers:
-            if answer == written:
-                allowed.update(self._end_ids)
-            elif answer.startswith(written):
-                rest = answer[len(written) :]
-                for length in range(1, min(len(rest), self._longest) + 1):
-                    allowed.update(self._ids_by_text.get(rest[:length], ()))
-        return sorted(allowed)
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         if input_ids.shape[0] != len(self._answers):
@@ -139,10 +178,10 @@ class LabelAnswerConstraint(LogitsProcessor):
                     continue
                 written = f"{written}{self.tokenizer.decode([last])}"
             elif written is None:
-                written = self._answer_start(input_ids[row], self._prompt_length)
+                written = _answer_start(self.tokenizer, input_ids[row, self._prompt_length :].tolist())
                 if written is None:
                     continue
-            allowed = self._allowed(written, answers)
+            allowed = _allowed(written, answers, self._ids_by_text, self._longest, self._end_ids)
             if not allowed:  # text no answer continues (e.g. "<answer>[" in one token): leave the row free
                 self._written[row], self._masked[row] = False, False
                 continue

@@ -23,7 +23,7 @@ from rise.demo_model.card import rebuild_command, rewrite_metrics_section
 from rise.demo_model.examples import KINDS, make_example
 from rise.demo_model.label_lists import WORDS, attribute_values, defined_label_task, is_held_out, random_labels
 from rise.demo_model.metrics import caption_scores, evaluate_perception, parse_caption, recall_at
-from rise.demo_model.train import learning_rate_at, max_objects_at, training_batch
+from rise.demo_model.train import _accumulate_gradients, learning_rate_at, max_objects_at, training_batch
 from rise.demo_model.vision_targets import COLOUR_CLASSES, SHAPE_CLASSES, CellHead, cell_targets, stack_targets
 from rise.parsing import parse_completion
 from rise.prompts import annotation_messages
@@ -152,6 +152,24 @@ class TestBatching:
         completion_tokens = int((a["labels"] != IGNORE_INDEX).sum())
         # The completion sits at the same positions (the same distance from the image) with or without the text.
         assert torch.equal(a["position_ids"][:, 0, -completion_tokens:], b["position_ids"][:, 0, -completion_tokens:])
+
+    def test_answer_choices_cover_a_listed_answer_only_and_lower_its_loss(self, tiny_model):
+        model, processor = tiny_model
+        examples = [make_example("classification", [7, i]) for i in range(3)] + [make_example("detection", 3)]
+        examples.append(
+            make_example("reconstruction", next(i for i in range(50) if make_example("reconstruction", i).spec.labels))
+        )
+        batch = BatchEncoder(processor, answer_choices=True).encode(examples)
+        choices = batch["answer_choices"]
+        assert {row for row, _, _ in choices} == {0, 1, 2, 4}  # not the detection answer
+        for row, position, ids in choices:
+            assert int(batch["labels"][row, position]) in ids and len(ids) < len(processor.tokenizer)
+        # The answer's tokens, and the end of the turn after it, all in the choices; nothing of the reasoning.
+        completion = processor.tokenizer(examples[0].completion[examples[0].completion.index("</think>") :])
+        assert len(completion["input_ids"]) <= sum(row == 0 for row, _, _ in choices) + 1
+        plain = _accumulate_gradients(model, BatchEncoder(processor), examples, micro_batches=1)
+        restricted = _accumulate_gradients(model, BatchEncoder(processor, answer_choices=True), examples, 1)
+        assert np.isfinite(restricted) and restricted < plain  # the listed answers compete only with each other
 
     def test_text_only_example_has_plain_positions(self):
         positions = rope_positions([5, 6, 7], image_token_id=9, grid_thw=None, merge_size=2)
@@ -283,13 +301,15 @@ def test_cli_builds_a_demo_model(tmp_path):
     out = tmp_path / "cli-demo"
     result = CliRunner().invoke(
         cli,
-        ["model", "build-demo", str(out), "--steps", "2", "--batch-size", "2", "--eval-images", "0", "--threads", "1"],
+        ["model", "build-demo", str(out), "--steps", "2", "--batch-size", "2", "--eval-images", "0", "--threads", "1"]
+        + ["--label-choice-loss", "--mix", "classification=1"],
         env={"COLUMNS": "200", "NO_COLOR": "1"},
         catch_exceptions=False,
     )
     assert result.exit_code == 0, result.output
     assert "Trained" in result.output and (out / "model.safetensors").is_file()
-    assert "rise model build-demo" in (out / "README.md").read_text()
+    card = (out / "README.md").read_text()
+    assert "rise model build-demo" in card and "--label-choice-loss" in card
 
 
 def test_training_goes_on_from_a_model_folder_and_the_card_keeps_every_command(tmp_path):

@@ -15,7 +15,7 @@ from app.services.imports import import_paths
 from app.services.projects import create_project
 from db.crud.predictions import list_predictions
 from rise.annotate import AnnotationInput, GenerationSettings, annotate_images
-from rise.label_constraint import LabelAnswerConstraint, constrained_labels
+from rise.label_constraint import LabelAnswerConstraint, allowed_tokens_per_position, constrained_labels
 from rise.modeling import load_model_and_processor
 from rise.synthetic import generate_scene_for_rule, get_rule
 from rise.tasks import TaskSpec, TaskType
@@ -92,6 +92,41 @@ def test_the_reasoning_is_left_alone(tokenizer):
     after = constraint(torch.tensor([closed, closed]), scores.clone())
     assert torch.isinf(after[0]).sum() > len(tokenizer) - 10  # the labelled row: a handful of tokens left
     assert torch.equal(after[1], scores[1])  # the row without labels stays free
+
+
+@pytest.mark.parametrize(
+    ("completion", "answer_first"),
+    [
+        ("<think>There is one object. A small red circle.</think><answer>zorpa</answer>", False),
+        ("<answer>kelmi</answer>", True),
+        ("<think>One object.</think><answer>zor</answer>", False),  # leaves every listed answer halfway
+    ],
+)
+def test_allowed_tokens_per_position_are_what_the_constraint_allows_as_the_completion_is_written(
+    tokenizer, completion, answer_first
+):
+    labels = ("zorpa", "kelmi", "balanced")
+    completion_ids = [*tokenizer.encode(completion, add_special_tokens=False), END_ID]
+    per_position = allowed_tokens_per_position(
+        tokenizer, labels, completion_ids, end_ids={END_ID}, answer_first=answer_first
+    )
+    ids = tokenizer.encode("Which label?", add_special_tokens=False)
+    constraint = LabelAnswerConstraint(tokenizer, [labels], end_ids={END_ID}, answer_first=answer_first)
+    constrained = 0
+    for token, allowed in zip(completion_ids, per_position, strict=True):
+        scores = constraint(torch.tensor([ids]), torch.zeros(1, len(tokenizer)))
+        masked = bool(torch.isinf(scores).any())
+        if masked and token not in torch.isfinite(scores[0]).nonzero().flatten().tolist():
+            break  # the completion left every listed answer; teacher forcing beyond that is not generation
+        assert allowed == (torch.isfinite(scores[0]).nonzero().flatten().tolist() if masked else None)
+        constrained += allowed is not None
+        ids.append(token)
+    answer_tokens = len(tokenizer.encode(completion[completion.index("<answer>") :], add_special_tokens=False))
+    if "zor<" in completion:
+        assert 0 < constrained < answer_tokens and per_position[-1] is None
+    else:
+        assert constrained >= answer_tokens  # every token of the answer, and the end after it
+        assert per_position[-1] == [END_ID]
 
 
 def test_only_single_label_classification_is_constrained():

@@ -58,6 +58,12 @@ def build_demo_model(
         help="Weight of the auxiliary loss that puts each image token's place and its object's box into the decoder "
         "(better boxes); 0 turns it off.",
     ),
+    label_choice_loss: bool = typer.Option(
+        False,
+        "--label-choice-loss",
+        help="Train classification answers on the choice among the listed labels, as the app decodes them "
+        "(the logits its label constraint leaves), instead of on spelling each label.",
+    ),
 ) -> None:
     """Train a small Qwen2-VL from scratch on synthetic scenes, for perception only: captions (each object's colour,
     shape, size and coarse position), detection and grounding of named objects, in the app's prompt formats. Prints
@@ -78,6 +84,7 @@ def build_demo_model(
             **extra,
             curriculum_steps=curriculum_steps,
             position_loss_weight=position_loss_weight,
+            label_choice_loss=label_choice_loss,
             max_minutes=minutes,
             max_steps=steps,
             batch_size=batch_size,
@@ -103,6 +110,7 @@ def build_demo_model(
     options += ["--learning-rate", f"{learning_rate:g}", "--seed", str(seed), "--eval-images", str(eval_images)]
     options += ["--threads", str(threads)] if threads else []
     options += ["--curriculum-steps", str(curriculum_steps), "--position-loss-weight", f"{position_loss_weight:g}"]
+    options += ["--label-choice-loss"] if label_choice_loss else []
     options += ["--mix", mix] if mix else []
     options += ["--continue-from", str(continue_from)] if continue_from else []
     command = "rise model " + shlex.join(["build-demo", str(out_dir), *options])

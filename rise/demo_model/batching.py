@@ -14,10 +14,14 @@ from typing import Any
 import torch
 
 from rise.demo_model.examples import PerceptionExample
+from rise.label_constraint import allowed_tokens_per_position, constrained_labels
 
 IMAGE_PAD = "<|image_pad|>"
 END_OF_TURN = "<|im_end|>"
 IGNORE_INDEX = -100  # label value the loss skips: prompt and padding tokens
+# The example kinds whose answer the app decodes from the task's labels: an annotation after its reasoning, and a
+# reconstruction, which is the answer alone.
+LABEL_ANSWER_KINDS = {"classification": False, "reconstruction": True}  # kind -> the answer comes first
 
 
 @dataclass
@@ -26,6 +30,8 @@ class EncodedExample:
     labels: list[int]
     position_ids: torch.Tensor  # (3, length)
     image_index: int | None  # position of its image in the batch's image list
+    # Label positions of a listed answer's tokens, each with the tokens the app's label constraint allows there.
+    answer_choices: dict[int, list[int]]
 
 
 def rope_positions(
@@ -65,9 +71,12 @@ class BatchEncoder:
         processor: the model's processor (tokenizer, image processor and chat template).
         max_length (`int`): longer examples are cut at the end (their completion loses its tail); the synthetic
             examples are well under the default.
+        answer_choices (`bool`): also give, for each token of a classification answer, the tokens the app's label
+            constraint would allow there (`answer_choices` in the batch), so the loss can fit the choice among the
+            labels as the app decodes it.
     """
 
-    def __init__(self, processor: Any, max_length: int = 1024):
+    def __init__(self, processor: Any, max_length: int = 1024, answer_choices: bool = False):
         self.processor = processor
         self.tokenizer = processor.tokenizer
         self.image_processor = processor.image_processor
@@ -75,6 +84,21 @@ class BatchEncoder:
         self.pad_id = self.tokenizer.pad_token_id
         self.merge_size = int(self.image_processor.merge_size)
         self.max_length = max_length
+        self.answer_choices = answer_choices
+        self.end_of_turn_id = self.tokenizer.convert_tokens_to_ids(END_OF_TURN)
+
+    def _answer_choices(
+        self, example: PerceptionExample, completion_ids: list[int], start: int
+    ) -> dict[int, list[int]]:
+        """Where the app would decode `example`'s completion from a label list: label position -> allowed tokens."""
+        labels = constrained_labels(example.spec)
+        if not self.answer_choices or labels is None or example.kind not in LABEL_ANSWER_KINDS:
+            return {}
+        allowed = allowed_tokens_per_position(
+            self.tokenizer, labels, completion_ids, end_ids={self.end_of_turn_id},
+            answer_first=LABEL_ANSWER_KINDS[example.kind],
+        )  # fmt: skip
+        return {start + i: ids for i, ids in enumerate(allowed) if ids is not None and start + i < self.max_length}
 
     def _prompt_text(self, messages: list[dict]) -> str:
         return self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
@@ -92,9 +116,10 @@ class BatchEncoder:
         gap = len(tokenize(elide, add_special_tokens=False)["input_ids"])
         return before + after, len(before), gap
 
-    def encode(self, examples: list[PerceptionExample]) -> dict[str, torch.Tensor]:
-        """A right-padded batch: input_ids, attention_mask, labels, position_ids, mm_token_type_ids and, when any
-        example has an image, pixel_values and image_grid_thw."""
+    def encode(self, examples: list[PerceptionExample]) -> dict[str, Any]:
+        """A right-padded batch: input_ids, attention_mask, labels, position_ids, mm_token_type_ids, with
+        `answer_choices` the list of (row, label position, allowed token ids) and, when any example has an image,
+        pixel_values and image_grid_thw."""
         images = [e.image for e in examples if e.image is not None]
         vision: dict[str, torch.Tensor] = {}
         if images:
@@ -115,11 +140,12 @@ class BatchEncoder:
             labels = ([IGNORE_INDEX] * len(prompt_ids) + completion_ids)[: self.max_length]
             positions = rope_positions(ids, self.image_token_id, grid, self.merge_size)
             positions[:, gap_at:] += gap
-            encoded.append(EncodedExample(ids, labels, positions, image_index if grid else None))
+            choices = self._answer_choices(example, completion_ids, len(prompt_ids))
+            encoded.append(EncodedExample(ids, labels, positions, image_index if grid else None, choices))
             image_index += grid is not None
         return self._pad(encoded, vision)
 
-    def _pad(self, encoded: list[EncodedExample], vision: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def _pad(self, encoded: list[EncodedExample], vision: dict[str, torch.Tensor]) -> dict[str, Any]:
         length = max(len(e.input_ids) for e in encoded)
         size = (len(encoded), length)
         input_ids = torch.full(size, self.pad_id, dtype=torch.long)
@@ -132,13 +158,17 @@ class BatchEncoder:
             labels[row, :n] = torch.tensor(example.labels)
             attention[row, :n] = 1
             positions[:, row, :n] = example.position_ids
-        batch = {
+        batch: dict[str, Any] = {
             "input_ids": input_ids,
             "attention_mask": attention,
             "labels": labels,
             "position_ids": positions,
             "mm_token_type_ids": (input_ids == self.image_token_id).long(),
         }
+        if self.answer_choices:  # not a model input: the loss pops it
+            batch["answer_choices"] = [
+                (row, position, ids) for row, e in enumerate(encoded) for position, ids in e.answer_choices.items()
+            ]
         if vision:
             batch["pixel_values"] = vision["pixel_values"]
             batch["image_grid_thw"] = vision["image_grid_thw"]

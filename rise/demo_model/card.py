@@ -136,6 +136,12 @@ def write_model_card(out_dir: Path, result: dict[str, Any]) -> Path:
         for run in reversed(earlier)
         if run.get("training") and run.get("config")
     )
+    choice_loss = (
+        " (a classification answer's tokens on the logits the app's label constraint leaves, "
+        "`rise.label_constraint`: the choice among the listed labels as the app decodes it)"
+        if config.get("label_choice_loss")
+        else ""
+    )
     text = f"""# RISE Annotate demo base model
 
 A {result["parameters"] / 1e6:.1f} M-parameter Qwen2-VL-architecture model (`Qwen2VLForConditionalGeneration`),
@@ -182,8 +188,8 @@ reading order.
 
 ## Training
 
-Supervised learning of the completion tokens plus two auxiliary losses on linear heads over the image tokens
-(`rise.demo_model.vision_targets`; the heads are not part of the saved model). With weight
+Supervised learning of the completion tokens{choice_loss} plus two auxiliary losses on linear heads over the image
+tokens (`rise.demo_model.vision_targets`; the heads are not part of the saved model). With weight
 {config["vision_loss_weight"]:g}, one names the colour and shape of the object in each merged image token's cell
 (trained on captions alone, the from-scratch vision tower kept where objects were but lost their colour). With
 weight {config.get("position_loss_weight", 0):g}, the other reads the decoder's hidden state halfway up at each image

@@ -50,7 +50,7 @@ class DemoModelConfig:
     > Training
 
     max_steps / max_minutes / batch_size / learning_rate / min_lr_ratio / warmup_steps / weight_decay / grad_clip /
-    curriculum_steps / vision_loss_weight / position_loss_weight / mix / seed / threads
+    curriculum_steps / vision_loss_weight / position_loss_weight / label_choice_loss / mix / seed / threads
 
     > Evaluation
 
@@ -106,6 +106,14 @@ class DemoModelConfig:
             "help": "Weight of the auxiliary loss that has the decoder's hidden state at each image token, "
             "halfway up, give the token's cell centre and the box of the object covering it "
             "(rise.demo_model.vision_targets); 0 leaves boxes to the answers alone."
+        },
+    )
+    label_choice_loss: bool = field(
+        default=False,
+        metadata={
+            "help": "Train a classification answer's tokens on the logits the app's label constraint leaves "
+            "(rise.label_constraint): the choice among the listed labels as the app decodes it, instead of the "
+            "spelling of labels the model has never seen."
         },
     )
     mix: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_MIX), metadata={"help": "Example kinds."})
@@ -211,12 +219,15 @@ def _accumulate_gradients(
     total = 0.0
     for group, batch in zip(groups, batches, strict=True):
         labels = batch.pop("labels")
+        choices = batch.pop("answer_choices", [])
         outputs = model.model(**batch, output_hidden_states=head is not None)
         hidden = outputs.last_hidden_state[:, :-1]
         targets = labels[:, 1:]
         keep = targets != IGNORE_INDEX
         # The vocabulary projection only where there is a target: a tenth of the compute saved on prompt tokens.
         logits = model.lm_head(hidden[keep])
+        if choices:
+            logits = logits + _choice_mask(choices, keep, logits.shape[-1])
         # Summed here and divided by the whole batch's token count, so every token weighs the same whatever its
         # micro-batch.
         loss = torch.nn.functional.cross_entropy(logits, targets[keep], reduction="sum") / total_tokens
@@ -227,6 +238,22 @@ def _accumulate_gradients(
             loss = loss + share * _cell_loss(model, head, outputs, group, batch, encoder.image_token_id, weights)
         loss.backward()
     return total
+
+
+def _choice_mask(choices: list[tuple[int, int, list[int]]], keep: torch.Tensor, vocab: int) -> torch.Tensor:
+    """An additive logit mask over the target tokens `keep` selects: -inf on every token the label constraint rules
+    out at a listed answer's positions (`choices`: row, label position, allowed ids), 0 elsewhere. There the loss
+    becomes the cross-entropy of the distribution the app decodes answers from."""
+    index = keep.flatten().cumsum(0) - 1  # each kept target's row in logits (kept targets in row-major order)
+    mask = torch.zeros(int(keep.sum()), vocab)
+    width = keep.shape[1]
+    for row, position, ids in choices:
+        target = position - 1  # the token at label position p is predicted from the hidden state at p - 1
+        if 0 <= target < width and keep[row, target]:
+            k = int(index[row * width + target])
+            mask[k] = float("-inf")
+            mask[k, ids] = 0.0
+    return mask
 
 
 def _cell_loss(
@@ -263,7 +290,7 @@ def train_loop(
     """Train `model` in place; returns the run's statistics (steps, seconds, examples per second, last loss)."""
     if config.threads:
         torch.set_num_threads(config.threads)
-    encoder = BatchEncoder(processor)
+    encoder = BatchEncoder(processor, answer_choices=config.label_choice_loss)
     with_head = config.vision_loss_weight > 0 or config.position_loss_weight > 0
     head = CellHead(model.config.text_config.hidden_size) if with_head else None
     optimizer = _optimizer(model, config, head)
