@@ -23,6 +23,7 @@ from rise.demo_model.card import rebuild_command, rewrite_metrics_section
 from rise.demo_model.examples import KINDS, make_example
 from rise.demo_model.label_lists import WORDS, attribute_values, defined_label_task, is_held_out, random_labels
 from rise.demo_model.metrics import caption_scores, evaluate_perception, parse_caption, recall_at
+from rise.demo_model.recall import recall_question
 from rise.demo_model.train import _accumulate_gradients, learning_rate_at, max_objects_at, training_batch
 from rise.demo_model.vision_targets import COLOUR_CLASSES, SHAPE_CLASSES, CellHead, cell_targets, stack_targets
 from rise.parsing import parse_completion
@@ -116,6 +117,25 @@ class TestExamples:
     def test_unknown_kind_is_refused_with_the_choices(self):
         with pytest.raises(ValueError, match="choose from"):
             make_example("segmentation", 0)
+
+    def test_recall_questions_ask_for_names_the_prompt_gives(self):
+        rng = np.random.default_rng(3)
+        for _ in range(60):
+            prompt, answer = recall_question(rng, "lookup")
+            *table, asked = prompt.splitlines()
+            values = dict(line.rstrip(".").split(": ") for line in table)
+            assert values[asked.rstrip(":")] == answer and len(set(values.values())) == len(values)
+            prompt, answer = recall_question(rng, "repeat", held_out=True)
+            assert prompt.endswith(f"{answer}.") and all(is_held_out(name) for name in answer.split(", "))
+
+    def test_recall_examples_are_text_only_and_train_on_the_names(self, tiny_model):
+        _, processor = tiny_model
+        examples = [make_example("recall", [2, i]) for i in range(6)]
+        assert all(e.image is None and e.completion in e.messages[0]["content"][0]["text"] for e in examples)
+        batch = BatchEncoder(processor, answer_choices=True).encode(examples)
+        assert "pixel_values" not in batch and not batch["answer_choices"]
+        row = batch["labels"][0][batch["labels"][0] != IGNORE_INDEX]
+        assert processor.tokenizer.decode(row).startswith(examples[0].completion)
 
 
 class TestBatching:

@@ -91,8 +91,10 @@ class BatchEncoder:
         self, example: PerceptionExample, completion_ids: list[int], start: int
     ) -> dict[int, list[int]]:
         """Where the app would decode `example`'s completion from a label list: label position -> allowed tokens."""
+        if not self.answer_choices or example.kind not in LABEL_ANSWER_KINDS or example.spec is None:
+            return {}
         labels = constrained_labels(example.spec)
-        if not self.answer_choices or labels is None or example.kind not in LABEL_ANSWER_KINDS:
+        if labels is None:
             return {}
         allowed = allowed_tokens_per_position(
             self.tokenizer, labels, completion_ids, end_ids={self.end_of_turn_id},

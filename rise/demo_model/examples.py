@@ -14,6 +14,7 @@ form the app parses. What it is taught is perception only:
 | classification | annotate, a fresh made-up label list (`rise.demo_model.label_lists`) | caption + a label from it |
 | reasoning | RISE-CoT reasoning prompt (image + answer) | `<think>caption</think>` |
 | reconstruction | reconstruction prompt (scrubbed caption, image) | `<answer>…</answer>` |
+| recall | text only: repeat made-up names, or look one up in a table (`rise.demo_model.recall`) | the names |
 
 No labelling rule of any project is taught: not the "mood" rule, not the shape of a lone object as a class label,
 and not the context-driven "odd one out" query. Those are what RISE has to teach (`bench/learning.py`).
@@ -29,6 +30,7 @@ from PIL import Image
 
 from rise.demo_model.label_lists import KINDS as LIST_KINDS
 from rise.demo_model.label_lists import attribute_question, attribute_values, label_list_task, random_scene
+from rise.demo_model.recall import recall_question
 from rise.leakage import scrub_leakage
 from rise.parsing import format_answer
 from rise.prompts import annotation_messages, answer_format, reasoning_messages, reconstruction_messages
@@ -41,7 +43,9 @@ from rise.synthetic import (
 )
 from rise.tasks import Answer, TaskSpec, TaskType
 
-KINDS: tuple[str, ...] = ("describe", "detection", "grounding", "classification", "reasoning", "reconstruction")
+KINDS: tuple[str, ...] = (
+    "describe", "detection", "grounding", "classification", "reasoning", "reconstruction", "recall",
+)  # fmt: skip
 DEFAULT_MIX: dict[str, float] = {
     "describe": 0.4,
     "detection": 0.25,
@@ -65,14 +69,15 @@ LABEL_LIST_SHARE = 0.85
 
 @dataclass
 class PerceptionExample:
-    """One training example: the image, the chat messages (one image part at most) and the completion text."""
+    """One training example: the image, the chat messages (one image part at most) and the completion text. Text-only
+    recall examples have no image, scene or task spec."""
 
     kind: str
     image: Image.Image | None
     messages: list[dict]
     completion: str
-    scene: Scene
-    spec: TaskSpec
+    scene: Scene | None
+    spec: TaskSpec | None
     answer: Answer
     query: str | None = None
     # The prompt's constant answer-format instruction: training may leave its tokens out while keeping their
@@ -140,6 +145,10 @@ def make_example(kind: str, seed: int | list[int], max_objects: int = 4) -> Perc
     if kind not in KINDS:
         raise ValueError(f"Unknown example kind {kind!r}; choose from {list(KINDS)}")
     rng = np.random.default_rng(seed)
+    if kind == "recall":
+        prompt, names = recall_question(rng)
+        messages = [{"role": "user", "content": [{"type": "text", "text": prompt}]}]
+        return PerceptionExample(kind, None, messages, names, None, None, names)
     if kind == "describe":
         scene = random_scene(rng, max_objects)
         messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": DESCRIBE_PROMPT}]}]
