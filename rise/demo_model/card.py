@@ -181,7 +181,9 @@ repeated, asked in the app's own prompts (`rise.demo_model.examples`). Example m
   too large to memorise (`rise.demo_model.label_lists`): the attribute word among made-up names, made-up names the
   prompt defines by an attribute ("zorpa: the object is red"), or made-up names nothing decides, answered at random;
 - RISE-CoT reasoning prompts (image + answer → the caption) and reconstruction prompts (scrubbed caption + image →
-  answer), so the model can take part in RISE's closed loop.
+  answer), so the model can take part in RISE's closed loop;
+- recall (where the mix has it): text only, repeat a list of made-up names or give the value a key has in a
+  `key: value.` table (`rise.demo_model.recall`), the copy and the lookup a prompt's label definitions need.
 
 The caption lists the object count, then each object's size, colour, shape and coarse position on a 3×3 grid in
 reading order.
