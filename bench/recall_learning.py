@@ -1,8 +1,8 @@
 """Can a model of the demo model's size learn the lookup a label defined in the prompt needs?
 
-    .venv/bin/python bench/recall_learning.py                        # the committed run (about 20 min on 2 cores)
-    .venv/bin/python bench/recall_learning.py --hidden-size 256 --steps 3000 --out bench/results/recall_learning-wide
+    .venv/bin/python bench/recall_learning.py                        # a fresh model (about 17 min on 2 cores)
     .venv/bin/python bench/recall_learning.py --model assets/demo-model --out bench/results/recall_learning-demo
+    .venv/bin/python bench/recall_learning.py --hidden-size 256 --steps 3000 --out /tmp/recall-wide
     .venv/bin/python bench/recall_learning.py --steps 40 --checkpoints 2 --out /tmp/recall   # a minute
 
 A fresh model with the demo model's sizes and tokenizer (`rise.demo_model.DemoModelConfig`) is trained on text-only
@@ -28,10 +28,11 @@ from typing import Any
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+if __package__ in (None, ""):  # run as a script: make the project importable without installing it
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rise.demo_model import DemoModelConfig
-from rise.demo_model.recall import RECALL_KINDS, recall_question
+from rise.demo_model.recall import RECALL_KINDS, recall_messages, recall_question
 from rise.demo_model.train import train_loop
 from rise.modeling import load_model_and_processor
 from rise.tiny_model import build_tiny_model
@@ -53,11 +54,7 @@ def exact_match(model: Any, processor: Any, questions: list[tuple[str, str]], ba
     for start in range(0, len(questions), batch_size):
         batch = questions[start : start + batch_size]
         texts = [
-            processor.apply_chat_template(
-                [{"role": "user", "content": [{"type": "text", "text": prompt}]}],
-                tokenize=False,
-                add_generation_prompt=True,
-            )
+            processor.apply_chat_template(recall_messages(prompt), tokenize=False, add_generation_prompt=True)
             for prompt, _ in batch
         ]
         inputs = tokenizer(texts, return_tensors="pt", padding=True)
@@ -164,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", help="train this model folder (e.g. assets/demo-model) instead of a fresh one")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = parser.parse_args(argv)
+    if args.model and (args.hidden_size or args.layers):
+        parser.error("--hidden-size and --layers size a fresh model; --model keeps the sizes of the one it trains")
     sizes = {}
     if args.hidden_size:  # a wider decoder keeps the demo model's head width (32) and MLP ratio (4)
         heads = args.hidden_size // 32

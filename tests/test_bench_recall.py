@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from bench.recall_learning import answer_count, held_out_questions, main
 from rise.demo_model.label_lists import is_held_out
@@ -29,3 +30,10 @@ def test_short_run_writes_a_curve_of_both_scores(tmp_path):
     assert result["config"]["hidden_size"] == 128 and result["training"]["steps"] == 20
     table = (out / "recall_learning.md").read_text()
     assert "| 20 |" in table and "--steps 20" in table
+
+
+def test_sizes_cannot_be_given_for_a_model_that_already_has_them(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(["--model", "assets/demo-model", "--layers", "2", "--out", str(tmp_path)])
+    assert stopped.value.code == 2 and "--model keeps the sizes" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())

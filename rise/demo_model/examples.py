@@ -30,7 +30,7 @@ from PIL import Image
 
 from rise.demo_model.label_lists import KINDS as LIST_KINDS
 from rise.demo_model.label_lists import attribute_question, attribute_values, label_list_task, random_scene
-from rise.demo_model.recall import recall_question
+from rise.demo_model.recall import recall_messages, recall_question
 from rise.leakage import scrub_leakage
 from rise.parsing import format_answer
 from rise.prompts import annotation_messages, answer_format, reasoning_messages, reconstruction_messages
@@ -147,8 +147,7 @@ def make_example(kind: str, seed: int | list[int], max_objects: int = 4) -> Perc
     rng = np.random.default_rng(seed)
     if kind == "recall":
         prompt, names = recall_question(rng)
-        messages = [{"role": "user", "content": [{"type": "text", "text": prompt}]}]
-        return PerceptionExample(kind, None, messages, names, None, None, names)
+        return PerceptionExample(kind, None, recall_messages(prompt), names, None, None, names)
     if kind == "describe":
         scene = random_scene(rng, max_objects)
         messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": DESCRIBE_PROMPT}]}]

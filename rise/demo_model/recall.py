@@ -24,6 +24,11 @@ from rise.demo_model.label_lists import MAX_LABELS, MIN_LABELS, random_labels
 RECALL_KINDS: tuple[str, ...] = ("repeat", "lookup")
 
 
+def recall_messages(prompt: str) -> list[dict]:
+    """The chat messages that ask a recall question: one user turn, text only."""
+    return [{"role": "user", "content": [{"type": "text", "text": prompt}]}]
+
+
 def repeat_question(rng: np.random.Generator, count: int, *, held_out: bool = False) -> tuple[str, str]:
     """A prompt asking for `count` names again, and the answer."""
     names = random_labels(rng, count, held_out=held_out)
