@@ -9,7 +9,7 @@ A fresh model with the demo model's sizes and tokenizer (`rise.demo_model.DemoMo
 recall questions alone (`rise.demo_model.recall`): repeat a list of made-up names, or give the value a key has in a
 `key: value.` table. At every checkpoint both are asked on held-out names (greedy) and scored by exact match, side by
 side in the same model: a repeat can be answered by position, a lookup only by matching the key's content, which is
-what answering "zorpa: the object is red." for a red object needs. Writes `recall_learning.json` and
+what answering "the object is red: zorpa." for a red object needs. Writes `recall_learning.json` and
 `recall_learning.md` to `--out`.
 """
 

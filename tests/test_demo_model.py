@@ -21,7 +21,14 @@ from rise.demo_model import DemoModelConfig, train_demo_model
 from rise.demo_model.batching import IGNORE_INDEX, BatchEncoder, rope_positions
 from rise.demo_model.card import rebuild_command, rewrite_metrics_section
 from rise.demo_model.examples import KINDS, make_example
-from rise.demo_model.label_lists import WORDS, attribute_values, defined_label_task, is_held_out, random_labels
+from rise.demo_model.label_lists import (
+    WORDS,
+    attribute_values,
+    defined_label_task,
+    is_held_out,
+    quoted_definition,
+    random_labels,
+)
 from rise.demo_model.metrics import caption_scores, evaluate_perception, parse_caption, recall_at
 from rise.demo_model.recall import recall_question
 from rise.demo_model.train import _accumulate_gradients, learning_rate_at, max_objects_at, training_batch
@@ -52,13 +59,14 @@ class TestExamples:
         first, second = make_example(kind, [3, 4]), make_example(kind, [3, 4])
         assert first.messages == second.messages and first.completion == second.completion
 
-    @pytest.mark.parametrize("kind", ["detection", "grounding", "classification"])
+    @pytest.mark.parametrize("kind", ["detection", "grounding", "classification", "defined"])
     def test_annotation_completions_parse_back_to_the_answer(self, kind):
         for seed in range(20):
             example = make_example(kind, seed)
             parsed = parse_completion(example.completion, example.spec, example.scene.width, example.scene.height)
-            assert parsed.format_ok and parsed.cot == caption(example.scene)
-            if kind == "classification":
+            quote = quoted_definition(example.spec, str(example.answer))
+            assert parsed.format_ok and parsed.cot == " ".join(filter(None, [caption(example.scene), quote]))
+            if kind in ("classification", "defined"):
                 assert parsed.answer == example.answer and example.answer in example.spec.labels
             else:  # boxes go through the 0..1000 frame and back: within a pixel
                 gold = [o["box"] for o in example.answer] if kind == "detection" else [example.answer]
@@ -91,7 +99,9 @@ class TestExamples:
         for _ in range(40):
             scene, spec, truth = defined_label_task(rng, 4)
             prompt = annotation_messages(spec)[0]["content"][1]["text"]
-            lines = dict(line.split(": ", 1) for line in prompt.splitlines() if line.split(": ", 1)[0] in spec.labels)
+            # Meaning first, then the label: "the object is red: zorpa."
+            pairs = [line.removesuffix(".").rsplit(": ", 1)[::-1] for line in prompt.splitlines() if ": " in line]
+            lines = {label: f"{meaning}." for label, meaning in pairs if label in spec.labels}
             assert set(lines) == set(spec.labels) and len(set(lines.values())) == len(lines)
             obj = scene.objects[0]
             count = len(scene.objects)
@@ -101,6 +111,20 @@ class TestExamples:
                 "there is one object." if count == 1 else f"there are {number_word(count)} objects.",
             }  # fmt: skip
             assert [label for label, meaning in lines.items() if meaning in holds] == [truth]
+
+    def test_defined_reasoning_quotes_the_line_that_holds_right_before_the_answer(self):
+        examples = [make_example("defined", seed) for seed in range(40)]
+        for example in examples:
+            reasoning = example.completion.removeprefix("<think>").partition("</think>")[0]
+            quote = reasoning.removeprefix(caption(example.scene) + " ")
+            prompt = example.messages[0]["content"][1]["text"]
+            assert quote in prompt.splitlines() and quote.endswith(f": {example.answer}.")
+            assert example.completion.endswith(f"{quote}</think><answer>{example.answer}</answer>")
+        assert all(e.decided for e in examples)
+        # Lists nothing decides keep the plain caption, and say so: training fits their spelling, not the choice.
+        undecided = [e for e in map(lambda s: make_example("classification", s), range(80)) if not e.decided]
+        assert undecided and all(e.spec.prompt_overrides == {} for e in undecided)
+        assert all(e.completion == f"<think>{caption(e.scene)}</think><answer>{e.answer}</answer>" for e in undecided)
 
     def test_held_out_label_sets_never_share_a_name_with_training(self):
         rng = np.random.default_rng(1)
@@ -175,13 +199,19 @@ class TestBatching:
 
     def test_answer_choices_cover_a_listed_answer_only_and_lower_its_loss(self, tiny_model):
         model, processor = tiny_model
-        examples = [make_example("classification", [7, i]) for i in range(3)] + [make_example("detection", 3)]
-        examples.append(
-            make_example("reconstruction", next(i for i in range(50) if make_example("reconstruction", i).spec.labels))
-        )
+
+        def first(kind: str, decided: bool, labelled: bool = True) -> Any:
+            return next(
+                e for e in (make_example(kind, [7, i]) for i in range(80))
+                if e.decided == decided and bool(e.spec.labels) == labelled
+            )  # fmt: skip
+
+        examples = [make_example("defined", 7), first("classification", True), first("classification", False)]
+        examples += [make_example("detection", 3), first("reconstruction", True)]
         batch = BatchEncoder(processor, answer_choices=True).encode(examples)
         choices = batch["answer_choices"]
-        assert {row for row, _, _ in choices} == {0, 1, 2, 4}  # not the detection answer
+        # Not the detection answer, nor the label drawn at random from a list nothing decides.
+        assert {row for row, _, _ in choices} == {0, 1, 4}
         for row, position, ids in choices:
             assert int(batch["labels"][row, position]) in ids and len(ids) < len(processor.tokenizer)
         # The answer's tokens, and the end of the turn after it, all in the choices; nothing of the reasoning.

@@ -46,8 +46,8 @@ def build_demo_model(
     ),
     mix: str | None = typer.Option(
         None,
-        help="Example mix as kind=weight,... (kinds: describe, detection, grounding, classification, "
-        "reasoning, reconstruction); default: the built-in mix.",
+        help="Example mix as kind=weight,... (kinds: describe, detection, grounding, classification, defined, "
+        "reasoning, reconstruction, recall); default: the built-in mix.",
     ),
     curriculum_steps: int = typer.Option(
         1500, min=1, help="Steps over which the objects per scene grow from one to four (1: four from the start)."

@@ -21,7 +21,8 @@ END_OF_TURN = "<|im_end|>"
 IGNORE_INDEX = -100  # label value the loss skips: prompt and padding tokens
 # The example kinds whose answer the app decodes from the task's labels: an annotation after its reasoning, and a
 # reconstruction, which is the answer alone.
-LABEL_ANSWER_KINDS = {"classification": False, "reconstruction": True}  # kind -> the answer comes first
+# kind -> the answer comes first
+LABEL_ANSWER_KINDS = {"classification": False, "defined": False, "reconstruction": True}
 
 
 @dataclass
@@ -91,7 +92,9 @@ class BatchEncoder:
         self, example: PerceptionExample, completion_ids: list[int], start: int
     ) -> dict[int, list[int]]:
         """Where the app would decode `example`'s completion from a label list: label position -> allowed tokens."""
-        if not self.answer_choices or example.kind not in LABEL_ANSWER_KINDS or example.spec is None:
+        if not (self.answer_choices and example.decided) or example.kind not in LABEL_ANSWER_KINDS:
+            return {}  # an undecided answer (`PerceptionExample.decided`) is trained on its spelling only
+        if example.spec is None:
             return {}
         labels = constrained_labels(example.spec)
         if labels is None:

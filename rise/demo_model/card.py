@@ -138,7 +138,8 @@ def write_model_card(out_dir: Path, result: dict[str, Any]) -> Path:
     )
     choice_loss = (
         " (a classification answer's tokens on the logits the app's label constraint leaves, "
-        "`rise.label_constraint`: the choice among the listed labels as the app decodes it)"
+        "`rise.label_constraint`: the choice among the listed labels as the app decodes it; a label drawn at random "
+        "from a list nothing decides is trained on its spelling only)"
         if config.get("label_choice_loss")
         else ""
     )
@@ -179,7 +180,9 @@ repeated, asked in the app's own prompts (`rise.demo_model.examples`). Example m
 - classification: caption, then a label from the prompt's list. A share of the lists are attribute words (a lone
   object's colour, size or grid position, or the number of objects); the rest are fresh made-up lists from pools
   too large to memorise (`rise.demo_model.label_lists`): the attribute word among made-up names, made-up names the
-  prompt defines by an attribute ("zorpa: the object is red"), or made-up names nothing decides, answered at random;
+  prompt defines by an attribute ("the object is red: zorpa."; the reasoning then ends by quoting the line that
+  holds), or made-up names nothing decides, answered at random;
+- defined (where the mix has it): classification over made-up names the prompt defines, as above, asked on its own;
 - RISE-CoT reasoning prompts (image + answer → the caption) and reconstruction prompts (scrubbed caption + image →
   answer), so the model can take part in RISE's closed loop;
 - recall (where the mix has it): text only, repeat a list of made-up names or give the value a key has in a

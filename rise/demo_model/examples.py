@@ -12,9 +12,14 @@ form the app parses. What it is taught is perception only:
 | grounding | annotate, a query naming one object by attributes, size or position | caption + its box |
 | classification | annotate, labels = colours, sizes, positions or counts (a quarter) | caption + the attribute |
 | classification | annotate, a fresh made-up label list (`rise.demo_model.label_lists`) | caption + a label from it |
+| defined | annotate, made-up labels the prompt defines by an attribute | caption + the line that holds + its label |
 | reasoning | RISE-CoT reasoning prompt (image + answer) | `<think>caption</think>` |
 | reconstruction | reconstruction prompt (scrubbed caption, image) | `<answer>…</answer>` |
 | recall | text only: repeat made-up names, or look one up in a table (`rise.demo_model.recall`) | the names |
+
+Where the prompt defines its labels, the reasoning ends by quoting the definition that holds ("… the object is
+red: zorpa."): the label the answer copies is then the last thing written before it, instead of a line of the prompt
+the model would have to find again while it writes the answer.
 
 No labelling rule of any project is taught: not the "mood" rule, not the shape of a lone object as a class label,
 and not the context-driven "odd one out" query. Those are what RISE has to teach (`bench/learning.py`).
@@ -29,7 +34,13 @@ import numpy as np
 from PIL import Image
 
 from rise.demo_model.label_lists import KINDS as LIST_KINDS
-from rise.demo_model.label_lists import attribute_question, attribute_values, label_list_task, random_scene
+from rise.demo_model.label_lists import (
+    attribute_question,
+    attribute_values,
+    label_list_task,
+    quoted_definition,
+    random_scene,
+)
 from rise.demo_model.recall import recall_messages, recall_question
 from rise.leakage import scrub_leakage
 from rise.parsing import format_answer
@@ -44,7 +55,7 @@ from rise.synthetic import (
 from rise.tasks import Answer, TaskSpec, TaskType
 
 KINDS: tuple[str, ...] = (
-    "describe", "detection", "grounding", "classification", "reasoning", "reconstruction", "recall",
+    "describe", "detection", "grounding", "classification", "defined", "reasoning", "reconstruction", "recall",
 )  # fmt: skip
 DEFAULT_MIX: dict[str, float] = {
     "describe": 0.4,
@@ -84,6 +95,9 @@ class PerceptionExample:
     # positions (`rise.demo_model.batching`), which halves the cost of most examples.
     elidable: str | None = None
     elide: bool = False
+    # False where nothing fixes the answer (a label at random from an undefined list): training then fits the
+    # spelling only, not the choice among the labels, which would push every such choice towards one favourite.
+    decided: bool = True
 
 
 def _think_answer(scene: Scene, answer_text: str) -> str:
@@ -100,6 +114,13 @@ def _label_subset(rng: np.random.Generator, truth: str, pool: tuple[str, ...]) -
     return tuple(chosen)
 
 
+def _classification_completion(scene: Scene, spec: TaskSpec, label: str) -> str:
+    """Caption, then the prompt's definition of `label` where it has one, then the label."""
+    quote = quoted_definition(spec, label)
+    reasoning = caption(scene) if quote is None else f"{caption(scene)} {quote}"
+    return f"<think>{reasoning}</think><answer>{label}</answer>"
+
+
 def attribute_task(rng: np.random.Generator, max_objects: int) -> tuple[Scene, TaskSpec, str]:
     """A classification question about something visible: a lone object's colour, size or position, or the count."""
     scene, attribute, truth = attribute_question(rng, max_objects)
@@ -109,13 +130,15 @@ def attribute_task(rng: np.random.Generator, max_objects: int) -> tuple[Scene, T
 
 def classification_task(
     rng: np.random.Generator, max_objects: int, *, with_definitions: bool = True
-) -> tuple[Scene, TaskSpec, str]:
+) -> tuple[Scene, TaskSpec, str, str]:
     """A classification question: attribute words only, or a made-up label list of any kind (without the defined
-    kind where the prompt cannot carry definitions: the reasoning and reconstruction prompts)."""
+    kind where the prompt cannot carry definitions: the reasoning and reconstruction prompts). The last item names
+    the question's kind: "words" or one of `rise.demo_model.label_lists.KINDS`."""
     if rng.random() >= LABEL_LIST_SHARE:
-        return attribute_task(rng, max_objects)
+        return *attribute_task(rng, max_objects), "words"
     kinds = LIST_KINDS if with_definitions else tuple(k for k in LIST_KINDS if k != "defined")
-    return label_list_task(rng, max_objects, kinds[int(rng.integers(len(kinds)))])
+    kind = kinds[int(rng.integers(len(kinds)))]
+    return *label_list_task(rng, max_objects, kind), kind
 
 
 def grounding_task(rng: np.random.Generator, max_objects: int) -> tuple[Scene, str, list[float]]:
@@ -130,14 +153,15 @@ def grounding_task(rng: np.random.Generator, max_objects: int) -> tuple[Scene, s
             return scene, query, list(scene.objects[index].box)
 
 
-def _task(rng: np.random.Generator, max_objects: int) -> tuple[Scene, TaskSpec, Answer, str | None]:
+def _task(rng: np.random.Generator, max_objects: int) -> tuple[Scene, TaskSpec, Answer, str | None, bool]:
     """A grounding or classification task, for the reasoning and reconstruction kinds (detection answers make those
-    prompts several times longer, and the benchmarks' RISE tasks are grounding and classification)."""
+    prompts several times longer, and the benchmarks' RISE tasks are grounding and classification); the last item
+    says whether anything fixes the answer (`PerceptionExample.decided`)."""
     if rng.random() < 0.5:
         scene, query, box = grounding_task(rng, max_objects)
-        return scene, GROUNDING_SPEC, box, query
-    scene, spec, label = classification_task(rng, max_objects, with_definitions=False)
-    return scene, spec, label, None
+        return scene, GROUNDING_SPEC, box, query, True
+    scene, spec, label, list_kind = classification_task(rng, max_objects, with_definitions=False)
+    return scene, spec, label, None, list_kind != "undefined"
 
 
 def make_example(kind: str, seed: int | list[int], max_objects: int = 4) -> PerceptionExample:
@@ -171,13 +195,16 @@ def make_example(kind: str, seed: int | list[int], max_objects: int = 4) -> Perc
             kind, scene.image, messages, _think_answer(scene, text), scene, GROUNDING_SPEC, box, query,
             elidable=answer_format(GROUNDING_SPEC),
         )  # fmt: skip
-    if kind == "classification":
-        scene, spec, label = classification_task(rng, max_objects)
+    if kind in ("classification", "defined"):
+        if kind == "defined":
+            scene, spec, label, list_kind = *label_list_task(rng, max_objects, "defined"), "defined"
+        else:
+            scene, spec, label, list_kind = classification_task(rng, max_objects)
         return PerceptionExample(
-            kind, scene.image, annotation_messages(spec), _think_answer(scene, label), scene, spec, label,
-            elidable=answer_format(spec),
+            kind, scene.image, annotation_messages(spec), _classification_completion(scene, spec, label), scene,
+            spec, label, elidable=answer_format(spec), decided=list_kind != "undefined",
         )  # fmt: skip
-    scene, spec, answer, query = _task(rng, max_objects)
+    scene, spec, answer, query, decided = _task(rng, max_objects)
     answer_text = format_answer(answer, spec, scene.width, scene.height)
     if kind == "reasoning":
         messages = reasoning_messages(spec, answer_text, query)
@@ -191,7 +218,7 @@ def make_example(kind: str, seed: int | list[int], max_objects: int = 4) -> Perc
     messages = reconstruction_messages(spec, cot, query, with_image=with_image)
     return PerceptionExample(
         kind, scene.image if with_image else None, messages, f"<answer>{answer_text}</answer>", scene, spec, answer,
-        query, elidable=answer_format(spec, with_reasoning=False),
+        query, elidable=answer_format(spec, with_reasoning=False), decided=decided,
     )  # fmt: skip
 
 

@@ -8,7 +8,7 @@ to memorise: pronounceable strings ("zorpa", "kelmi"; about a million of them) a
 | kind | what fixes the answer | what it teaches |
 |---|---|---|
 | attribute | the object's attribute word, listed among made-up labels | find the word the image shows |
-| defined | the prompt defines each label ("zorpa: the object is red") | answer with the label that holds |
+| defined | the prompt defines each label ("the object is red: zorpa.") | answer with the label that holds |
 | undefined | nothing: one of the labels at random | an unknown rule still gets a listed answer |
 
 The last kind is what a project with a rule the model does not know looks like (the demo's mood project): the model
@@ -104,6 +104,16 @@ def definition(attribute: str, value: str) -> str:
     return f"the object is {value}"
 
 
+def definition_line(label: str, meaning: str) -> str:
+    """One line of a prompt's definitions, meaning first: "the object is red: zorpa.".
+
+    Meaning first because that is the order a model reads it in when it looks a label up: it finds the meaning that
+    holds, and the label to copy follows it. Label first ("zorpa: the object is red"), the label has been read
+    before the model knows it is the one it needs; the demo model trained that way answered at chance.
+    """
+    return f"{meaning}: {label}."
+
+
 def definitions_template(definitions: dict[str, str]) -> str:
     """An `annotate` prompt template (a project's `prompt_overrides["annotate"]`) that lists what each label means.
     Label names and definitions are plain words, so they need no brace escaping.
@@ -111,13 +121,20 @@ def definitions_template(definitions: dict[str, str]) -> str:
     >>> print(definitions_template({"zorpa": "the object is red", "kelmi": "the object is blue"}))
     Which label fits this image? The labels are: {labels}.
     What each label means:
-    zorpa: the object is red.
-    kelmi: the object is blue.
+    the object is red: zorpa.
+    the object is blue: kelmi.
     {answer_format}
     """
     question, _, answer_format = DEFAULT_TEMPLATES["annotate"]["classification"].partition("\n")
-    lines = [f"{label}: {meaning}." for label, meaning in definitions.items()]
+    lines = [definition_line(label, meaning) for label, meaning in definitions.items()]
     return "\n".join([question, "What each label means:", *lines, answer_format])
+
+
+def quoted_definition(spec: TaskSpec, label: str) -> str | None:
+    """The line of `spec`'s prompt that defines `label` (`definition_line`), or None where the prompt defines no
+    labels. Reasoning that ends by quoting it puts the label to answer right before the answer."""
+    template = spec.prompt_overrides.get("annotate", "")
+    return next((line for line in template.splitlines() if line.endswith(f": {label}.")), None)
 
 
 def attribute_values(attribute: str) -> tuple[str, ...]:

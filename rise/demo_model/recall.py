@@ -1,8 +1,8 @@
 """Text-only recall questions over made-up names: the two skills a label defined in the prompt needs, alone.
 
-Answering "zorpa: the object is red. kelmi: the object is blue." for a red object means finding the definition that
-holds and writing the label that goes with it: a lookup in a table the prompt gives, then a copy of a name the model
-has never seen. The demo model's tokenizer spells such names a letter or two per token, so both are multi-token
+Answering "the object is red: zorpa. the object is blue: kelmi." for a red object means finding the definition
+that holds and writing the label that goes with it: a lookup in a table the prompt gives, then a copy of a name the
+model has never seen. The demo model's tokenizer spells such names a letter or two per token, so both are multi-token
 operations for a small decoder. These questions ask for them with nothing else in the way:
 
 | kind | prompt | completion |
