@@ -122,7 +122,7 @@ class TestExamples:
             assert example.completion.endswith(f"{quote}</think><answer>{example.answer}</answer>")
         assert all(e.decided for e in examples)
         # Lists nothing decides keep the plain caption, and say so: training fits their spelling, not the choice.
-        undecided = [e for e in map(lambda s: make_example("classification", s), range(80)) if not e.decided]
+        undecided = [e for e in (make_example("classification", seed) for seed in range(80)) if not e.decided]
         assert undecided and all(e.spec.prompt_overrides == {} for e in undecided)
         assert all(e.completion == f"<think>{caption(e.scene)}</think><answer>{e.answer}</answer>" for e in undecided)
 

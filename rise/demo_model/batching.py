@@ -92,9 +92,9 @@ class BatchEncoder:
         self, example: PerceptionExample, completion_ids: list[int], start: int
     ) -> dict[int, list[int]]:
         """Where the app would decode `example`'s completion from a label list: label position -> allowed tokens."""
-        if not (self.answer_choices and example.decided) or example.kind not in LABEL_ANSWER_KINDS:
-            return {}  # an undecided answer (`PerceptionExample.decided`) is trained on its spelling only
-        if example.spec is None:
+        # An undecided answer (`PerceptionExample.decided`) is trained on its spelling only.
+        wanted = self.answer_choices and example.decided and example.kind in LABEL_ANSWER_KINDS
+        if not wanted or example.spec is None:
             return {}
         labels = constrained_labels(example.spec)
         if labels is None:

@@ -95,13 +95,15 @@ class PerceptionExample:
     # positions (`rise.demo_model.batching`), which halves the cost of most examples.
     elidable: str | None = None
     elide: bool = False
-    # False where nothing fixes the answer (a label at random from an undefined list): training then fits the
-    # spelling only, not the choice among the labels, which would push every such choice towards one favourite.
+    # False where nothing fixes the answer (a label at random from an undefined list): there is no right choice
+    # among the labels to fit, so training fits the spelling only.
     decided: bool = True
 
 
-def _think_answer(scene: Scene, answer_text: str) -> str:
-    return f"<think>{caption(scene)}</think><answer>{answer_text}</answer>"
+def _think_answer(scene: Scene, answer_text: str, quote: str | None = None) -> str:
+    """The caption (then `quote`, where given) as the reasoning, then the answer."""
+    reasoning = caption(scene) if quote is None else f"{caption(scene)} {quote}"
+    return f"<think>{reasoning}</think><answer>{answer_text}</answer>"
 
 
 def _label_subset(rng: np.random.Generator, truth: str, pool: tuple[str, ...]) -> tuple[str, ...]:
@@ -112,13 +114,6 @@ def _label_subset(rng: np.random.Generator, truth: str, pool: tuple[str, ...]) -
     chosen = [truth, *(others[i] for i in rng.choice(len(others), size=count, replace=False))]
     rng.shuffle(chosen)
     return tuple(chosen)
-
-
-def _classification_completion(scene: Scene, spec: TaskSpec, label: str) -> str:
-    """Caption, then the prompt's definition of `label` where it has one, then the label."""
-    quote = quoted_definition(spec, label)
-    reasoning = caption(scene) if quote is None else f"{caption(scene)} {quote}"
-    return f"<think>{reasoning}</think><answer>{label}</answer>"
 
 
 def attribute_task(rng: np.random.Generator, max_objects: int) -> tuple[Scene, TaskSpec, str]:
@@ -197,12 +192,14 @@ def make_example(kind: str, seed: int | list[int], max_objects: int = 4) -> Perc
         )  # fmt: skip
     if kind in ("classification", "defined"):
         if kind == "defined":
-            scene, spec, label, list_kind = *label_list_task(rng, max_objects, "defined"), "defined"
+            (scene, spec, label), list_kind = label_list_task(rng, max_objects, "defined"), "defined"
         else:
             scene, spec, label, list_kind = classification_task(rng, max_objects)
+        # Where the prompt defines the labels, the reasoning ends by quoting the line that holds.
+        completion = _think_answer(scene, label, quoted_definition(spec, label))
         return PerceptionExample(
-            kind, scene.image, annotation_messages(spec), _classification_completion(scene, spec, label), scene,
-            spec, label, elidable=answer_format(spec), decided=list_kind != "undefined",
+            kind, scene.image, annotation_messages(spec), completion, scene, spec, label,
+            elidable=answer_format(spec), decided=list_kind != "undefined",
         )  # fmt: skip
     scene, spec, answer, query, decided = _task(rng, max_objects)
     answer_text = format_answer(answer, spec, scene.width, scene.height)
