@@ -55,7 +55,8 @@ from rise.synthetic import (
 from rise.tasks import Answer, TaskSpec, TaskType
 
 KINDS: tuple[str, ...] = (
-    "describe", "detection", "grounding", "classification", "defined", "reasoning", "reconstruction", "recall",
+    "describe", "detection", "grounding", "classification", "defined", "undefined", "reasoning", "reconstruction",
+    "recall",
 )  # fmt: skip
 DEFAULT_MIX: dict[str, float] = {
     "describe": 0.4,
@@ -95,9 +96,6 @@ class PerceptionExample:
     # positions (`rise.demo_model.batching`), which halves the cost of most examples.
     elidable: str | None = None
     elide: bool = False
-    # False where nothing fixes the answer (a label at random from an undefined list): there is no right choice
-    # among the labels to fit, so training fits the spelling only.
-    decided: bool = True
 
 
 def _think_answer(scene: Scene, answer_text: str, quote: str | None = None) -> str:
@@ -148,15 +146,14 @@ def grounding_task(rng: np.random.Generator, max_objects: int) -> tuple[Scene, s
             return scene, query, list(scene.objects[index].box)
 
 
-def _task(rng: np.random.Generator, max_objects: int) -> tuple[Scene, TaskSpec, Answer, str | None, bool]:
+def _task(rng: np.random.Generator, max_objects: int) -> tuple[Scene, TaskSpec, Answer, str | None]:
     """A grounding or classification task, for the reasoning and reconstruction kinds (detection answers make those
-    prompts several times longer, and the benchmarks' RISE tasks are grounding and classification); the last item
-    says whether anything fixes the answer (`PerceptionExample.decided`)."""
+    prompts several times longer, and the benchmarks' RISE tasks are grounding and classification)."""
     if rng.random() < 0.5:
         scene, query, box = grounding_task(rng, max_objects)
-        return scene, GROUNDING_SPEC, box, query, True
-    scene, spec, label, list_kind = classification_task(rng, max_objects, with_definitions=False)
-    return scene, spec, label, None, list_kind != "undefined"
+        return scene, GROUNDING_SPEC, box, query
+    scene, spec, label, _ = classification_task(rng, max_objects, with_definitions=False)
+    return scene, spec, label, None
 
 
 def make_example(kind: str, seed: int | list[int], max_objects: int = 4) -> PerceptionExample:
@@ -190,18 +187,18 @@ def make_example(kind: str, seed: int | list[int], max_objects: int = 4) -> Perc
             kind, scene.image, messages, _think_answer(scene, text), scene, GROUNDING_SPEC, box, query,
             elidable=answer_format(GROUNDING_SPEC),
         )  # fmt: skip
-    if kind in ("classification", "defined"):
-        if kind == "defined":
-            (scene, spec, label), list_kind = label_list_task(rng, max_objects, "defined"), "defined"
+    if kind in ("classification", "defined", "undefined"):
+        if kind == "classification":
+            scene, spec, label, _ = classification_task(rng, max_objects)
         else:
-            scene, spec, label, list_kind = classification_task(rng, max_objects)
+            scene, spec, label = label_list_task(rng, max_objects, kind)
         # Where the prompt defines the labels, the reasoning ends by quoting the line that holds.
         completion = _think_answer(scene, label, quoted_definition(spec, label))
         return PerceptionExample(
             kind, scene.image, annotation_messages(spec), completion, scene, spec, label,
-            elidable=answer_format(spec), decided=list_kind != "undefined",
+            elidable=answer_format(spec),
         )  # fmt: skip
-    scene, spec, answer, query, decided = _task(rng, max_objects)
+    scene, spec, answer, query = _task(rng, max_objects)
     answer_text = format_answer(answer, spec, scene.width, scene.height)
     if kind == "reasoning":
         messages = reasoning_messages(spec, answer_text, query)
@@ -215,7 +212,7 @@ def make_example(kind: str, seed: int | list[int], max_objects: int = 4) -> Perc
     messages = reconstruction_messages(spec, cot, query, with_image=with_image)
     return PerceptionExample(
         kind, scene.image if with_image else None, messages, f"<answer>{answer_text}</answer>", scene, spec, answer,
-        query, elidable=answer_format(spec, with_reasoning=False), decided=decided,
+        query, elidable=answer_format(spec, with_reasoning=False),
     )  # fmt: skip
 
 
