@@ -123,15 +123,13 @@ def attribute_task(rng: np.random.Generator, max_objects: int) -> tuple[Scene, T
 
 def classification_task(
     rng: np.random.Generator, max_objects: int, *, with_definitions: bool = True
-) -> tuple[Scene, TaskSpec, str, str]:
+) -> tuple[Scene, TaskSpec, str]:
     """A classification question: attribute words only, or a made-up label list of any kind (without the defined
-    kind where the prompt cannot carry definitions: the reasoning and reconstruction prompts). The last item names
-    the question's kind: "words" or one of `rise.demo_model.label_lists.KINDS`."""
+    kind where the prompt cannot carry definitions: the reasoning and reconstruction prompts)."""
     if rng.random() >= LABEL_LIST_SHARE:
-        return *attribute_task(rng, max_objects), "words"
+        return attribute_task(rng, max_objects)
     kinds = LIST_KINDS if with_definitions else tuple(k for k in LIST_KINDS if k != "defined")
-    kind = kinds[int(rng.integers(len(kinds)))]
-    return *label_list_task(rng, max_objects, kind), kind
+    return label_list_task(rng, max_objects, kinds[int(rng.integers(len(kinds)))])
 
 
 def grounding_task(rng: np.random.Generator, max_objects: int) -> tuple[Scene, str, list[float]]:
@@ -152,7 +150,7 @@ def _task(rng: np.random.Generator, max_objects: int) -> tuple[Scene, TaskSpec, 
     if rng.random() < 0.5:
         scene, query, box = grounding_task(rng, max_objects)
         return scene, GROUNDING_SPEC, box, query
-    scene, spec, label, _ = classification_task(rng, max_objects, with_definitions=False)
+    scene, spec, label = classification_task(rng, max_objects, with_definitions=False)
     return scene, spec, label, None
 
 
@@ -189,7 +187,7 @@ def make_example(kind: str, seed: int | list[int], max_objects: int = 4) -> Perc
         )  # fmt: skip
     if kind in ("classification", "defined", "undefined"):
         if kind == "classification":
-            scene, spec, label, _ = classification_task(rng, max_objects)
+            scene, spec, label = classification_task(rng, max_objects)
         else:
             scene, spec, label = label_list_task(rng, max_objects, kind)
         # Where the prompt defines the labels, the reasoning ends by quoting the line that holds.
