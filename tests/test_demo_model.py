@@ -22,6 +22,7 @@ from rise.demo_model.batching import IGNORE_INDEX, BatchEncoder, rope_positions
 from rise.demo_model.card import rebuild_command, rewrite_metrics_section
 from rise.demo_model.examples import KINDS, make_example
 from rise.demo_model.label_lists import (
+    ATTRIBUTES,
     WORDS,
     attribute_values,
     defined_label_task,
@@ -46,6 +47,7 @@ from rise.synthetic import (
     write_demo_assets,
 )
 from rise.synthetic.vocabulary import NUMBER_WORDS, POSITION_PHRASES, number_word
+from rise.tasks import TaskType
 
 ATTRIBUTE_WORDS = {*COLOURS, *SIZES, *attribute_values("position"), *NUMBER_WORDS}
 COMMITTED_MODEL = Path(__file__).resolve().parents[1] / "assets" / "demo-model"
@@ -120,11 +122,22 @@ class TestExamples:
             prompt = example.messages[0]["content"][1]["text"]
             assert quote in prompt.splitlines() and quote.endswith(f": {example.answer}.")
             assert example.completion.endswith(f"{quote}</think><answer>{example.answer}</answer>")
-        # Lists nothing decides keep the plain caption (no line holds to quote), and a listed label as the answer.
-        undecided = [make_example("undefined", seed) for seed in range(40)]
-        assert all(e.spec.prompt_overrides == {} and e.answer in e.spec.labels for e in undecided)
-        assert len({e.spec.labels.index(e.answer) for e in undecided}) > 2  # drawn at random, not by position
-        assert all(e.completion == f"<think>{caption(e.scene)}</think><answer>{e.answer}</answer>" for e in undecided)
+
+    def test_training_never_asks_a_list_nothing_decides(self):
+        # Every made-up answer is the attribute word the image shows or the label the prompt defines; none is drawn
+        # at random, which would teach that a label need not depend on the image.
+        examples = [make_example(kind, seed) for kind in ("classification", "reconstruction") for seed in range(300)]
+        attribute_words = {word for attribute in ATTRIBUTES for word in attribute_values(attribute)}
+        for example in examples:
+            spec = example.spec
+            if spec is None or spec.task_type is not TaskType.classification:
+                continue
+            if spec.prompt_overrides:
+                assert quoted_definition(spec, example.answer) is not None
+            else:
+                assert example.answer in attribute_words
+        with pytest.raises(ValueError, match="Unknown example kind"):
+            make_example("undefined", 0)
 
     def test_held_out_label_sets_never_share_a_name_with_training(self):
         rng = np.random.default_rng(1)
@@ -203,12 +216,12 @@ class TestBatching:
         def labelled(kind: str) -> Any:
             return next(e for e in (make_example(kind, [7, i]) for i in range(80)) if e.spec.labels)
 
-        examples = [make_example("defined", 7), labelled("classification"), make_example("undefined", 7)]
-        examples += [make_example("detection", 3), labelled("reconstruction")]
+        examples = [make_example("defined", 7), labelled("classification"), make_example("detection", 3)]
+        examples += [labelled("reconstruction")]
         batch = BatchEncoder(processor, answer_choices=True).encode(examples)
         choices = batch["answer_choices"]
-        # Every listed answer, the label drawn at random from a list nothing decides included; not the detection's.
-        assert {row for row, _, _ in choices} == {0, 1, 2, 4}
+        # Every listed answer; not the detection's.
+        assert {row for row, _, _ in choices} == {0, 1, 3}
         for row, position, ids in choices:
             assert int(batch["labels"][row, position]) in ids and len(ids) < len(processor.tokenizer)
         # The answer's tokens, and the end of the turn after it, all in the choices; nothing of the reasoning.

@@ -22,7 +22,7 @@ IGNORE_INDEX = -100  # label value the loss skips: prompt and padding tokens
 # The example kinds whose answer the app decodes from the task's labels: an annotation after its reasoning, and a
 # reconstruction, which is the answer alone.
 # kind -> the answer comes first
-LABEL_ANSWER_KINDS = {"classification": False, "defined": False, "undefined": False, "reconstruction": True}
+LABEL_ANSWER_KINDS = {"classification": False, "defined": False, "reconstruction": True}
 
 
 @dataclass
@@ -92,8 +92,6 @@ class BatchEncoder:
         self, example: PerceptionExample, completion_ids: list[int], start: int
     ) -> dict[int, list[int]]:
         """Where the app would decode `example`'s completion from a label list: label position -> allowed tokens."""
-        # A label drawn at random from a list nothing decides is fitted here too: over many draws the cross-entropy
-        # among the listed labels is least for an even choice, which is what a rule the model does not know needs.
         wanted = self.answer_choices and example.kind in LABEL_ANSWER_KINDS
         if not wanted or example.spec is None:
             return {}

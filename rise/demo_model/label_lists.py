@@ -9,10 +9,12 @@ to memorise: pronounceable strings ("zorpa", "kelmi"; about a million of them) a
 |---|---|---|
 | attribute | the object's attribute word, listed among made-up labels | find the word the image shows |
 | defined | the prompt defines each label ("the object is red: zorpa.") | answer with the label that holds |
-| undefined | nothing: one of the labels at random | an unknown rule still gets a listed answer |
+| undefined | nothing: one of the labels at random | measured, never trained (see below) |
 
-The last kind is what a project with a rule the model does not know looks like (the demo's mood project): the model
-answers one of its labels, spread over them, which gives RISE's rewards something to compare.
+The last kind is what a project with a rule the model does not know looks like (the demo's mood project). The card
+measures how the model answers it, but training does not ask it (`rise.demo_model.examples.TRAINED_LIST_KINDS`):
+fitting answers drawn at random teaches that the label does not depend on the image, and a model that has learned
+that learns a new rule from RISE's rewards far worse.
 
 Label names are split by a fixed hash into a training share and a held-out share (`is_held_out`): training never
 draws a held-out name, so the held-out metrics (`rise.demo_model.metrics`) ask about label sets the model has never
