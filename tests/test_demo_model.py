@@ -37,19 +37,17 @@ from rise.demo_model.vision_targets import COLOUR_CLASSES, SHAPE_CLASSES, CellHe
 from rise.parsing import parse_completion
 from rise.prompts import annotation_messages
 from rise.synthetic import (
-    COLOURS,
     ODD_ONE_OUT_QUERY,
-    SIZES,
     ObjectSpec,
     caption,
     compose_scene,
     generate_scene,
     write_demo_assets,
 )
-from rise.synthetic.vocabulary import NUMBER_WORDS, POSITION_PHRASES, number_word
+from rise.synthetic.vocabulary import POSITION_PHRASES, number_word
 from rise.tasks import TaskType
 
-ATTRIBUTE_WORDS = {*COLOURS, *SIZES, *attribute_values("position"), *NUMBER_WORDS}
+ATTRIBUTE_WORDS = {word for attribute in ATTRIBUTES for word in attribute_values(attribute)}
 COMMITTED_MODEL = Path(__file__).resolve().parents[1] / "assets" / "demo-model"
 # A model far smaller than the real one, so training tests take a second or two.
 SMALL = dict(hidden_size=32, num_layers=1, intermediate_size=64, vision_embed_dim=32, vision_depth=1, vocab_size=512)
@@ -127,7 +125,6 @@ class TestExamples:
         # Every made-up answer is the attribute word the image shows or the label the prompt defines; none is drawn
         # at random, which would teach that a label need not depend on the image.
         examples = [make_example(kind, seed) for kind in ("classification", "reconstruction") for seed in range(300)]
-        attribute_words = {word for attribute in ATTRIBUTES for word in attribute_values(attribute)}
         for example in examples:
             spec = example.spec
             if spec is None or spec.task_type is not TaskType.classification:
@@ -135,7 +132,7 @@ class TestExamples:
             if spec.prompt_overrides:
                 assert quoted_definition(spec, example.answer) is not None
             else:
-                assert example.answer in attribute_words
+                assert example.answer in ATTRIBUTE_WORDS
         with pytest.raises(ValueError, match="Unknown example kind"):
             make_example("undefined", 0)
 
