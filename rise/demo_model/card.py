@@ -181,8 +181,8 @@ repeated, asked in the app's own prompts (`rise.demo_model.examples`). Example m
   object's colour, size or grid position, or the number of objects); the rest are fresh made-up lists from pools
   too large to memorise (`rise.demo_model.label_lists`): the attribute word among made-up names, made-up names the
   prompt defines by an attribute ("the object is red: zorpa."; the reasoning then ends by quoting the line that
-  holds). Lists nothing decides are measured below but never trained: fitting answers drawn at random taught an
-  earlier build that a label need not depend on the image, and it then learned a new rule far worse;
+  holds). Lists nothing decides are measured below but never trained: an earlier build that fitted answers drawn
+  at random learned a new rule far worse (the reading: it had learnt that a label need not depend on the image);
 - defined (where the mix has it): classification over made-up names the prompt defines, as above, asked on its own;
 - RISE-CoT reasoning prompts (image + answer → the caption) and reconstruction prompts (scrubbed caption + image →
   answer), so the model can take part in RISE's closed loop;

@@ -76,9 +76,9 @@ GROUNDING_SPEC = TaskSpec(TaskType.grounding)
 # list attribute words only.
 LABEL_LIST_SHARE = 0.85
 # The made-up list kinds training asks: those whose answer the image or the prompt decides. A list nothing decides
-# (answered at random) is measured by the card but never trained: fitting random answers, with or without the
-# choice loss, taught the model that an undecided label does not depend on the image, and a rule it does not know
-# yet (what RISE teaches) is exactly such a prompt, so it then learned that rule far worse.
+# (answered at random) is measured by the card but never trained: a build that fitted random answers learned a new
+# rule (what RISE teaches) far worse, and one without them learned it again. The reading: it had learnt that an
+# undecided label does not depend on the image, and a rule the model does not know yet is exactly such a prompt.
 TRAINED_LIST_KINDS: tuple[str, ...] = ("attribute", "defined")
 
 

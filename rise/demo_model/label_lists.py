@@ -13,8 +13,7 @@ to memorise: pronounceable strings ("zorpa", "kelmi"; about a million of them) a
 
 The last kind is what a project with a rule the model does not know looks like (the demo's mood project). The card
 measures how the model answers it, but training does not ask it (`rise.demo_model.examples.TRAINED_LIST_KINDS`):
-fitting answers drawn at random teaches that the label does not depend on the image, and a model that has learned
-that learns a new rule from RISE's rewards far worse.
+a model that fitted answers drawn at random learned a new rule far worse than one that did not.
 
 Label names are split by a fixed hash into a training share and a held-out share (`is_held_out`): training never
 draws a held-out name, so the held-out metrics (`rise.demo_model.metrics`) ask about label sets the model has never
