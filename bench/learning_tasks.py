@@ -4,7 +4,7 @@
 |---|---|---|---|
 | mood | classification | sunny / stormy / balanced: which colour family has more objects, or a tie | a rule the base model has never seen, over several objects, with a tie class |
 | odd-one-out | grounding | the box of "the object that differs from the others" | context-driven: the target is defined by the other objects |
-| shape | classification | the shape of the single object | simple: the base model already names shapes in its reasoning |
+| shape | classification | the shape of the single object | simple: the base model names shapes in its reasoning, and is asked a lone object's shape in training |
 | named-object | grounding | the box of an object named by its attributes ("the red circle") | simple: the base model was trained on such queries |
 
 Items are a pure function of (task, seed); the benchmark draws training and held-out items from disjoint seed ranges.

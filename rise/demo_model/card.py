@@ -153,8 +153,8 @@ the demo projects' default model: it describes what it sees in `<think>…</thin
 ## Intended use
 
 The offline demo (`make demo`), tests and the learning benchmarks (`bench/learning.py`). It knows no project's
-labelling rule: not the demo's "mood" classes (sunny / stormy / balanced), not the shape of a lone object as a class
-label, and not the context-driven query "the object that differs from the others". Those are what RISE training has
+labelling rule: not the demo's "mood" classes (sunny / stormy / balanced) and not the context-driven query "the
+object that differs from the others". Those are what RISE training has
 to teach it. It is not a general-purpose model and has never seen a photograph.
 
 ## Architecture
@@ -178,7 +178,7 @@ repeated, asked in the app's own prompts (`rise.demo_model.examples`). Example m
 - grounding: caption, then the box of the one object a query names by attributes ("the red circle"), size
   ("the largest object") or position ("the leftmost object");
 - classification: caption, then a label from the prompt's list. A share of the lists are attribute words (a lone
-  object's colour, size or grid position, or the number of objects); the rest are fresh made-up lists from pools
+  object's colour, shape, size or grid position, or the number of objects); the rest are fresh made-up lists from pools
   too large to memorise (`rise.demo_model.label_lists`): the attribute word among made-up names, made-up names the
   prompt defines by an attribute ("the object is red: zorpa."; the reasoning then ends by quoting the line that
   holds). Lists nothing decides are measured below but never trained: an earlier build that fitted answers drawn

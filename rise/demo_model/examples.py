@@ -10,7 +10,7 @@ form the app parses. What it is taught is perception only:
 | describe | a short request for a description | `<think>caption</think>` |
 | detection | annotate, labels = the four shapes | caption + every object's label and box |
 | grounding | annotate, a query naming one object by attributes, size or position | caption + its box |
-| classification | annotate, labels = colours, sizes, positions or counts (a quarter) | caption + the attribute |
+| classification | annotate, labels = colours, shapes, sizes, positions or counts | caption + the attribute |
 | classification | annotate, a fresh made-up label list (`rise.demo_model.label_lists`) | caption + a label from it |
 | defined | annotate, made-up labels the prompt defines by an attribute | caption + the line that holds + its label |
 | reasoning | RISE-CoT reasoning prompt (image + answer) | `<think>caption</think>` |
@@ -21,8 +21,9 @@ Where the prompt defines its labels, the reasoning ends by quoting the definitio
 red: zorpa."): the label the answer copies is then the last thing written before it, instead of a line of the prompt
 the model would have to find again while it writes the answer.
 
-No labelling rule of any project is taught: not the "mood" rule, not the shape of a lone object as a class label,
-and not the context-driven "odd one out" query. Those are what RISE has to teach (`bench/learning.py`).
+No labelling rule of any project is taught: not the "mood" rule and not the context-driven "odd one out" query.
+Those are what RISE has to teach (`bench/learning.py`). A lone object's shape is asked like any other attribute: it
+is perception, and a model never asked it mistook the four shape words for a detection prompt.
 """
 
 from __future__ import annotations
@@ -118,7 +119,8 @@ def _label_subset(rng: np.random.Generator, truth: str, pool: tuple[str, ...]) -
 
 
 def attribute_task(rng: np.random.Generator, max_objects: int) -> tuple[Scene, TaskSpec, str]:
-    """A classification question about something visible: a lone object's colour, size or position, or the count."""
+    """A classification question about something visible: a lone object's colour, shape, size or position, or the
+    count."""
     scene, attribute, truth = attribute_question(rng, max_objects)
     spec = TaskSpec(TaskType.classification, labels=_label_subset(rng, truth, attribute_values(attribute)))
     return scene, spec, truth

@@ -8,8 +8,8 @@ so no label set was seen in training:
 - `mood`: the demo's mood project (sunny / stormy / balanced by colour family, a rule the model was never taught):
   `in_list`, `accuracy` and the share of the most frequent answer (`top_share`), greedy and sampled at temperature 1,
   which is how RISE's rollouts are drawn;
-- `shape`: a lone object's shape with the labels circle / square / triangle / diamond (never asked in training):
-  `in_list` and `accuracy`.
+- `shape`: a lone object's shape with the labels circle / square / triangle / diamond, the detection prompt's own
+  list: `in_list` and `accuracy`.
 
 By default the answers are decoded as the app decodes them, from the listed labels only (`rise.label_constraint`);
 `constrain_labels=False` measures what the model writes unaided.
