@@ -138,8 +138,7 @@ def write_model_card(out_dir: Path, result: dict[str, Any]) -> Path:
     )
     choice_loss = (
         " (a classification answer's tokens on the logits the app's label constraint leaves, "
-        "`rise.label_constraint`: the choice among the listed labels as the app decodes it; a label drawn at random "
-        "from a list nothing decides is trained on its spelling only)"
+        "`rise.label_constraint`: the choice among the listed labels as the app decodes it)"
         if config.get("label_choice_loss")
         else ""
     )
@@ -219,7 +218,9 @@ cosine to {config["min_lr_ratio"]:g}× over the budget, gradient clipping {confi
 ```
 
 Seed {config["seed"]}; the data stream is a pure function of the seed and step, but the number of steps that fit in
-the time budget depends on the machine, so a rebuild on another machine gives a similar, not identical, model.
+the time budget depends on the machine, so a rebuild on another machine gives a similar, not identical, model. The
+earlier commands ran on the example code of their day (`rise.demo_model.examples` and `rise.demo_model.label_lists`
+have gained example kinds and question kinds since), so today's code does not replay their data streams exactly.
 """
     path = out_dir / "README.md"
     path.write_text(text)
