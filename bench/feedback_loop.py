@@ -429,6 +429,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.seeds is not None:
         settings.training_seeds = tuple(int(seed) for seed in args.seeds.split(",") if seed.strip())
     task = get_task(args.task)
+    bench = bench.for_task(task)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="rise-feedback-"))

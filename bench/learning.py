@@ -1,7 +1,7 @@
 """Does RISE teach the demo base model new labelling tasks better than its baselines? Same model, same data, same
 optimiser-step budget, three seeds.
 
-    .venv/bin/python bench/learning.py                      # all default tasks (mood: about 7 min a seed on 2 cores)
+    .venv/bin/python bench/learning.py      # all default tasks: a seed takes about 8 min for mood, 6 per box task
     .venv/bin/python bench/learning.py --tasks mood --out bench/results/learning-mood   # the committed mood run
     .venv/bin/python bench/learning.py --tasks mood --seeds 0 --steps 12
     .venv/bin/python bench/learning.py --tasks named-object --seeds 0 --sft-learning-rate 5e-4 --out /tmp/lr
@@ -19,9 +19,10 @@ methods are compared on held-out items, greedy decoding through the app's annota
 | visual_rft | GRPO from the base model with format + accuracy rewards (`visual_rft`) |
 | rise | RISE-CoT GRPO -> filter -> SFT on reasoning + answer -> RFT (`rise_cot`, `filter`, `sft`, `rft`) |
 
-Every method gets the same number of optimiser steps: `--steps` for each baseline, split over RISE's three training
-stages. Every method saves checkpoints along the way (`checkpoints`), each scored on the held-out items: the
-learning curves show whether a run has flattened. Everything runs through `rise.training.pipeline`, the code
+Every method gets the same number of optimiser steps: the task's own budget (`BenchTask.steps`: 480 for mood, 240
+for the others) or `--steps`, for each baseline, split over RISE's three training stages. Every method saves
+checkpoints along the way (`checkpoints`), each scored on the held-out items: the learning curves show whether a run
+has flattened. Everything runs through `rise.training.pipeline`, the code
 `rise train` and the worker use. Writes `learning.json` (per task, method and seed: metrics, curve and training
 time), `learning.md` (tables, RISE's per-seed lead over the best baseline, the curves) and `learning.png` (the
 curves, when matplotlib is installed) to `--out`.
@@ -30,6 +31,7 @@ curves, when matplotlib is installed) to `--out`.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -70,7 +72,9 @@ class BenchSettings:
 
     n_train: int = 200  # trusted annotations per task, the same for every method and seed
     n_eval: int = 60  # held-out items per task
-    steps: int = 240  # optimiser steps per method; RISE splits them over its three training stages
+    # Optimiser steps per method; RISE splits them over its three training stages. None: each task's own
+    # (`BenchTask.steps`), see `for_task`.
+    steps: int | None = None
     # RISE-CoT : SFT : RFT share of the steps. SFT gets most: on the demo model a rule is learnt from reasoning in a
     # hundred or more full fine-tune steps (`bench/reasoning_ceiling.py`), and RFT starts from what SFT taught.
     rise_split: tuple[int, int, int] = (1, 4, 1)
@@ -114,15 +118,24 @@ class BenchSettings:
             eval_batch=2, filter_tau=0.0, lora_r=4, checkpoints=1,
         )  # fmt: skip
 
+    def for_task(self, task: BenchTask) -> BenchSettings:
+        """These settings with the step budget fixed: `steps` where set, else the task's own."""
+        return dataclasses.replace(self, steps=self.steps or task.steps)
+
+    def budget(self) -> int:
+        if self.steps is None:
+            raise ValueError("No step budget: settings for a task come from BenchSettings.for_task")
+        return self.steps
+
     def save_steps(self) -> int:
         """Steps between checkpoints: the same spacing for every method, so the curves share their x positions."""
-        return max(1, self.steps // max(1, self.checkpoints))
+        return max(1, self.budget() // max(1, self.checkpoints))
 
     def stage_steps(self) -> tuple[int, int, int]:
         """RISE-CoT, SFT and RFT steps: `steps` split by `rise_split`, each at least one, summing to `steps`."""
-        total = sum(self.rise_split)
-        parts = [max(1, self.steps * share // total) for share in self.rise_split]
-        parts[-1] = max(1, self.steps - sum(parts[:-1]))
+        steps, total = self.budget(), sum(self.rise_split)
+        parts = [max(1, steps * share // total) for share in self.rise_split]
+        parts[-1] = max(1, steps - sum(parts[:-1]))
         return parts[0], parts[1], parts[2]
 
 
@@ -160,8 +173,8 @@ def pipeline_config(model: str, data: Path, out: Path, settings: BenchSettings, 
         filter={"tau": settings.filter_tau, "min_selected": settings.filter_min_selected},
         sft={**sft, "max_steps": sft_steps},
         rft={**grpo, "learning_rate": settings.rft_learning_rate, "max_steps": rft_steps, **rft_lengths},
-        baseline_sft={**sft, "max_steps": settings.steps, "answers_only": True},
-        visual_rft={**grpo, "max_steps": settings.steps},
+        baseline_sft={**sft, "max_steps": settings.budget(), "answers_only": True},
+        visual_rft={**grpo, "max_steps": settings.budget()},
         evaluation={
             "batch_size": settings.eval_batch,
             "max_new_tokens": settings.eval_max_new_tokens,
@@ -295,6 +308,7 @@ def evaluate_base(model: str, data: Path, settings: BenchSettings, out: Path) ->
 
 
 def run_task(task: BenchTask, model: str, work: Path, settings: BenchSettings, seeds: list[int]) -> dict[str, Any]:
+    settings = settings.for_task(task)
     data = write_task_snapshot(task, work / task.name / "data", settings.n_train, settings.n_eval)
     base = evaluate_base(model, data, settings, work / task.name)
     methods: dict[str, list[dict[str, Any]]] = {method: [] for method in METHODS if method != "base"}
@@ -311,6 +325,8 @@ def run_task(task: BenchTask, model: str, work: Path, settings: BenchSettings, s
         "metric": task.metric,
         "n_train": settings.n_train,
         "n_eval": settings.n_eval,
+        "steps": settings.budget(),
+        "rise_stage_steps": list(settings.stage_steps()),
         "base": base,
         "methods": methods,
     }
@@ -350,6 +366,21 @@ def rise_lead(task: dict[str, Any]) -> tuple[str | None, list[float]]:
     return best, [finals["rise"][seed] - finals[best][seed] for seed in finals["rise"] if seed in finals[best]]
 
 
+def _step_budgets(report: dict[str, Any]) -> str:
+    """Each task's optimiser steps per method and RISE's split of them, "480 (RISE: 80 + 320 + 80)", said once where
+    every task has the same. Reports written before budgets were per task hold theirs in the settings."""
+
+    def budget(task: dict[str, Any]) -> str:
+        steps = task.get("steps", report["settings"].get("steps"))
+        stages = task.get("rise_stage_steps", report.get("rise_stage_steps")) or []
+        return f"{steps} (RISE: {' + '.join(map(str, stages))})"
+
+    budgets = {name: budget(task) for name, task in report["tasks"].items()}
+    if len(set(budgets.values())) == 1:
+        return next(iter(budgets.values()))
+    return ", ".join(f"{name} {text}" for name, text in budgets.items())
+
+
 def markdown_report(report: dict[str, Any]) -> str:
     """The results as Markdown tables: the headline metric, mean IoU for box tasks, training time, RISE's filter."""
     settings = report["settings"]
@@ -357,9 +388,9 @@ def markdown_report(report: dict[str, Any]) -> str:
         "# Learning benchmark",
         "",
         f"Base model `{report['model']}`; {settings['n_train']} trusted annotations and {settings['n_eval']} held-out "
-        f"items per task; {settings['steps']} optimiser steps per method (RISE: "
-        f"{' + '.join(map(str, report['rise_stage_steps']))} for RISE-CoT + SFT + RFT; reconstruction from "
-        f"{settings.get('reconstruction_input', 'image_and_cot')}); seeds "
+        f"items per task; optimiser steps per method, with RISE's split over RISE-CoT + SFT + RFT: "
+        f"{_step_budgets(report)}; "
+        f"reconstruction from {settings.get('reconstruction_input', 'image_and_cot')}; seeds "
         f"{', '.join(map(str, report['seeds']))}. Mean ± standard deviation over seeds; held-out, greedy. "
         f"Made by `{report['command']}` in {report['total_minutes']:.0f} min on {report['machine']}.",
         "",
@@ -557,7 +588,6 @@ def main(argv: list[str] | None = None) -> int:
         "model": os.path.relpath(args.model, REPO) if Path(args.model).resolve().is_relative_to(REPO) else args.model,
         "machine": _machine(),
         "settings": {**asdict(settings), "rise_split": list(settings.rise_split)},
-        "rise_stage_steps": list(settings.stage_steps()),
         "seeds": seeds,
         "tasks": {},
     }
