@@ -6,6 +6,7 @@ optimiser-step budget, three seeds.
     .venv/bin/python bench/learning.py --tasks mood --seeds 0 --steps 12
     .venv/bin/python bench/learning.py --tasks named-object --seeds 0 --sft-learning-rate 5e-4 --out /tmp/lr
     .venv/bin/python bench/learning.py --tasks odd-one-out,mood --reconstruction-input cot_only --out /tmp/cot-only
+    .venv/bin/python bench/learning.py --tasks mood --filter-min-selected 0 --out /tmp/verified  # verified CoTs only
     .venv/bin/python bench/learning.py --quick --model DIR --out /tmp/learning   # seconds; what the tests run
 
 For each task (`bench/learning_tasks.py`; by default mood, odd-one-out and named-object, `--tasks shape` too) the
@@ -568,12 +569,15 @@ def main(argv: list[str] | None = None) -> int:
         "--reconstruction-input", choices=RECONSTRUCTION_INPUTS, help="what RISE-CoT's reconstruction reads"
     )
     parser.add_argument("--sft-learning-rate", type=float, help="learning rate of the SFT stages (RISE's, SFT's)")
+    parser.add_argument(
+        "--filter-min-selected", type=int, help="unverified rationales RISE's filter tops its SFT data up to (0: none)"
+    )
     args = parser.parse_args(argv)
 
     if not quiet_model_folder(args.model):
         return 2
     settings = BenchSettings.quick() if args.quick else BenchSettings()
-    for name in ("steps", "n_train", "n_eval", "reconstruction_input", "sft_learning_rate"):
+    for name in ("steps", "n_train", "n_eval", "reconstruction_input", "sft_learning_rate", "filter_min_selected"):
         if getattr(args, name) is not None:
             setattr(settings, name, getattr(args, name))
     tasks = [get_task(name.strip()) for name in args.tasks.split(",") if name.strip()]
