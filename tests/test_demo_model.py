@@ -37,6 +37,7 @@ from rise.demo_model.vision_targets import COLOUR_CLASSES, SHAPE_CLASSES, CellHe
 from rise.parsing import parse_completion
 from rise.prompts import annotation_messages
 from rise.synthetic import (
+    DEFAULT_SHAPES,
     ODD_ONE_OUT_QUERY,
     ObjectSpec,
     caption,
@@ -81,6 +82,17 @@ class TestExamples:
             # the mood classes are a benchmark rule, not perception training
             assert not set(example.spec.labels) & {"sunny", "stormy", "balanced"}
             assert make_example("grounding", seed).query != ODD_ONE_OUT_QUERY
+
+    def test_a_lone_objects_shape_is_asked_with_the_shape_words_as_the_list(self):
+        # Detection prompts list the four shape words; classification must list them too, or the model takes such a
+        # list for a detection prompt and writes boxes instead of an answer.
+        shapes = set(DEFAULT_SHAPES)
+        asked = [
+            e for e in (make_example("classification", seed) for seed in range(600)) if set(e.spec.labels) <= shapes
+        ]
+        assert len(asked) >= 5
+        assert all(len(e.scene.objects) == 1 and e.answer == e.scene.objects[0].shape for e in asked)
+        assert any(set(e.spec.labels) == shapes for e in asked)
 
     def test_most_classification_lists_are_fresh_made_up_labels_answered_from_the_list(self):
         examples = [make_example("classification", seed) for seed in range(300)]
