@@ -7,6 +7,7 @@ optimiser-step budget, three seeds.
     .venv/bin/python bench/learning.py --tasks named-object --seeds 0 --sft-learning-rate 5e-4 --out /tmp/lr
     .venv/bin/python bench/learning.py --tasks odd-one-out,mood --reconstruction-input cot_only --out /tmp/cot-only
     .venv/bin/python bench/learning.py --tasks mood --filter-min-selected 0 --out /tmp/verified  # verified CoTs only
+    .venv/bin/python bench/learning.py --tasks mood --rise-split 1,2,3 --out /tmp/rft-heavy  # RISE's stages' shares
     .venv/bin/python bench/learning.py --quick --model DIR --out /tmp/learning   # seconds; what the tests run
 
 For each task (`bench/learning_tasks.py`; by default mood, odd-one-out and named-object, `--tasks shape` too) the
@@ -21,7 +22,8 @@ methods are compared on held-out items, greedy decoding through the app's annota
 | rise | RISE-CoT GRPO -> filter -> SFT on reasoning + answer -> RFT (`rise_cot`, `filter`, `sft`, `rft`) |
 
 Every method gets the same number of optimiser steps: the task's own budget (`BenchTask.steps`: 480 for mood, 240
-for the others) or `--steps`, for each baseline, split over RISE's three training stages. Every method saves
+for the others) or `--steps`, for each baseline, split over RISE's three training stages
+(`rise_split`, 1:4:1 by default). Every method saves
 checkpoints along the way (`checkpoints`), each scored on the held-out items: the learning curves show whether a run
 has flattened. Everything runs through `rise.training.pipeline`, the code
 `rise train` and the worker use. Writes `learning.json` (per task, method and seed: metrics, curve and training
@@ -138,6 +140,17 @@ class BenchSettings:
         parts = [max(1, steps * share // total) for share in self.rise_split]
         parts[-1] = max(1, steps - sum(parts[:-1]))
         return parts[0], parts[1], parts[2]
+
+
+def rise_split(text: str) -> tuple[int, int, int]:
+    """`--rise-split`'s value: three positive whole shares, "RISE-CoT,SFT,RFT"."""
+    try:
+        shares = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        shares = ()
+    if len(shares) != 3 or min(shares) < 1:
+        raise argparse.ArgumentTypeError(f"expected three positive whole numbers such as 1,4,1, got {text!r}")
+    return shares  # type: ignore[return-value]
 
 
 def pipeline_config(model: str, data: Path, out: Path, settings: BenchSettings, seed: int) -> Any:
@@ -572,12 +585,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--filter-min-selected", type=int, help="unverified rationales RISE's filter tops its SFT data up to (0: none)"
     )
+    parser.add_argument(
+        "--rise-split",
+        type=rise_split,
+        help="shares of the step budget for RISE-CoT, SFT and RFT, e.g. 1,2,3 (default 1,4,1)",
+    )
     args = parser.parse_args(argv)
 
     if not quiet_model_folder(args.model):
         return 2
     settings = BenchSettings.quick() if args.quick else BenchSettings()
-    for name in ("steps", "n_train", "n_eval", "reconstruction_input", "sft_learning_rate", "filter_min_selected"):
+    overridable = ("steps", "n_train", "n_eval", "reconstruction_input", "sft_learning_rate", "filter_min_selected")
+    for name in (*overridable, "rise_split"):
         if getattr(args, name) is not None:
             setattr(settings, name, getattr(args, name))
     tasks = [get_task(name.strip()) for name in args.tasks.split(",") if name.strip()]

@@ -88,3 +88,14 @@ def test_rise_reconstruction_input_reaches_the_pipeline_and_the_report(tmp_path)
     assert config.rise_cot.reconstruction_input == "cot_only"
     with pytest.raises(SystemExit):  # argparse refuses a mode the pipeline does not have
         main(["--reconstruction-input", "pixels", "--out", str(tmp_path)])
+
+
+def test_rise_split_sets_each_stages_share_of_the_budget(tmp_path):
+    from bench.learning import pipeline_config, rise_split
+
+    settings = BenchSettings(steps=480, rise_split=rise_split("1,2,3"))
+    config = pipeline_config("model", tmp_path / "data", tmp_path / "out", settings, seed=0)
+    assert (config.rise_cot.max_steps, config.sft.max_steps, config.rft.max_steps) == (80, 160, 240)
+    for bad in ("1,2", "1,0,3", "a,b,c"):
+        with pytest.raises(SystemExit):  # argparse refuses it before anything runs
+            main(["--rise-split", bad, "--out", str(tmp_path)])
