@@ -48,28 +48,36 @@ from rise.training.records import write_snapshot
 METHODS = {"lora": {"use_lora": True}, "full": {"use_lora": False}}
 
 
+def label_log_probs(loaded: Any, processor: Any, spec: Any, image: Any, reasoning: str) -> Any:
+    """Log-probabilities over the task's labels (their first tokens) of the answer that follows `reasoning`, given
+    image + prompt + `<think>reasoning</think>`, teacher-forced up to `<answer`. (The tokenizer joins `>` and the
+    label into one token, so the prefix stops before the `>`.)"""
+    import torch
+
+    from rise.prompts import annotation_messages
+
+    tokenizer = processor.tokenizer
+    first_tokens = [tokenizer.encode(">" + label, add_special_tokens=False)[0] for label in spec.labels]
+    reply = {"role": "assistant", "content": [{"type": "text", "text": f"<think>{reasoning}</think><answer"}]}
+    text = processor.apply_chat_template([*annotation_messages(spec), reply], tokenize=False)
+    text = text[: text.rindex("<answer") + len("<answer")]
+    with torch.no_grad():
+        logits = loaded(**processor(text=[text], images=[image], return_tensors="pt")).logits[0, -1]
+    return torch.log_softmax(logits[first_tokens], dim=-1)
+
+
 def answer_cross_entropy(model: str, adapter: str | None, task_name: str, seeds: range) -> dict[str, float]:
     """Mean cross-entropy of the right label's first token among the labels' first tokens, and how often it is the
     most likely, given image + prompt + the exact caption, teacher-forced up to `<answer`."""
-    import torch
-
     from rise.modeling import load_model_and_processor
-    from rise.prompts import annotation_messages
 
     task = get_task(task_name)
     loaded, processor = load_model_and_processor(model, adapter=adapter, device="cpu", dtype="float32")
     loaded.eval()
-    tokenizer = processor.tokenizer
-    first_tokens = [tokenizer.encode(">" + label, add_special_tokens=False)[0] for label in task.spec.labels]
     losses, hits = [], 0
     for seed in seeds:
         item = task.make_item(seed)
-        reply = {"role": "assistant", "content": [{"type": "text", "text": f"<think>{item.caption}</think><answer"}]}
-        text = processor.apply_chat_template([*annotation_messages(task.spec), reply], tokenize=False)
-        text = text[: text.rindex("<answer") + len("<answer")]
-        with torch.no_grad():
-            logits = loaded(**processor(text=[text], images=[item.image], return_tensors="pt")).logits[0, -1]
-        log_probs = torch.log_softmax(logits[first_tokens], dim=-1)
+        log_probs = label_log_probs(loaded, processor, task.spec, item.image, item.caption)
         right = task.spec.labels.index(item.answer)
         losses.append(-float(log_probs[right]))
         hits += int(int(log_probs.argmax()) == right)

@@ -75,14 +75,19 @@ def _single_colour(scene: Scene) -> str:
     return scene.objects[0].colour
 
 
-def _mood(scene: Scene) -> str:
-    warm = sum(obj.colour_family == "warm" for obj in scene.objects)
-    cool = len(scene.objects) - warm
+def mood_of_colour_families(families: list[str]) -> str:
+    """The mood rule on the colour families of a scene's objects ("warm" or "cool"): sunny, stormy or balanced."""
+    warm = sum(family == "warm" for family in families)
+    cool = len(families) - warm
     if warm > cool:
         return "sunny"
     if cool > warm:
         return "stormy"
     return "balanced"
+
+
+def _mood(scene: Scene) -> str:
+    return mood_of_colour_families([obj.colour_family for obj in scene.objects])
 
 
 _MOOD = LabelRule(
