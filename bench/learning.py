@@ -595,8 +595,10 @@ def main(argv: list[str] | None = None) -> int:
     if not quiet_model_folder(args.model):
         return 2
     settings = BenchSettings.quick() if args.quick else BenchSettings()
-    overridable = ("steps", "n_train", "n_eval", "reconstruction_input", "sft_learning_rate", "filter_min_selected")
-    for name in (*overridable, "rise_split"):
+    overridable = (
+        "steps", "n_train", "n_eval", "reconstruction_input", "sft_learning_rate", "filter_min_selected", "rise_split"
+    )  # fmt: skip
+    for name in overridable:
         if getattr(args, name) is not None:
             setattr(settings, name, getattr(args, name))
     tasks = [get_task(name.strip()) for name in args.tasks.split(",") if name.strip()]

@@ -36,7 +36,6 @@ from bench.learning import REPO, _machine, write_results
 from bench.reasoning_ceiling import label_log_probs
 
 PREDICTIONS = Path("evaluate") / "rise.predictions.jsonl"
-REASONING = re.compile(r"<think>(.*?)</think>", re.S)
 
 
 def mood_of_reasoning(text: str) -> str | None:
@@ -62,14 +61,15 @@ def trained_model(run: Path) -> tuple[str, str | None]:
 
 def held_out_items(snapshot: Any, predictions: Path) -> list[dict[str, Any]]:
     """Held-out items with a generated reasoning: image, true mood, reasoning, its mood and the generated answer."""
+    from rise.parsing import parse_completion
+
     rows = {row["item_id"]: row for row in map(json.loads, predictions.read_text().splitlines())}
     items = []
     for record in snapshot.eval:
         row = rows.get(record["item_id"])
-        found = REASONING.search((row or {}).get("raw_text") or "")
-        if row is None or found is None:
+        reasoning = parse_completion(row["raw_text"] or "", snapshot.spec, None, None).cot if row else None
+        if not reasoning:
             continue
-        reasoning = found.group(1)
         items.append({
             "image": record["image"], "gold": json.loads(record["answer"]), "reasoning": reasoning,
             "implied": mood_of_reasoning(reasoning), "generated": row["answer"],

@@ -36,9 +36,8 @@ def test_swap_test_counts_every_held_out_item_with_a_reasoning(tmp_path, tiny_mo
     task = get_task("mood")
     records = task_records(task, n_train=2, n_eval=8)
     data = write_snapshot(tmp_path / "data", task.spec, records)
-    run = (
-        tmp_path / "run"
-    )  # a finished "RISE run" whose SFT stage left the tiny model and predicted "sunny" throughout
+    # A finished "RISE run": its SFT stage left the tiny model, and it predicted "sunny" for every item.
+    run = tmp_path / "run"
     (run / "sft").mkdir(parents=True)
     (run / "sft" / "stage.json").write_text(json.dumps({"stage": "sft", "model": str(tiny_model_dir)}))
     (run / "evaluate").mkdir()
