@@ -272,6 +272,14 @@ class SFTStageConfig(TrainerSettings):
         default=False,
         metadata={"help": "Train on the answer alone, without reasoning (the SFT baseline)."},
     )
+    reading_share: float = field(
+        default=0.0,
+        metadata={
+            "help": "Share of reasoning rows repeated as reading rows: blank image, the reasoning in the prompt, "
+            "the answer as target, so the answer learns to follow the reasoning instead of the image alone. "
+            "0: none (the paper's SFT)."
+        },
+    )
     max_length: int | None = field(
         default=None,
         metadata={"help": "Truncate longer sequences (image tokens included). None: no truncation."},
@@ -280,6 +288,7 @@ class SFTStageConfig(TrainerSettings):
     def __post_init__(self) -> None:
         super().__post_init__()
         _check(self.max_length is None or self.max_length >= 16, "max_length must be at least 16 tokens, or None.")
+        _check(0.0 <= self.reading_share <= 1.0, "reading_share must be between 0 and 1.")
 
 
 @dataclass

@@ -17,6 +17,7 @@ from rise.parsing import format_answer, format_completion
 from rise.prompts import annotation_messages
 from rise.training.config import SFTStageConfig
 from rise.training.cot_filter import SelectedCoT
+from rise.training.reading_rows import with_reading_rows
 from rise.training.records import Snapshot, load_answer
 from rise.training.trainer_setup import (
     TRAINER_DIR,
@@ -64,6 +65,17 @@ def sft_dataset(snapshot: Snapshot, selected: list[SelectedCoT] | None, *, answe
     )
 
 
+def reading_dataset(dataset: Dataset, processor: Any, *, share: float, seed: int) -> Dataset:
+    """`dataset` as chat-templated text rows plus reading rows for a `share` of its reasoning rows
+    (`rise.training.reading_rows`)."""
+    rows = [
+        {"prompt": row["prompt"], "target": row["completion"][0]["content"][0]["text"], "image": row["image"],
+         "item_id": row["item_id"]}
+        for row in dataset
+    ]  # fmt: skip
+    return Dataset.from_list(with_reading_rows(rows, processor, share=share, seed=seed))
+
+
 def train_sft(
     model: str, snapshot: Snapshot, config: SFTStageConfig, stage_dir: Path, selected: list[SelectedCoT] | None
 ) -> dict[str, Any]:
@@ -79,6 +91,8 @@ def train_sft(
             "reasonings count), or run RISE-CoT for more steps."
         )
     policy, processor = load_policy(model, config)
+    if config.reading_share > 0 and not config.answers_only:
+        dataset = reading_dataset(dataset, processor, share=config.reading_share, seed=config.seed)
     args = trl_arguments(
         SFTConfig,
         config,
@@ -96,4 +110,10 @@ def train_sft(
         callbacks=callbacks,
     )
     summary, final = train_and_save(trainer, processor, callbacks, stage_dir)
-    return {**summary, "examples": len(dataset), "answers_only": config.answers_only, "final": str(final)}
+    return {
+        **summary,
+        "examples": len(dataset),
+        "answers_only": config.answers_only,
+        "reading_share": config.reading_share,
+        "final": str(final),
+    }
