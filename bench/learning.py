@@ -104,6 +104,9 @@ class BenchSettings:
     # The demo model has never seen a benchmark's label names, so at first no reasoning reconstructs them: up to this
     # many unverified rationales keep RISE's SFT stage from having no data (`FilterConfig.min_selected`).
     filter_min_selected: int = 200
+    # Share of RISE's SFT reasoning rows repeated with a blank image and the reasoning in the prompt, so the answer
+    # has to be read off the reasoning (`sft.reading_share`); 0 is the paper's SFT.
+    reading_share: float = 0.0
     lora_r: int = 16
     # What RISE-CoT's reconstruction reads (`rise_cot.reconstruction_input`): the image and the reasoning (the
     # paper), the reasoning alone, or the reasoning's gain over the image alone. Rerun with each to compare them.
@@ -185,7 +188,7 @@ def pipeline_config(model: str, data: Path, out: Path, settings: BenchSettings, 
             "reconstruction_input": settings.reconstruction_input,
         },
         filter={"tau": settings.filter_tau, "min_selected": settings.filter_min_selected},
-        sft={**sft, "max_steps": sft_steps},
+        sft={**sft, "max_steps": sft_steps, "reading_share": settings.reading_share},
         rft={**grpo, "learning_rate": settings.rft_learning_rate, "max_steps": rft_steps, **rft_lengths},
         baseline_sft={**sft, "max_steps": settings.budget(), "answers_only": True},
         visual_rft={**grpo, "max_steps": settings.budget()},
@@ -395,6 +398,11 @@ def _step_budgets(report: dict[str, Any]) -> str:
     return ", ".join(f"{name} {text}" for name, text in budgets.items())
 
 
+def _reading_rows(settings: dict[str, Any]) -> str:
+    share = settings.get("reading_share", 0.0)
+    return f"reading rows for {share:.0%} of RISE's SFT reasoning rows; " if share else ""
+
+
 def markdown_report(report: dict[str, Any]) -> str:
     """The results as Markdown tables: the headline metric, mean IoU for box tasks, training time, RISE's filter."""
     settings = report["settings"]
@@ -404,7 +412,8 @@ def markdown_report(report: dict[str, Any]) -> str:
         f"Base model `{report['model']}`; {settings['n_train']} trusted annotations and {settings['n_eval']} held-out "
         f"items per task; optimiser steps per method, with RISE's split over RISE-CoT + SFT + RFT: "
         f"{_step_budgets(report)}; "
-        f"reconstruction from {settings.get('reconstruction_input', 'image_and_cot')}; seeds "
+        f"reconstruction from {settings.get('reconstruction_input', 'image_and_cot')}; "
+        f"{_reading_rows(settings)}seeds "
         f"{', '.join(map(str, report['seeds']))}. Mean ± standard deviation over seeds; held-out, greedy. "
         f"Made by `{report['command']}` in {report['total_minutes']:.0f} min on {report['machine']}.",
         "",
@@ -590,13 +599,19 @@ def main(argv: list[str] | None = None) -> int:
         type=rise_split,
         help="shares of the step budget for RISE-CoT, SFT and RFT, e.g. 1,2,3 (default 1,4,1)",
     )
+    parser.add_argument(
+        "--reading-share",
+        type=float,
+        help="share of RISE's SFT reasoning rows also trained with a blank image and the reasoning in the prompt",
+    )
     args = parser.parse_args(argv)
 
     if not quiet_model_folder(args.model):
         return 2
     settings = BenchSettings.quick() if args.quick else BenchSettings()
     overridable = (
-        "steps", "n_train", "n_eval", "reconstruction_input", "sft_learning_rate", "filter_min_selected", "rise_split"
+        "steps", "n_train", "n_eval", "reconstruction_input", "sft_learning_rate", "filter_min_selected", "rise_split",
+        "reading_share",
     )  # fmt: skip
     for name in overridable:
         if getattr(args, name) is not None:

@@ -99,3 +99,12 @@ def test_rise_split_sets_each_stages_share_of_the_budget(tmp_path):
     for bad in ("1,2", "1,0,3", "a,b,c"):
         with pytest.raises(SystemExit):  # argparse refuses it before anything runs
             main(["--rise-split", bad, "--out", str(tmp_path)])
+
+
+def test_reading_share_reaches_rise_sft_only(tmp_path):
+    from bench.learning import pipeline_config
+
+    config = pipeline_config(
+        "model", tmp_path / "data", tmp_path / "out", BenchSettings(steps=6, reading_share=0.5), seed=0
+    )
+    assert config.sft.reading_share == 0.5 and config.baseline_sft.reading_share == 0.0
