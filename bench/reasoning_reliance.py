@@ -13,7 +13,9 @@ label after image + prompt + `<think>reasoning</think>` (`label_log_probs`, as i
 
 - with its own reasoning: this should repeat the generated answer, which checks the scoring;
 - with the reasoning of another held-out item that implies a different mood (drawn with `--seed`): an answer that
-  reads the reasoning follows the swapped one; an answer decided by the image stays with the image's true mood.
+  reads the reasoning follows the swapped one; an answer decided by the image stays with the image's true mood;
+- with its own reasoning after a blank image of the same size: whether the model can read the mood off a reasoning
+  at all, when the image gives nothing away.
 
 Writes `reasoning_reliance.json` and `.md` to `--out`.
 """
@@ -80,6 +82,7 @@ def held_out_items(snapshot: Any, predictions: Path) -> list[dict[str, Any]]:
 def swap_test(run: Path, snapshot: Any, seed: int) -> dict[str, Any]:
     """Counts for one run (see the module docstring)."""
     from rise.modeling import load_model_and_processor
+    from rise.training.reading_rows import blank_like
 
     items = held_out_items(snapshot, run / PREDICTIONS)
     model, adapter = trained_model(run)
@@ -92,7 +95,7 @@ def swap_test(run: Path, snapshot: Any, seed: int) -> dict[str, Any]:
     rng = random.Random(seed)
     counts = dict.fromkeys(
         ("reasoning_implies_gold", "generated_follows_reasoning", "forced_own_follows", "forced_own_repeats_generated",
-         "swapped", "swapped_follows_swapped_reasoning", "swapped_stays_with_gold"), 0,
+         "swapped", "swapped_follows_swapped_reasoning", "swapped_stays_with_gold", "blank_image_follows"), 0,
     )  # fmt: skip
     for item in items:
         counts["reasoning_implies_gold"] += item["implied"] == item["gold"]
@@ -103,6 +106,7 @@ def swap_test(run: Path, snapshot: Any, seed: int) -> dict[str, Any]:
         own = answer(item["image"], item["reasoning"])
         counts["forced_own_follows"] += own == item["implied"]
         counts["forced_own_repeats_generated"] += own == item["generated"]
+        counts["blank_image_follows"] += answer(blank_like(item["image"]), item["reasoning"]) == item["implied"]
         other = rng.choice(others)
         swapped = answer(item["image"], other["reasoning"])
         counts["swapped"] += 1
@@ -118,19 +122,20 @@ def markdown_report(report: dict[str, Any]) -> str:
         f"Snapshot `{report['data']}`; made by `{report['command']}` on {report['machine']}. Counts of held-out "
         "items. *Implied*: the mood the reasoning's colour words give. *Forced*: the likeliest label teacher-forced "
         "after the image and a reasoning. *Swapped*: the reasoning of another held-out item that implies a "
-        "different mood.",
+        "different mood. *Blank*: the item's own reasoning after a uniform grey image.",
         "",
         "| run | items | reasoning implies the true mood | generated answer follows its reasoning | forced with "
         "its own reasoning: repeats the generated answer | swapped: answer follows the swapped reasoning | "
-        "swapped: answer stays with the image's true mood |",
-        "|---|---|---|---|---|---|---|",
+        "swapped: answer stays with the image's true mood | blank: answer follows its own reasoning |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for run in report["runs"]:
         lines.append(
             f"| `{Path(run['run']).name}` | {run['items']} | {run['reasoning_implies_gold']} | "
             f"{run['generated_follows_reasoning']} | {run['forced_own_repeats_generated']} | "
             f"{run['swapped_follows_swapped_reasoning']} of {run['swapped']} | "
-            f"{run['swapped_stays_with_gold']} of {run['swapped']} |"
+            f"{run['swapped_stays_with_gold']} of {run['swapped']} | "
+            f"{run['blank_image_follows']} of {run['swapped']} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -56,6 +56,7 @@ def test_swap_test_counts_every_held_out_item_with_a_reasoning(tmp_path, tiny_mo
     assert result["reasoning_implies_gold"] == len(held_out)  # exact captions imply the true mood
     assert result["generated_follows_reasoning"] == golds.count("sunny")
     assert 0 <= result["swapped_follows_swapped_reasoning"] + result["swapped_stays_with_gold"] <= len(held_out)
+    assert 0 <= result["blank_image_follows"] <= len(held_out)
     assert "swapped: answer follows the swapped reasoning" in (tmp_path / "out" / "reasoning_reliance.md").read_text()
 
 
