@@ -104,6 +104,9 @@ class BenchSettings:
     # The demo model has never seen a benchmark's label names, so at first no reasoning reconstructs them: up to this
     # many unverified rationales keep RISE's SFT stage from having no data (`FilterConfig.min_selected`).
     filter_min_selected: int = 200
+    # Ties among an item's best rollouts go to the one that agrees most with its other rollouts
+    # (`filter.consensus`), not the first sampled.
+    filter_consensus: bool = False
     # Share of RISE's SFT reasoning rows repeated with a blank image and the reasoning in the prompt, so the answer
     # has to be read off the reasoning (`sft.reading_share`); 0 is the paper's SFT.
     reading_share: float = 0.0
@@ -187,7 +190,11 @@ def pipeline_config(model: str, data: Path, out: Path, settings: BenchSettings, 
             "reconstruction_max_new_tokens": settings.eval_max_new_tokens,
             "reconstruction_input": settings.reconstruction_input,
         },
-        filter={"tau": settings.filter_tau, "min_selected": settings.filter_min_selected},
+        filter={
+            "tau": settings.filter_tau,
+            "min_selected": settings.filter_min_selected,
+            "consensus": settings.filter_consensus,
+        },
         sft={**sft, "max_steps": sft_steps, "reading_share": settings.reading_share},
         rft={**grpo, "learning_rate": settings.rft_learning_rate, "max_steps": rft_steps, **rft_lengths},
         baseline_sft={**sft, "max_steps": settings.budget(), "answers_only": True},

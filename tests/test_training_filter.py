@@ -84,6 +84,27 @@ class TestSelectCots:
         report = select_cots(snapshot, ROLLOUTS, FilterConfig(tau=0.0))
         assert 3 in {s.item_id for s in report.selected}
 
+    def test_consensus_breaks_a_tie_for_what_most_samples_say(self, snapshot):
+        ordered = [
+            rollout(0, "A large green circle. A small blue square.", 1.0, 2.0),  # the slip, sampled first
+            rollout(0, "A large red circle. A small blue square.", 1.0, 2.0),
+            rollout(0, "A large red circle. A small blue square.", 1.0, 2.0),
+            rollout(0, "A large red circle on the left. A small blue square.", 0.0, 1.0),  # agrees, lower reward
+        ]
+        plain = {s.item_id: s.cot for s in select_cots(snapshot, ordered, FilterConfig()).selected}
+        chosen = {s.item_id: s.cot for s in select_cots(snapshot, ordered, FilterConfig(consensus=True)).selected}
+        assert plain[0] == "A large green circle. A small blue square."
+        assert chosen[0] == "A large red circle. A small blue square."
+
+    def test_consensus_picks_unverified_rationales_too(self, snapshot):
+        below = [
+            rollout(3, "Two red shapes.", 0.0, 1.0),
+            rollout(3, "Two blue shapes.", 0.0, 1.0),
+            rollout(3, "Two blue shapes.", 0.0, 1.0),
+        ]
+        report = select_cots(snapshot, [*ROLLOUTS, *below], FilterConfig(min_selected=5, consensus=True))
+        assert {s.item_id: s.cot for s in report.selected}[3] == "Two blue shapes."
+
     def test_outputs_round_trip(self, snapshot, tmp_path):
         report = select_cots(snapshot, ROLLOUTS, FilterConfig())
         summary = write_filter_outputs(report, tmp_path)

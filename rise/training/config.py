@@ -254,6 +254,14 @@ class FilterConfig:
             "does not yet know the labels still gets SFT data. 0: only qualified reasonings (the paper)."
         },
     )
+    consensus: bool = field(
+        default=False,
+        metadata={
+            "help": "Among an item's equally rewarded rollouts, keep the one that agrees most with the item's other "
+            "rollouts (word overlap), not the first: a sampled reasoning's slips (a wrong colour, a missing object) "
+            "are its own, what most samples say is likelier right. False: the first best (the paper is silent)."
+        },
+    )
 
     def __post_init__(self) -> None:
         _check(self.tau is None or 0.0 <= self.tau <= 1.0, f"tau must be in [0, 1] or None, got {self.tau}.")

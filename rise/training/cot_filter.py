@@ -8,14 +8,19 @@ A model that has never seen a project's label names cannot reconstruct them from
 project nothing may qualify and SFT would have no data. With `min_selected` the filter then tops the selection up
 with the best clean rollouts of the other items: reasonings written with the answer in view but not verified by
 reconstruction (STaR's "rationalisation"), marked as source "rationale" in the report.
+
+Many rollouts of an item often tie on the best reward (every reconstruction right). With `consensus` the tie goes
+to the reasoning that agrees most with the item's other rollouts: sampling at temperature 1 slips a wrong colour or
+a missing object into some reasonings, and SFT on the slips teaches the model to make them.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from difflib import SequenceMatcher
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +83,34 @@ def _usable(rollouts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in rollouts if not r.get("leaked") and (r.get("cot") or "").strip()]
 
 
-def _best_rollout(rollouts: list[dict[str, Any]], tau: float) -> tuple[dict[str, Any] | None, str]:
+def _consensus(rollout: dict[str, Any], group: list[dict[str, Any]]) -> float:
+    """How much a reasoning agrees with the rest of its item's reasonings: summed word-sequence similarity."""
+    words = rollout["cot"].lower().split()
+    return sum(
+        SequenceMatcher(None, words, other["cot"].lower().split(), autojunk=False).ratio()
+        for other in group
+        if other is not rollout
+    )
+
+
+def _pick(
+    candidates: list[dict[str, Any]],
+    score: Callable[[dict[str, Any]], tuple],
+    group: list[dict[str, Any]],
+    consensus: bool,
+) -> dict[str, Any]:
+    """The candidate with the highest `score`; ties go to the first, or with `consensus` to the one that agrees most
+    with `group`."""
+    best = max(candidates, key=score)
+    if not consensus:
+        return best
+    tied = [c for c in candidates if score(c) == score(best)]
+    return max(tied, key=lambda c: _consensus(c, group)) if len(tied) > 1 else best
+
+
+def _best_rollout(
+    rollouts: list[dict[str, Any]], tau: float, consensus: bool = False
+) -> tuple[dict[str, Any] | None, str]:
     """The best qualifying rollout of one item, or `None` and the reason none qualifies."""
     if not rollouts:
         return None, NO_ROLLOUTS
@@ -91,7 +123,9 @@ def _best_rollout(rollouts: list[dict[str, Any]], tau: float) -> tuple[dict[str,
     good = [r for r in usable if float(r.get("accuracy") or 0.0) >= tau - 1e-9]
     if not good:
         return None, BELOW_TAU
-    return max(good, key=lambda r: (float(r.get("reward") or 0.0), float(r.get("accuracy") or 0.0))), ""
+    return _pick(
+        good, lambda r: (float(r.get("reward") or 0.0), float(r.get("accuracy") or 0.0)), usable, consensus
+    ), ""
 
 
 def select_cots(snapshot: Snapshot, rollouts: Iterable[dict[str, Any]], config: FilterConfig) -> FilterReport:
@@ -118,7 +152,7 @@ def select_cots(snapshot: Snapshot, rollouts: Iterable[dict[str, Any]], config: 
         report.items += 1
         item_id = int(row["item_id"])
         human = (row["cot"] or "").strip() if config.include_human_cots else ""
-        best, reason = _best_rollout(by_item.get(item_id, []), tau)
+        best, reason = _best_rollout(by_item.get(item_id, []), tau, config.consensus)
         if human and (config.prefer_human_cots or best is None):
             report.selected.append(SelectedCoT(item_id, human, "human"))
         elif best is not None:
@@ -127,11 +161,13 @@ def select_cots(snapshot: Snapshot, rollouts: Iterable[dict[str, Any]], config: 
             )
         else:
             report.rejected[item_id] = reason
-    _top_up_with_rationales(report, by_item, config.min_selected)
+    _top_up_with_rationales(report, by_item, config.min_selected, config.consensus)
     return report
 
 
-def _top_up_with_rationales(report: FilterReport, by_item: dict[int, list[dict[str, Any]]], wanted: int) -> None:
+def _top_up_with_rationales(
+    report: FilterReport, by_item: dict[int, list[dict[str, Any]]], wanted: int, consensus: bool = False
+) -> None:
     """Add the best below-tau rollouts of rejected items, best reconstruction first, until `wanted` are selected."""
     missing = wanted - len(report.selected)
     if missing <= 0:
@@ -143,7 +179,8 @@ def _top_up_with_rationales(report: FilterReport, by_item: dict[int, list[dict[s
     candidates = []
     for item_id, reason in report.rejected.items():
         if reason == BELOW_TAU:  # such an item has clean, non-empty rollouts; leaked or empty ones never join
-            best = max(_usable(by_item[item_id]), key=score)
+            usable = _usable(by_item[item_id])
+            best = _pick(usable, score, usable, consensus)
             candidates.append((*score(best), item_id, best))
     candidates.sort(key=lambda c: (-c[0], -c[1], c[2]))
     for accuracy, reward, item_id, best in candidates[:missing]:
