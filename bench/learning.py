@@ -405,9 +405,11 @@ def _step_budgets(report: dict[str, Any]) -> str:
     return ", ".join(f"{name} {text}" for name, text in budgets.items())
 
 
-def _reading_rows(settings: dict[str, Any]) -> str:
+def _rise_options(settings: dict[str, Any]) -> str:
+    """The header's words for RISE's options beyond the paper, when a run used them."""
     share = settings.get("reading_share", 0.0)
-    return f"reading rows for {share:.0%} of RISE's SFT reasoning rows; " if share else ""
+    words = f"reading rows for {share:.0%} of RISE's SFT reasoning rows; " if share else ""
+    return words + ("filter ties broken by consensus; " if settings.get("filter_consensus") else "")
 
 
 def markdown_report(report: dict[str, Any]) -> str:
@@ -420,7 +422,7 @@ def markdown_report(report: dict[str, Any]) -> str:
         f"items per task; optimiser steps per method, with RISE's split over RISE-CoT + SFT + RFT: "
         f"{_step_budgets(report)}; "
         f"reconstruction from {settings.get('reconstruction_input', 'image_and_cot')}; "
-        f"{_reading_rows(settings)}seeds "
+        f"{_rise_options(settings)}seeds "
         f"{', '.join(map(str, report['seeds']))}. Mean ± standard deviation over seeds; held-out, greedy. "
         f"Made by `{report['command']}` in {report['total_minutes']:.0f} min on {report['machine']}.",
         "",
@@ -607,6 +609,12 @@ def main(argv: list[str] | None = None) -> int:
         help="shares of the step budget for RISE-CoT, SFT and RFT, e.g. 1,2,3 (default 1,4,1)",
     )
     parser.add_argument(
+        "--filter-consensus",
+        action="store_const",
+        const=True,
+        help="ties among an item's best rollouts go to the one that agrees most with its other rollouts",
+    )
+    parser.add_argument(
         "--reading-share",
         type=float,
         help="share of RISE's SFT reasoning rows also trained with a blank image and the reasoning in the prompt",
@@ -618,7 +626,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = BenchSettings.quick() if args.quick else BenchSettings()
     overridable = (
         "steps", "n_train", "n_eval", "reconstruction_input", "sft_learning_rate", "filter_min_selected", "rise_split",
-        "reading_share",
+        "reading_share", "filter_consensus",
     )  # fmt: skip
     for name in overridable:
         if getattr(args, name) is not None:

@@ -108,3 +108,6 @@ def test_reading_share_reaches_rise_sft_only(tmp_path):
         "model", tmp_path / "data", tmp_path / "out", BenchSettings(steps=6, reading_share=0.5), seed=0
     )
     assert config.sft.reading_share == 0.5 and config.baseline_sft.reading_share == 0.0
+    assert not config.filter.consensus
+    consensus = BenchSettings(steps=6, filter_consensus=True)
+    assert pipeline_config("model", tmp_path / "data", tmp_path / "out", consensus, seed=0).filter.consensus
