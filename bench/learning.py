@@ -573,6 +573,7 @@ def write_results(
 ) -> None:
     """A benchmark's results in `out`: `stem`.json (the report), .md (its table) and .png (`plot`'s); prints the
     table."""
+    out.mkdir(parents=True, exist_ok=True)  # a long run must not lose its results to a folder gone meanwhile
     (out / f"{stem}.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
     (out / f"{stem}.md").write_text(table)
     plot(report, out / f"{stem}.png")
