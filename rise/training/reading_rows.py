@@ -4,8 +4,8 @@ SFT on image + prompt -> `<think>reasoning</think><answer>y</answer>` lets the a
 image: the reasoning is in view but never needed, and a small model takes the shortcut (on mood its answers ignore
 a swapped-in reasoning of another mood most of the time). A *reading row* repeats a reasoning row with the image
 replaced by a blank one of the same size and the reasoning moved into the prompt, so the only thing that predicts
-its target, the answer, is the reasoning. Mixed with the ordinary rows, the answer learns to follow what the
-reasoning says, which is what RISE's reasoning is for.
+its target, the answer, is the reasoning. Mixed with the ordinary rows, the answer leans on the reasoning more. Off
+by default: on mood it made the answer read its reasoning more without raising accuracy (README, the feedback loop).
 
 Reading rows need the prompt to end inside the assistant's turn, which TRL's conversational rows cannot express, so
 with reading rows every row is written as chat-templated text (the same text TRL would build from the messages).
