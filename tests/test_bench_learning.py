@@ -101,7 +101,7 @@ def test_rise_split_sets_each_stages_share_of_the_budget(tmp_path):
             main(["--rise-split", bad, "--out", str(tmp_path)])
 
 
-def test_reading_share_reaches_rise_sft_only(tmp_path):
+def test_reading_share_and_consensus_reach_rise_stages_only(tmp_path):
     from bench.learning import pipeline_config
 
     config = pipeline_config(
