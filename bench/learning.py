@@ -87,7 +87,7 @@ class BenchSettings:
     # 5e-4, Visual-RFT and RISE's RFT collapsed to one answer for every held-out item within 40 steps.
     full_finetune_sft: bool = True
     sft_batch: int = 8
-    sft_learning_rate: float = 2e-3
+    sft_learning_rate: float | None = None  # None: each task's own (`BenchTask.sft_learning_rate`), see `for_task`
     grpo_learning_rate: float = 1e-3
     # RFT continues from what SFT taught, in smaller steps: at Visual-RFT's 1e-3 it undid part of it on mood (held
     # out 0.82 after SFT, 0.72 after 40 RFT steps; 0.82 at 2.5e-4).
@@ -128,8 +128,10 @@ class BenchSettings:
         )  # fmt: skip
 
     def for_task(self, task: BenchTask) -> BenchSettings:
-        """These settings with the step budget fixed: `steps` where set, else the task's own."""
-        return dataclasses.replace(self, steps=self.steps or task.steps)
+        """These settings with the step budget and the SFT learning rate fixed: each where set, else the task's own."""
+        return dataclasses.replace(
+            self, steps=self.steps or task.steps, sft_learning_rate=self.sft_learning_rate or task.sft_learning_rate
+        )
 
     def budget(self) -> int:
         if self.steps is None:
@@ -175,6 +177,8 @@ def pipeline_config(model: str, data: Path, out: Path, settings: BenchSettings, 
         "per_device_train_batch_size": settings.num_generations * settings.grpo_prompts_per_step,
         "max_completion_length": settings.max_completion_length,
     }
+    if settings.sft_learning_rate is None:
+        raise ValueError("No SFT learning rate: settings for a task come from BenchSettings.for_task")
     sft = {**common, "learning_rate": settings.sft_learning_rate, "per_device_train_batch_size": settings.sft_batch}
     if settings.full_finetune_sft:
         sft["use_lora"] = False

@@ -179,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = BenchSettings.quick() if args.quick else BenchSettings(steps=args.steps, checkpoints=6, eval_batch=30)
     if args.quick:
         settings.steps = 2
+    settings = settings.for_task(task)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="rise-ceiling-"))

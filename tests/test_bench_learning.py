@@ -9,7 +9,7 @@ import json
 import pytest
 
 from bench.learning import METHODS, BenchSettings, main, markdown_report, rise_lead
-from bench.learning_tasks import TASKS, task_records
+from bench.learning_tasks import TASKS, get_task, task_records
 
 
 def test_quick_run_trains_every_method_and_writes_the_report(tmp_path, tiny_model_dir):
@@ -82,7 +82,7 @@ def test_task_items_are_fixed_by_seed_and_held_out_apart(name):
 def test_rise_reconstruction_input_reaches_the_pipeline_and_the_report(tmp_path):
     from bench.learning import pipeline_config
 
-    settings = BenchSettings.quick()
+    settings = BenchSettings.quick().for_task(get_task("mood"))
     settings.reconstruction_input = "cot_only"
     config = pipeline_config("model", tmp_path / "data", tmp_path / "out", settings, seed=0)
     assert config.rise_cot.reconstruction_input == "cot_only"
@@ -93,7 +93,7 @@ def test_rise_reconstruction_input_reaches_the_pipeline_and_the_report(tmp_path)
 def test_rise_split_sets_each_stages_share_of_the_budget(tmp_path):
     from bench.learning import pipeline_config, rise_split
 
-    settings = BenchSettings(steps=480, rise_split=rise_split("1,2,3"))
+    settings = BenchSettings(steps=480, rise_split=rise_split("1,2,3")).for_task(get_task("mood"))
     config = pipeline_config("model", tmp_path / "data", tmp_path / "out", settings, seed=0)
     assert (config.rise_cot.max_steps, config.sft.max_steps, config.rft.max_steps) == (80, 160, 240)
     for bad in ("1,2", "1,0,3", "a,b,c"):
@@ -104,10 +104,25 @@ def test_rise_split_sets_each_stages_share_of_the_budget(tmp_path):
 def test_reading_share_and_consensus_reach_rise_stages_only(tmp_path):
     from bench.learning import pipeline_config
 
+    mood = get_task("mood")
     config = pipeline_config(
-        "model", tmp_path / "data", tmp_path / "out", BenchSettings(steps=6, reading_share=0.5), seed=0
+        "model", tmp_path / "data", tmp_path / "out", BenchSettings(reading_share=0.5).for_task(mood), seed=0
     )
     assert config.sft.reading_share == 0.5 and config.baseline_sft.reading_share == 0.0
     assert not config.filter.consensus
-    consensus = BenchSettings(steps=6, filter_consensus=True)
+    consensus = BenchSettings(filter_consensus=True).for_task(mood)
     assert pipeline_config("model", tmp_path / "data", tmp_path / "out", consensus, seed=0).filter.consensus
+
+
+def test_each_task_brings_its_own_sft_learning_rate_unless_one_is_given(tmp_path):
+    from bench.learning import pipeline_config
+
+    def rates(settings: BenchSettings, task: str) -> tuple[float, float]:
+        config = pipeline_config("model", tmp_path / "data", tmp_path / "out", settings.for_task(get_task(task)), 0)
+        return config.sft.learning_rate, config.baseline_sft.learning_rate
+
+    assert rates(BenchSettings(), "mood") == (2e-3, 2e-3)
+    assert rates(BenchSettings(), "named-object") == (5e-4, 5e-4)
+    assert rates(BenchSettings(sft_learning_rate=1e-4), "mood") == (1e-4, 1e-4)
+    with pytest.raises(ValueError, match="for_task"):  # no task, no rate: nothing trains at a guessed one
+        pipeline_config("model", tmp_path / "data", tmp_path / "out", BenchSettings(steps=6), 0)
