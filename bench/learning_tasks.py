@@ -39,6 +39,7 @@ class SyntheticItem:
     answer: Any  # pixels, `rise.tasks` shapes
     query: str | None = None
     caption: str | None = None  # the scene's exact description: perfect reasoning (`bench/reasoning_ceiling.py`)
+    working: str | None = None  # the rule's step from that description to the label (`LabelRule.working`)
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,8 @@ def _rule_item(rule_name: str) -> Callable[[int], SyntheticItem]:
 
     def make(seed: int) -> SyntheticItem:
         scene, label = generate_scene_for_rule(rule, seed)  # labels drawn uniformly, the tie class included
-        return SyntheticItem(scene.image, label, caption=caption(scene))
+        working = rule.working(scene) if rule.working else None
+        return SyntheticItem(scene.image, label, caption=caption(scene), working=working)
 
     return make
 
@@ -126,11 +128,24 @@ def png_bytes(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
+REASONINGS = ("caption", "worked")
+
+
+def exact_reasoning(item: SyntheticItem, kind: str) -> str | None:
+    """A perfect reasoning for the item: its scene's exact caption, and with "worked" the rule's working after it."""
+    if kind not in REASONINGS:
+        raise ValueError(f"Unknown reasoning {kind!r}; choose from {REASONINGS}")
+    if kind == "worked" and item.working:
+        return f"{item.caption} {item.working}"
+    return item.caption
+
+
 def task_records(
-    task: BenchTask, n_train: int, n_eval: int, seed: int = 0, *, with_captions: bool = False
+    task: BenchTask, n_train: int, n_eval: int, seed: int = 0, *, reasoning: str | None = None
 ) -> list[TrainingRecord]:
-    """`n_train` trusted training items and `n_eval` held-out items; the same arguments give the same items. With
-    `with_captions` each training item carries its scene's exact caption as a reviewer's reasoning."""
+    """`n_train` trusted training items and `n_eval` held-out items; the same arguments give the same items. With a
+    `reasoning` ("caption" or "worked", `exact_reasoning`) each training item carries that as a reviewer's
+    reasoning."""
     records = []
     for index in range(n_train + n_eval):
         held_out = index >= n_train
@@ -146,7 +161,7 @@ def task_records(
                 answer=item.answer,
                 answer_source="import",
                 query=item.query,
-                cot=item.caption if with_captions and not held_out else None,
+                cot=exact_reasoning(item, reasoning) if reasoning and not held_out else None,
             )
         )
     return records

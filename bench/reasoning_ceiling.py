@@ -3,6 +3,7 @@ stage, which trains on reasoning + answer.
 
     .venv/bin/python bench/reasoning_ceiling.py --out bench/results/reasoning-ceiling   # mood, LoRA and full: 16 min
     .venv/bin/python bench/reasoning_ceiling.py --task shape --steps 60 --methods lora
+    .venv/bin/python bench/reasoning_ceiling.py --steps 320 --methods full --reasoning worked   # counts written out
     .venv/bin/python bench/reasoning_ceiling.py --quick --model DIR --out /tmp/ceiling      # seconds; what tests run
 
 Every training item gets its scene's exact caption (`rise.synthetic.caption`: each object's size, colour, shape and
@@ -12,6 +13,10 @@ reasoning stage could ever hand on. Per method (`lora`: the benchmark's LoRA set
 reports the held-out accuracy at each checkpoint and, at the end, the accuracy on training items too, and the
 cross-entropy of the answer token among the labels given the exact caption (ln of the label count = no information
 taken from the reasoning).
+
+With `--reasoning worked` the caption is followed by the rule's working (`LabelRule.working`; mood: "Warm colours:
+two. Cool colours: one."), the reasoning a model would write if it had worked the rule out: the answer then only has
+to read a comparison, not count colour words itself.
 
 If even this stays near a constant answer, the method cannot be the reason: the base model cannot yet learn the
 rule from the reasoning within the step budget, and `bench/learning.py` will show no method reaching it.
@@ -41,9 +46,10 @@ from bench.learning import (
     quiet_model_folder,
     write_results,
 )
-from bench.learning_tasks import get_task, task_records
+from bench.learning_tasks import REASONINGS, exact_reasoning, get_task, task_records
 from rise.training.records import write_snapshot
 
+REASONING_WORDS = {"caption": "exact caption", "worked": "exact caption and the rule's working"}
 # Both at the learning benchmark's SFT learning rate, so the two differ only in what they train.
 METHODS = {"lora": {"use_lora": True}, "full": {"use_lora": False}}
 
@@ -66,9 +72,11 @@ def label_log_probs(loaded: Any, processor: Any, spec: Any, image: Any, reasonin
     return torch.log_softmax(logits[first_tokens], dim=-1)
 
 
-def answer_cross_entropy(model: str, adapter: str | None, task_name: str, seeds: range) -> dict[str, float]:
+def answer_cross_entropy(
+    model: str, adapter: str | None, task_name: str, seeds: range, reasoning: str = "caption"
+) -> dict[str, float]:
     """Mean cross-entropy of the right label's first token among the labels' first tokens, and how often it is the
-    most likely, given image + prompt + the exact caption, teacher-forced up to `<answer`."""
+    most likely, given image + prompt + the exact reasoning (`exact_reasoning`), teacher-forced up to `<answer`."""
     from rise.modeling import load_model_and_processor
 
     task = get_task(task_name)
@@ -77,22 +85,24 @@ def answer_cross_entropy(model: str, adapter: str | None, task_name: str, seeds:
     losses, hits = [], 0
     for seed in seeds:
         item = task.make_item(seed)
-        log_probs = label_log_probs(loaded, processor, task.spec, item.image, item.caption)
+        log_probs = label_log_probs(loaded, processor, task.spec, item.image, exact_reasoning(item, reasoning))
         right = task.spec.labels.index(item.answer)
         losses.append(-float(log_probs[right]))
         hits += int(int(log_probs.argmax()) == right)
     return {"cross_entropy": round(sum(losses) / len(losses), 4), "accuracy": round(hits / len(losses), 4)}
 
 
-def run_method(method: str, model: str, work: Path, task_name: str, settings: BenchSettings) -> dict[str, Any]:
+def run_method(
+    method: str, model: str, work: Path, task_name: str, settings: BenchSettings, reasoning: str
+) -> dict[str, Any]:
     from rise.training.pipeline import run_pipeline
 
     task = get_task(task_name)
-    data = work / "data"
+    data = work / f"data-{reasoning}"
     if not data.exists():
-        records = task_records(task, settings.n_train, settings.n_eval, with_captions=True)
-        write_snapshot(data, task.spec, records, info={"benchmark_task": task.name, "reasoning": "exact captions"})
-    out = work / method
+        records = task_records(task, settings.n_train, settings.n_eval, reasoning=reasoning)
+        write_snapshot(data, task.spec, records, info={"benchmark_task": task.name, "reasoning": reasoning})
+    out = work / f"{method}-{reasoning}"
     config = pipeline_config(model, data, out, settings, seed=0)
     config.sft.max_steps = settings.steps
     config.filter.min_selected = 0  # every item already has its reasoning
@@ -108,16 +118,17 @@ def run_method(method: str, model: str, work: Path, task_name: str, settings: Be
         "train_seconds": seconds,
         "learning_rate": config.sft.learning_rate,
         "curve": [{"step": p["step"], "accuracy": p["metrics"]["accuracy"]} for p in curve],
-        "train_items": answer_cross_entropy(trained["model"], trained["adapter"], task_name, train_seeds),
+        "train_items": answer_cross_entropy(trained["model"], trained["adapter"], task_name, train_seeds, reasoning),
     }
 
 
 def markdown_report(report: dict[str, Any]) -> str:
     steps = sorted({p["step"] for r in report["methods"].values() for p in r["curve"]})
+    reasoning = REASONING_WORDS[report.get("reasoning", "caption")]
     lines = [
         "# Reasoning ceiling",
         "",
-        f"Task `{report['task']}`, base model `{report['model']}`: SFT on image + prompt -> exact caption + answer "
+        f"Task `{report['task']}`, base model `{report['model']}`: SFT on image + prompt -> {reasoning} + answer "
         f"for all {report['n_train']} training items, {report['steps']} steps, scored greedily on {report['n_eval']} "
         f"held-out items. Made by `{report['command']}` in {report['total_minutes']} min on {report['machine']}.",
         "",
@@ -131,7 +142,7 @@ def markdown_report(report: dict[str, Any]) -> str:
         lines.append(f"| {method} | " + " | ".join(f"{by_step.get(s, float('nan')):.2f}" for s in steps) + " |")
     lines += [
         "",
-        f"At the end, on {report['train_items']} training items, the answer token given the exact caption "
+        f"At the end, on {report['train_items']} training items, the answer token given the {reasoning} "
         f"(cross-entropy among the labels; {report['uninformed_cross_entropy']:.3f} = nothing read from the "
         "reasoning):",
         "",
@@ -169,6 +180,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = bench_parser(__doc__, "reasoning_ceiling")
     parser.add_argument("--task", default="mood", help="a classification task of bench/learning_tasks.py")
     parser.add_argument("--steps", type=int, default=120, help="SFT steps per method (the learning benchmark's)")
+    parser.add_argument(
+        "--reasoning",
+        choices=REASONINGS,
+        default="caption",
+        help="each training item's reasoning: its exact caption, or the caption and the rule's working after it",
+    )
     parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, from {', '.join(METHODS)}")
     args = parser.parse_args(argv)
     if not quiet_model_folder(args.model):
@@ -197,12 +214,13 @@ def main(argv: list[str] | None = None) -> int:
         "steps": settings.steps,
         "train_items": train_items,
         "uninformed_cross_entropy": math.log(len(task.spec.labels)),
-        "base_train_items": answer_cross_entropy(model, None, task.name, range(train_items)),
+        "reasoning": args.reasoning,
+        "base_train_items": answer_cross_entropy(model, None, task.name, range(train_items), args.reasoning),
         "methods": {},
     }
     for method in [m.strip() for m in args.methods.split(",") if m.strip()]:
         print(f"{task.name}: SFT ({method}) on exact reasoning, {settings.steps} steps", flush=True)
-        report["methods"][method] = run_method(method, model, work, task.name, settings)
+        report["methods"][method] = run_method(method, model, work, task.name, settings, args.reasoning)
     report["total_minutes"] = round((time.perf_counter() - started) / 60, 1)
     write_results(out, "reasoning_ceiling", report, markdown_report(report), plot_report)
     return 0

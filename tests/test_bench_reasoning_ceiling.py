@@ -6,15 +6,34 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 from bench.learning_tasks import get_task, task_records
 from bench.reasoning_ceiling import main
+from rise.synthetic.vocabulary import NUMBER_WORDS
 
 
 def test_every_training_item_carries_its_exact_caption_and_held_out_items_none():
-    records = task_records(get_task("mood"), 3, 2, with_captions=True)
+    records = task_records(get_task("mood"), 3, 2, reasoning="caption")
     assert [r.cot is not None for r in records] == [True, True, True, False, False]
     assert records[0].cot.startswith("There ") and "objects" in records[0].cot or "object" in records[0].cot
+
+
+def test_worked_reasoning_adds_the_rules_working_after_the_caption():
+    mood = get_task("mood")
+    captions = task_records(mood, 6, 0, reasoning="caption")
+    worked = task_records(mood, 6, 0, reasoning="worked")
+    for plain, with_working in zip(captions, worked, strict=True):
+        assert with_working.cot.startswith(plain.cot + " Warm colours: ")
+        counts = re.search(r"Warm colours: (\w+)\. Cool colours: (\w+)\.$", with_working.cot)
+        warm, cool = (NUMBER_WORDS.index(word) for word in counts.groups())
+        assert warm + cool == len(re.findall(r"\. An? ", plain.cot))  # one per object sentence
+        assert with_working.answer == ("sunny" if warm > cool else "stormy" if cool > warm else "balanced")
+    # a rule with nothing to work out keeps the caption alone
+    shape = get_task("shape")
+    assert [r.cot for r in task_records(shape, 3, 0, reasoning="worked")] == [
+        r.cot for r in task_records(shape, 3, 0, reasoning="caption")
+    ]
 
 
 def test_quick_run_trains_lora_and_full_on_exact_reasoning_and_writes_the_report(tmp_path, tiny_model_dir):

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from rise.synthetic.scene import Scene, SceneConfig, generate_scene
-from rise.synthetic.vocabulary import COLOURS, DEFAULT_SHAPES
+from rise.synthetic.vocabulary import COLOURS, DEFAULT_SHAPES, number_word
 
 _ATTEMPTS_PER_LABEL = 1000  # rejection sampling; the rarest label ("balanced") comes up in over one scene in four
 
@@ -33,6 +33,9 @@ class LabelRule:
         classify (`Callable[[Scene], str]`): the rule itself; a module-level function so the rule pickles.
         scene_overrides (`dict[str, Any]`): `SceneConfig` fields the rule needs beyond the object counts, e.g. the
             shapes a shape rule has labels for.
+        working (`Callable[[Scene], str] | None`): the step from a scene's description to its label, written as a
+            reasoning would write it without naming the label (mood: how many objects of each colour family); None
+            where naming what is seen is the whole step.
     """
 
     name: str
@@ -42,6 +45,7 @@ class LabelRule:
     max_objects: int
     classify: Callable[[Scene], str]
     scene_overrides: dict[str, Any] = field(default_factory=dict)
+    working: Callable[[Scene], str] | None = None
 
     def label(self, scene: Scene) -> str:
         """The scene's label; a `ValueError` when the scene has an object count the rule is not defined for."""
@@ -90,6 +94,12 @@ def _mood(scene: Scene) -> str:
     return mood_of_colour_families([obj.colour_family for obj in scene.objects])
 
 
+def _mood_working(scene: Scene) -> str:
+    warm = sum(obj.colour_family == "warm" for obj in scene.objects)
+    cool = len(scene.objects) - warm
+    return f"Warm colours: {number_word(warm)}. Cool colours: {number_word(cool)}."
+
+
 _MOOD = LabelRule(
     name="mood",
     labels=("sunny", "stormy", "balanced"),
@@ -100,6 +110,7 @@ _MOOD = LabelRule(
     min_objects=2,
     max_objects=4,
     classify=_mood,
+    working=_mood_working,
 )
 
 RULES: dict[str, LabelRule] = {
