@@ -4,7 +4,7 @@ optimiser-step budget, three seeds.
     .venv/bin/python bench/learning.py      # all default tasks: a seed takes about 8 min for mood, 6 per box task
     .venv/bin/python bench/learning.py --tasks mood --out bench/results/learning-mood   # the committed mood run
     .venv/bin/python bench/learning.py --tasks mood --seeds 0 --steps 12
-    .venv/bin/python bench/learning.py --tasks named-object --seeds 0 --sft-learning-rate 5e-4 --out /tmp/lr
+    .venv/bin/python bench/learning.py --tasks named-object --seeds 0 --sft-learning-rate 2e-3 --out /tmp/lr
     .venv/bin/python bench/learning.py --tasks odd-one-out,mood --reconstruction-input cot_only --out /tmp/cot-only
     .venv/bin/python bench/learning.py --tasks mood --filter-min-selected 0 --out /tmp/verified  # verified CoTs only
     .venv/bin/python bench/learning.py --tasks mood --rise-split 1,2,3 --out /tmp/rft-heavy  # RISE's stages' shares

@@ -79,10 +79,15 @@ def _single_colour(scene: Scene) -> str:
     return scene.objects[0].colour
 
 
+def colour_family_counts(families: list[str]) -> tuple[int, int]:
+    """How many of the families ("warm" or "cool") are warm, and how many cool."""
+    warm = sum(family == "warm" for family in families)
+    return warm, len(families) - warm
+
+
 def mood_of_colour_families(families: list[str]) -> str:
     """The mood rule on the colour families of a scene's objects ("warm" or "cool"): sunny, stormy or balanced."""
-    warm = sum(family == "warm" for family in families)
-    cool = len(families) - warm
+    warm, cool = colour_family_counts(families)
     if warm > cool:
         return "sunny"
     if cool > warm:
@@ -95,8 +100,7 @@ def _mood(scene: Scene) -> str:
 
 
 def _mood_working(scene: Scene) -> str:
-    warm = sum(obj.colour_family == "warm" for obj in scene.objects)
-    cool = len(scene.objects) - warm
+    warm, cool = colour_family_counts([obj.colour_family for obj in scene.objects])
     return f"Warm colours: {number_word(warm)}. Cool colours: {number_word(cool)}."
 
 
