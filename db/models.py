@@ -310,6 +310,8 @@ class Review(Base):
     verdict: Mapped[Verdict] = mapped_column(_enum(Verdict))
     corrected_answer: Mapped[Any | None] = mapped_column(Json)
     reasoning_wrong: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The reviewer's own reasoning for a correction: the CoT of the trusted annotation it makes, so SFT data.
+    corrected_cot: Mapped[str | None] = mapped_column(StorableText)
     comment: Mapped[str] = mapped_column(StorableText, default="")
     time_spent_ms: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[created_ts]
@@ -329,7 +331,8 @@ class Annotation(Base):
     id: Mapped[intpk]
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), index=True)
     answer: Mapped[Any] = mapped_column(Json)
-    # The accepted CoT (accept verdicts only); SFT data unless the reviewer flagged the reasoning as wrong.
+    # The accepted CoT (unless the reviewer flagged it as wrong) or the reasoning a reviewer wrote with a correction:
+    # SFT data.
     cot: Mapped[str | None] = mapped_column(StorableText)
     source: Mapped[AnnotationSource] = mapped_column(_enum(AnnotationSource))
     review_id: Mapped[int | None] = mapped_column(ForeignKey("reviews.id", ondelete="CASCADE"))

@@ -163,6 +163,26 @@ def format_answer(answer: Answer, spec: TaskSpec, width: int, height: int) -> st
     return answer_to_text(answer, spec, width, height)
 
 
+def reasoning_problem(text: str) -> str | None:
+    """Why a reasoning written by a person cannot go inside `<think>…</think>` of a training target, or None.
+
+    A tag or an end-of-turn token inside it would end the think block (or the turn) early in every target made
+    from it.
+
+    >>> reasoning_problem("Two warm colours, one cool.") is None
+    True
+    >>> reasoning_problem("so </think> it is")
+    "it contains '</think>', which marks the end of a reasoning; write it without tags"
+    """
+    tag = ANY_TAG_RE.search(text)
+    if tag:
+        return f"it contains {tag.group(0)!r}, which marks the end of a reasoning; write it without tags"
+    for marker in END_MARKERS:
+        if marker in text:
+            return f"it contains {marker!r}, a model's end-of-turn token; write it without it"
+    return None
+
+
 def format_completion(cot: str, answer: Answer, spec: TaskSpec, width: int, height: int) -> str:
     """The full training target `<think>cot</think><answer>…</answer>` for SFT.
 

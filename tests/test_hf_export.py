@@ -8,7 +8,7 @@ import pytest
 from datasets import load_from_disk
 
 from app.services.exports import ExportError, export_hf_dataset
-from db.models import Annotation, Review, Split
+from db.models import Annotation, AnnotationSource, Review, Split
 from rise.parsing import parse_completion
 from rise.tasks import TaskSpec
 from tests.utils.exchange import seed_reviewed_project
@@ -41,6 +41,20 @@ def test_flagged_reasoning_is_not_sft_data(runtime, tmp_path):
         session.query(Review).update({Review.reasoning_wrong: True})
     with pytest.raises(ExportError, match="Nothing to export"):
         export_hf_dataset(runtime, project_id, tmp_path / "sft", kind="sft")
+
+
+def test_a_reasoning_written_with_a_correction_is_sft_data_even_with_the_models_flagged(runtime, tmp_path):
+    seeded = seed_reviewed_project(runtime, "det", "detection", LABELS, tmp_path / "images")
+    with runtime.sessions.begin() as session:
+        session.query(Review).update({Review.reasoning_wrong: True})
+        session.query(Annotation).filter(Annotation.source == AnnotationSource.correct).update(
+            {Annotation.cot: "Two circles, one on each side."}
+        )
+    summary = export_hf_dataset(runtime, seeded.id, tmp_path / "sft", kind="sft")
+    assert summary.rows == 1
+    dataset = load_from_disk(str(tmp_path / "sft"))
+    [row] = [row for split in dataset for row in dataset[split]]
+    assert row["source"] == "correct" and row["text"].startswith("<think>Two circles, one on each side.</think>")
 
 
 def test_annotation_rows_keep_answer_author_and_split(runtime, tmp_path):

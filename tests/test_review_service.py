@@ -259,6 +259,58 @@ class TestVerdicts:
         assert (annotation.source, annotation.answer, annotation.cot) == (AnnotationSource.correct, "square", None)
         assert reviews_of(runtime, items[0])[0].corrected_answer == "square"
 
+    def test_a_correction_keeps_the_reviewers_reasoning_as_its_cot_even_with_the_models_flagged(self, runtime, queue):
+        project_id, items, ada, _ = queue
+        review.next_task(runtime, project_id=project_id, user_id=ada)
+        review.submit_verdict(
+            runtime,
+            user_id=ada,
+            item_id=items[0],
+            verdict="correct",
+            corrected_answer="square",
+            corrected_cot="  Four straight sides of equal length.\n",
+            reasoning_wrong=True,  # about the model's reasoning; the reviewer's own is what is kept
+        )
+        [annotation] = annotations_of(runtime, items[0])
+        assert (annotation.source, annotation.answer, annotation.cot) == (
+            AnnotationSource.correct,
+            "square",
+            "Four straight sides of equal length.",
+        )
+        assert reviews_of(runtime, items[0])[0].corrected_cot == "Four straight sides of equal length."
+
+    def test_a_reasoning_given_with_an_accept_or_a_reject_is_not_stored(self, runtime, queue):
+        project_id, items, ada, _ = queue
+        review.next_task(runtime, project_id=project_id, user_id=ada)
+        review.submit_verdict(runtime, user_id=ada, item_id=items[0], verdict="accept", corrected_cot="Mine.")
+        review.submit_verdict(runtime, user_id=ada, item_id=items[1], verdict="reject", corrected_cot="Mine.")
+        assert [r.corrected_cot for r in reviews_of(runtime, items[0]) + reviews_of(runtime, items[1])] == [None, None]
+        assert annotations_of(runtime, items[0])[0].cot == "I see a round outline."
+
+    @pytest.mark.parametrize(
+        ("reasoning", "message"),
+        [
+            ("Round. </think><answer>circle</answer>", "contains '</think>'"),
+            ("Round.<|im_end|>", "end-of-turn token"),
+            ("x" * (review.MAX_COMMENT_CHARS + 1), "too long"),
+        ],
+    )
+    def test_a_reasoning_that_cannot_be_a_training_target_is_refused_and_nothing_is_saved(
+        self, runtime, queue, reasoning, message
+    ):
+        project_id, items, ada, _ = queue
+        review.next_task(runtime, project_id=project_id, user_id=ada)
+        with pytest.raises(review.InvalidAnswerError, match=message):
+            review.submit_verdict(
+                runtime,
+                user_id=ada,
+                item_id=items[0],
+                verdict="correct",
+                corrected_answer="square",
+                corrected_cot=reasoning,
+            )
+        assert reviews_of(runtime, items[0]) == [] and annotations_of(runtime, items[0]) == []
+
     def test_reject_records_only_the_review(self, runtime, queue):
         project_id, items, ada, _ = queue
         review.next_task(runtime, project_id=project_id, user_id=ada)
@@ -408,7 +460,14 @@ class TestSkipAndUndo:
     def test_undoing_a_second_look_restores_the_first_verdict_and_its_annotation(self, runtime, queue):
         project_id, items, ada, bob = queue
         review.next_task(runtime, project_id=project_id, user_id=ada)
-        review.submit_verdict(runtime, user_id=ada, item_id=items[0], verdict="correct", corrected_answer="square")
+        review.submit_verdict(
+            runtime,
+            user_id=ada,
+            item_id=items[0],
+            verdict="correct",
+            corrected_answer="square",
+            corrected_cot="Four corners.",
+        )
         accepted = QueueFilter(verdict="correct")
         review.next_task(runtime, project_id=project_id, user_id=bob, queue=accepted)
         review.submit_verdict(runtime, user_id=bob, item_id=items[0], verdict="reject", queue=accepted)
@@ -417,8 +476,8 @@ class TestSkipAndUndo:
         task = review.undo_last(runtime, user_id=bob, project_id=project_id)
 
         assert (task.item_id, task.verdict) == (items[0], "correct")
-        assert [(a.source, a.answer) for a in annotations_of(runtime, items[0])] == [
-            (AnnotationSource.correct, "square")
+        assert [(a.source, a.answer, a.cot) for a in annotations_of(runtime, items[0])] == [
+            (AnnotationSource.correct, "square", "Four corners.")
         ]
 
     def test_undo_is_refused_while_someone_else_holds_the_item(self, runtime, queue):

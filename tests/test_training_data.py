@@ -41,7 +41,7 @@ def verdicts(runtime):
 
         row, label = item("imported", 0)
         create_imported_annotation(session=session, item_id=row.id, answer=label)
-        for name, seed in (("accepted", 1), ("flagged", 2), ("corrected", 3), ("undone", 6)):
+        for name, seed in (("accepted", 1), ("flagged", 2), ("corrected", 3), ("undone", 6), ("reasoned", 11)):
             row, label = item(name, seed)
             add_prediction(session, row, label, cot=f"Evidence for item {seed}.")
         row, label = item("rejected", 4)
@@ -68,6 +68,8 @@ def verdicts(runtime):
     verdict("accepted", "accept")
     verdict("flagged", "accept", reasoning_wrong=True)
     verdict("corrected", "correct", corrected_answer=other(items["corrected"][1]))
+    # The reviewer flags the model's reasoning and writes their own with the correction.
+    verdict("reasoned", "correct", corrected_answer=items["reasoned"][1], reasoning_wrong=True, corrected_cot="Mine.")
     verdict("rejected", "reject")
     verdict("imported_and_rejected", "reject")
     verdict("held_out_rejected", "reject")
@@ -92,7 +94,7 @@ def test_snapshot_holds_trusted_answers_accepted_reasoning_and_rejections(runtim
     ids = {name: item_id for name, (item_id, _) in verdicts.items()}
     label = {name: lab for name, (_, lab) in verdicts.items()}
 
-    expected_train = {"imported", "accepted", "flagged", "corrected", "rejected", "imported_and_rejected"}
+    expected_train = {"imported", "accepted", "flagged", "corrected", "reasoned", "rejected", "imported_and_rejected"}
     assert set(train) == {ids[name] for name in expected_train}
     assert json.loads(train[ids["imported"]]["answer"]) == label["imported"]
     assert train[ids["imported"]]["answer_source"] == "import"
@@ -101,6 +103,8 @@ def test_snapshot_holds_trusted_answers_accepted_reasoning_and_rejections(runtim
     assert train[ids["flagged"]]["cot"] is None  # the reviewer said the reasoning was wrong: not SFT data
     assert json.loads(train[ids["corrected"]]["answer"]) == other(label["corrected"])
     assert train[ids["corrected"]]["cot"] is None  # the model's reasoning argued for the wrong answer
+    reasoned = train[ids["reasoned"]]
+    assert (reasoned["answer_source"], reasoned["cot"]) == ("correct", "Mine.")  # the reviewer's own: SFT data
     rejected = train[ids["rejected"]]
     assert rejected["answer"] is None and json.loads(rejected["rejected_answers"]) == [other(label["rejected"])]
     both = train[ids["imported_and_rejected"]]
@@ -108,8 +112,8 @@ def test_snapshot_holds_trusted_answers_accepted_reasoning_and_rejections(runtim
     assert json.loads(both["rejected_answers"]) == [other(label["imported_and_rejected"])]
 
     assert rows_by_item(snapshot.eval).keys() == {ids["held_out"]}
-    assert summary.train_items == 6 and summary.eval_items == 1
-    assert summary.with_cot == 1 and summary.with_rejections == 2
+    assert summary.train_items == 7 and summary.eval_items == 1
+    assert summary.with_cot == 2 and summary.with_rejections == 2
     assert [item_id for item_id, _ in summary.skipped] == [ids["image_missing"]]
     assert "missing" in summary.skipped[0][1]
 
@@ -129,7 +133,7 @@ def test_a_second_snapshot_replaces_the_first(runtime, shapes, verdicts, tmp_pat
             session=session, item_id=verdicts["unreviewed"][0], answer=verdicts["unreviewed"][1]
         )
     summary = snapshot_training_data(runtime, shapes, tmp_path / "data")
-    assert summary.train_items == 7
+    assert summary.train_items == 8
     assert verdicts["unreviewed"][0] in load_snapshot(tmp_path / "data").train["item_id"]
 
 

@@ -1,5 +1,6 @@
 """The review app in Debian's Chromium: sign in, review ten items with the keyboard (accept, correct a box by
-dragging it, reject, undo), and check the database holds exactly those verdicts."""
+dragging it, reject, undo; correct a label with a written reasoning), and check the database holds exactly those
+verdicts."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from tests.utils.ui import REVIEWER, create_accounts, seed_detection_project
 pytestmark = pytest.mark.browser
 
 TIMEOUT_MS = 15_000
+# A reviewer's reasoning for a correction, with markup that must stay text.
+WHY = "Two warm colours and two cool ones: <b>balanced</b>."
 
 
 def card_text(page) -> str:
@@ -150,15 +153,20 @@ def test_classification_labels_are_picked_with_number_keys(runtime, tmp_path, se
 
     page.keyboard.press("3")  # the third label: balanced
     page.locator("#review-label input[value=balanced]:checked").wait_for(timeout=TIMEOUT_MS)
+    # Y: the reviewer writes why (kept as typed, markup and all), Esc leaves the box so S is a shortcut again.
+    page.keyboard.press("y")
+    page.keyboard.type(WHY)
+    page.keyboard.press("Escape")
     press(page, "s", item_ids[1])
+    assert page.locator("#review-reasoning textarea").input_value() == ""  # a new item starts with none
     page.keyboard.press("a")
     page.locator("#review-card").get_by_text("That was the last item", exact=False).wait_for(timeout=TIMEOUT_MS)
 
     with runtime.sessions() as session:
         rows = list(session.scalars(select(Review).order_by(Review.id)))
-    assert [(r.item_id, r.verdict.value, r.corrected_answer) for r in rows] == [
-        (item_ids[0], "correct", "balanced"),
-        (item_ids[1], "accept", None),
+    assert [(r.item_id, r.verdict.value, r.corrected_answer, r.corrected_cot) for r in rows] == [
+        (item_ids[0], "correct", "balanced", WHY),
+        (item_ids[1], "accept", None, None),
     ]
 
 

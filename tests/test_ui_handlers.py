@@ -175,6 +175,26 @@ class TestClassificationEdits:
         answers = [answer for _, _, answer, _ in verdicts(runtime)]
         assert answers[0] == "square" and answers[1] == pytest.approx({"joy": 0.75, "fear": 0.25})
 
+    def test_a_written_reasoning_goes_with_a_correction_and_turns_an_accept_into_one(self, runtime):
+        with runtime.sessions.begin() as session:
+            project = make_project(session, name="single", labels=("circle", "square"))
+            make_predicted_items(session, project, ["circle", "circle", "circle"])
+            user_id = make_reviewer(session).id
+        step = {"runtime": runtime, "user_id": user_id, "shown_at": None, "queue": review_service.QueueFilter()}
+        task = load(runtime, user_id=user_id, project_id=project.id, queue=step["queue"]).task
+        task = correct(**step, task=task, edits=Edits(label="square", reasoning=" Four corners. ")).task
+        # The label is right but the reviewer explains it better than the model did: saved as a correction.
+        outcome = accept(**step, task=task, edits=Edits(label="circle", reasoning="Round, no corners."))
+        assert "saved as a correction" in outcome.message
+        with pytest.raises(ReviewInputError, match="saved with a correction"):
+            reject(**step, task=outcome.task, edits=Edits(label="circle", reasoning="Not sure."))
+        with runtime.sessions() as session:
+            rows = session.scalars(select(Review).order_by(Review.id)).all()
+            assert [(r.verdict.value, r.corrected_answer, r.corrected_cot) for r in rows] == [
+                ("correct", "square", "Four corners."),
+                ("correct", "circle", "Round, no corners."),
+            ]
+
 
 class TestScreen:
     def test_a_small_image_is_enlarged_and_its_boxes_scaled_with_it(self, runtime, tmp_path, monkeypatch):
@@ -226,7 +246,7 @@ class TestScreen:
         assert "The image cannot be shown" in updates["status"]
         # Whatever boxes a hidden annotator still holds (an earlier item's) are not taken for an edit.
         stale = annotator_value([BOX_A], 8)
-        edits = review._edits(view, stale, None, None, False, "")
+        edits = review._edits(view, stale, None, None, False, "", "")
         with pytest.raises(ReviewInputError, match="cannot be edited"):
             correct(runtime, user_id=user_id, task=task, edits=edits, shown_at=None, queue=None)
         accept(runtime, user_id=user_id, task=task, edits=edits, shown_at=None, queue=None)

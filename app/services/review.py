@@ -406,6 +406,7 @@ def submit_verdict(
     verdict: Verdict | str,
     corrected_answer: Any = None,
     reasoning_wrong: bool = False,
+    corrected_cot: str = "",
     comment: str = "",
     time_spent_ms: int | None = None,
     queue: QueueFilter | None = None,
@@ -415,7 +416,8 @@ def submit_verdict(
 ) -> ReviewTask | None:
     """Record a verdict on an item, release its lease and return the reviewer's next task (same `queue`).
 
-    `corrected_answer` is used by `correct` only. `prediction_id` names the prediction that was on screen (default:
+    `corrected_answer` and `corrected_cot` (the reviewer's own reasoning for it, which becomes the annotation's CoT
+    and so SFT data) are used by `correct` only. `prediction_id` names the prediction that was on screen (default:
     the item's newest). `known`: the tasks ahead the reviewer's page already holds (the `upcoming` of the task on
     screen); those among the next ones are not read again. Refused with a `ReviewError` if someone else holds the
     item, if the item already has a verdict and was not leased to this reviewer for a second look, or if the answer
@@ -428,6 +430,9 @@ def submit_verdict(
         raise ReviewError(f"The comment is too long ({len(comment)} characters); keep it under {MAX_COMMENT_CHARS}.")
     if time_spent_ms is not None and (not isinstance(time_spent_ms, int) or time_spent_ms < 0):
         raise ReviewError(f"time_spent_ms must be a non-negative integer of milliseconds, got {time_spent_ms!r}.")
+    reasoning = None
+    if verdict is Verdict.correct:
+        reasoning = review_answers.written_reasoning(corrected_cot, MAX_COMMENT_CHARS)
     with _write_transaction(runtime) as session:
         _sync_first(session)
         _require_reviewer(session, user_id)
@@ -467,6 +472,7 @@ def submit_verdict(
             verdict=verdict,
             corrected_answer=correction,
             reasoning_wrong=bool(reasoning_wrong),
+            corrected_cot=reasoning,
             comment=comment,
             time_spent_ms=time_spent_ms,
             now=now,

@@ -1,5 +1,6 @@
 """What a verdict makes trusted: the prediction's answer (accept) or the reviewer's correction, each checked
-against the project's task type and labels, with boxes clipped to the image."""
+against the project's task type and labels, with boxes clipped to the image, and the reasoning that goes with it
+(the prediction's, or the one the reviewer wrote with a correction)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from app.services.projects import task_spec_for
 from app.services.review_types import InvalidAnswerError, InvalidVerdictError, ReviewError
 from db.models import Item, Prediction, Project, Review, Verdict
 from rise.answers import normalize_answer
+from rise.parsing import reasoning_problem
 from rise.tasks import TaskSpec
 
 
@@ -45,12 +47,26 @@ def validate_correction(answer: Any, spec: TaskSpec, width: int, height: int) ->
         raise InvalidAnswerError(f"The correction cannot be saved: {error}") from None
 
 
+def written_reasoning(text: str, max_chars: int) -> str | None:
+    """A reasoning the reviewer wrote, stripped (None if blank), or an `InvalidAnswerError` saying why it cannot
+    teach the model as it is."""
+    text = text.strip()
+    if not text:
+        return None
+    if len(text) > max_chars:
+        raise InvalidAnswerError(f"The reasoning is too long ({len(text)} characters); keep it under {max_chars}.")
+    problem = reasoning_problem(text)
+    if problem:
+        raise InvalidAnswerError(f"The reasoning cannot be saved: {problem}.")
+    return text
+
+
 def annotation_for(
     review: Review, item: Item, spec: TaskSpec, session: Session, prediction: Prediction | None = None
 ) -> tuple[Any, str | None] | None:
     """The (answer, CoT) a recorded verdict makes trusted, or None for a reject."""
     if review.verdict is Verdict.correct:
-        return review.corrected_answer, None
+        return review.corrected_answer, review.corrected_cot
     if review.verdict is Verdict.accept:
         if prediction is None or prediction.id != review.prediction_id:
             prediction = session.get(Prediction, review.prediction_id) if review.prediction_id else None

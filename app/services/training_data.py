@@ -1,9 +1,10 @@
 """Snapshot a project's training data from its verdicts: the input of every RISE training stage.
 
 For each item the snapshot holds the trusted annotation (imported, accepted or corrected: the newest one; undoing a
-verdict removes the annotation it made), the accepted reasoning unless the reviewer flagged it as wrong, and the
-answers reviewers rejected. Held-out items (`Item.split == eval`) go to a separate `eval` split that only evaluation
-reads; nothing of theirs reaches the training split.
+verdict removes the annotation it made), its reasoning (an accepted prediction's, unless the reviewer flagged it as
+wrong, or the one a reviewer wrote with a correction), and the answers reviewers rejected. Held-out items
+(`Item.split == eval`) go to a separate `eval` split that only evaluation reads; nothing of theirs reaches the
+training split.
 
     summary = snapshot_training_data(runtime, "shapes", Path("runs/shapes/data"))
 
@@ -24,6 +25,9 @@ from db.models import AnnotationSource, Split
 from rise.answers import normalize_answer
 from rise.tasks import TaskSpec
 from rise.training.records import TrainingRecord, write_snapshot
+
+# Annotations whose CoT is SFT data: an accepted prediction's reasoning or the one a reviewer wrote with a correction.
+REVIEWED_SOURCES = (AnnotationSource.accept.value, AnnotationSource.correct.value)
 
 
 @dataclass
@@ -57,8 +61,8 @@ def _record_for(item: ItemRecord, spec: TaskSpec, media_dir: Path) -> tuple[Trai
         if problem:
             return None, f"its trusted annotation is invalid: {problem}"
     cot = None
-    accepted = trusted is not None and trusted.source == AnnotationSource.accept.value
-    if accepted and not trusted.reasoning_wrong and item.split == Split.train.value:
+    reviewed = trusted is not None and trusted.source in REVIEWED_SOURCES
+    if reviewed and not trusted.reasoning_wrong and item.split == Split.train.value:
         cot = (trusted.cot or "").strip() or None
     rejected: list[Any] = []
     if item.split == Split.train.value:

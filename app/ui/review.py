@@ -2,11 +2,12 @@
 
 Layout: queue controls on top; the image (boxes editable in place) on the left; on the right the item card
 (position, confidence, model, answer), the chain of thought as escaped text, the label or distribution editor for
-classification, the "reasoning is wrong" flag, a comment, and the action buttons with their keys. Every action
-returns the next item in the same round trip, and the items after it are already in the page, hidden, so a verdict by
-key shows the next one in the same frame (`app.ui.stage`). Updates are dicts keyed by field name (`SCREEN_FIELDS`),
-so no component can be matched to the wrong value. From item to item in one layout they carry plain values only:
-Gradio builds a component anew on the server for each `gr.update` and each component left out.
+classification, the "reasoning is wrong" flag, the reviewer's own reasoning for a correction, a comment, and the
+action buttons with their keys. Every action returns the next item in the same round trip, and the items after it
+are already in the page, hidden, so a verdict by key shows the next one in the same frame (`app.ui.stage`). Updates
+are dicts keyed by field name (`SCREEN_FIELDS`), so no component can be matched to the wrong value. From item to
+item in one layout they carry plain values only: Gradio builds a component anew on the server for each `gr.update`
+and each component left out.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ SCREEN_FIELDS: tuple[str, ...] = (
     "label_radio",
     "distribution",
     "reasoning_wrong",
+    "reasoning",
     "comment",
     "status",
     "legend",
@@ -70,6 +72,7 @@ class ReviewTab:
     label_radio: gr.Radio
     distribution: gr.Dataframe
     reasoning_wrong: gr.Checkbox
+    reasoning: gr.Textbox
     comment: gr.Textbox
     status: gr.HTML
     legend: gr.HTML
@@ -96,7 +99,14 @@ class ReviewTab:
         return [self.order, self.label_filter, self.verdict_filter, self.model_filter]
 
     def edit_inputs(self) -> list[Any]:
-        return [self.annotator, self.label_radio, self.distribution, self.reasoning_wrong, self.comment]
+        return [
+            self.annotator,
+            self.label_radio,
+            self.distribution,
+            self.reasoning_wrong,
+            self.reasoning,
+            self.comment,
+        ]
 
 
 BLUR_JS = "() => { if (document.activeElement) { document.activeElement.blur(); } }"
@@ -132,6 +142,7 @@ def screen_updates(
             "label_radio": hidden,
             "distribution": hidden,
             "reasoning_wrong": False,
+            "reasoning": "",
             "comment": "",
             "status": status_html(""),  # the card says it, in large
             "legend": legend_html(with_labels=False),
@@ -154,6 +165,7 @@ def screen_updates(
         "card": card_panel,
         "cot": reasoning_panel,
         "reasoning_wrong": False,
+        "reasoning": "",
         "comment": "",
         "status": status_html(message),
     }
@@ -263,7 +275,7 @@ def load_queue(
     )
 
 
-def _edits(view: dict | None, annotator, label, distribution, reasoning_wrong, comment) -> Edits:
+def _edits(view: dict | None, annotator, label, distribution, reasoning_wrong, reasoning, comment) -> Edits:
     view = view or {}
     rows = distribution.values.tolist() if hasattr(distribution, "values") else distribution
     return Edits(
@@ -272,6 +284,7 @@ def _edits(view: dict | None, annotator, label, distribution, reasoning_wrong, c
         label=label,
         distribution_rows=rows,
         reasoning_wrong=bool(reasoning_wrong),
+        reasoning=reasoning or "",
         comment=comment or "",
         scale=int(view.get("scale", 1)),
     )
@@ -290,6 +303,7 @@ def _verdict_kwargs(
     label: str | None,
     distribution: Any,
     reasoning_wrong: bool,
+    reasoning: str,
     comment: str,
 ) -> dict[str, Any]:
     """The arguments of a verdict action (`review_actions.accept`, ...) from the values of `verdict_inputs`."""
@@ -301,7 +315,7 @@ def _verdict_kwargs(
         "runtime": runtime,
         "user_id": user.id,
         "task": task,
-        "edits": _edits(view, annotator, label, distribution, reasoning_wrong, comment),
+        "edits": _edits(view, annotator, label, distribution, reasoning_wrong, reasoning, comment),
         "shown_at": (view or {}).get("shown_at"),
         "queue": review_actions.queue_filter(order, label_filter, verdict_filter, model_filter),
     }
@@ -437,6 +451,13 @@ def build_review_tab(runtime: Runtime, *, user_state: gr.State, project: gr.Drop
                 elem_id="review-distribution",
             )
             reasoning_wrong = gr.Checkbox(label="Reasoning is wrong (W)", elem_id="review-reasoning-wrong")
+            reasoning = gr.Textbox(
+                label="Your reasoning, saved with a correction to teach the model (Y)",
+                placeholder="Why the right answer is right, as the model should reason it",
+                lines=2,
+                max_lines=6,
+                elem_id="review-reasoning",
+            )
             comment = gr.Textbox(label="Comment or reject reason (M)", lines=2, max_lines=6, elem_id="review-comment")
             with gr.Row():
                 accept = gr.Button(
@@ -472,6 +493,7 @@ def build_review_tab(runtime: Runtime, *, user_state: gr.State, project: gr.Drop
         label_radio=label_radio,
         distribution=distribution,
         reasoning_wrong=reasoning_wrong,
+        reasoning=reasoning,
         comment=comment,
         status=status,
         legend=legend,

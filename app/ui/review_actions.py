@@ -67,6 +67,8 @@ class Edits:
     label: str | None = None
     distribution_rows: list[list[Any]] | None = None
     reasoning_wrong: bool = False
+    # The reviewer's own reasoning; saved with a correction (an accept that comes with one becomes a correction).
+    reasoning: str = ""
     comment: str = ""
     scale: int = 1  # how many times the image on screen is enlarged (app.ui.display)
 
@@ -171,7 +173,8 @@ def _submit(
     answer: Any = None,
     pace: Pace = DEFAULT_PACE,
 ) -> Outcome:
-    """Record `verdict` on the task on screen, with the reviewer's reasoning flag, comment and time spent on it
+    """Record `verdict` on the task on screen, with the reviewer's reasoning flag, their own reasoning (`correct`
+    only), comment and time spent on it
     (measured from `shown_at` unless `pace` says it; `answer`: the corrected answer, for `correct` only); the
     outcome shows the reviewer's next task, with `pace.lookahead` items leased after it."""
     next_task = review_service.submit_verdict(
@@ -181,6 +184,7 @@ def _submit(
         verdict=verdict,
         corrected_answer=answer,
         reasoning_wrong=edits.reasoning_wrong,
+        corrected_cot=edits.reasoning if verdict == "correct" else "",
         comment=edits.comment.strip(),
         time_spent_ms=_elapsed_ms(shown_at) if pace.time_spent_ms is None else pace.time_spent_ms,
         queue=queue,
@@ -201,10 +205,10 @@ def accept(
     queue: QueueFilter,
     pace: Pace = DEFAULT_PACE,
 ) -> Outcome:
-    """Accept what is on screen. If the reviewer changed the answer first, what is saved is their version, as a
-    correction: the stored annotation always matches what they saw when they pressed Accept."""
+    """Accept what is on screen. If the reviewer changed the answer or wrote their own reasoning first, what is saved
+    is their version, as a correction: the stored annotation always matches what they saw when they pressed Accept."""
     task = _require(task)
-    if is_edited(task, edits):
+    if is_edited(task, edits) or edits.reasoning.strip():
         outcome = correct(
             runtime,
             user_id=user_id,
@@ -241,8 +245,10 @@ def correct(
 ) -> Outcome:
     task = _require(task)
     answer = edited_answer(task, edits)
-    if task.answer is not None and not is_edited(task, edits):
-        raise ReviewInputError("Nothing was changed. Edit the answer first, or accept it as it is (A).")
+    if task.answer is not None and not is_edited(task, edits) and not edits.reasoning.strip():
+        raise ReviewInputError(
+            "Nothing was changed. Edit the answer or write your reasoning (Y) first, or accept it as it is (A)."
+        )
     return _submit(
         runtime,
         "correct",
@@ -267,6 +273,12 @@ def reject(
     pace: Pace = DEFAULT_PACE,
 ) -> Outcome:
     task = _require(task)
+    if edits.reasoning.strip():
+        # Dropping it would lose what the reviewer wrote; a reasoning teaches only beside the answer it explains.
+        raise ReviewInputError(
+            "Your reasoning is saved with a correction: pick the right answer and press S, or clear the reasoning "
+            "to reject (the comment (M) takes a reject reason)."
+        )
     return _submit(
         runtime,
         "reject",

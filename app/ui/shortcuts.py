@@ -38,6 +38,7 @@ REVIEW_SHORTCUTS: tuple[Shortcut, ...] = (
     Shortcut("n", "review-skip", "click", "Skip"),
     Shortcut("u", "review-undo", "click", "Undo last"),
     Shortcut("w", "review-reasoning-wrong", "toggle", "Reasoning is wrong"),
+    Shortcut("y", "review-reasoning", "focus", "Your reasoning (with a correction)"),
     Shortcut("m", "review-comment", "focus", "Comment / reason"),
 )
 # Digits pick the n-th label of a classification project in this radio group.

@@ -52,7 +52,8 @@ class AnnotationRecord:
     author: str
     created_at: datetime | None
     time_spent_ms: int | None
-    # The reviewer flagged the accepted prediction's reasoning as wrong: the CoT is not SFT data.
+    # The reviewer flagged the accepted prediction's reasoning as wrong: the CoT is not SFT data. Never set on a
+    # correction, whose CoT (if any) the reviewer wrote; the flag there is about the model's reasoning.
     reasoning_wrong: bool = False
 
 
@@ -136,7 +137,8 @@ def _annotations(session: Session, project_id: int, ids: Sequence[int]) -> dict[
     ):
         source_value = source.value if isinstance(source, AnnotationSource) else str(source)
         author = username or name or ""
-        record = AnnotationRecord(aid, _json(answer), cot, source_value, author, created_at, spent, bool(wrong))
+        flagged = bool(wrong) and source_value == AnnotationSource.accept.value
+        record = AnnotationRecord(aid, _json(answer), cot, source_value, author, created_at, spent, flagged)
         found.setdefault(item_id, []).append(record)
     return found
 
