@@ -11,7 +11,11 @@ annotated by the demo base model. Then, round after round:
 
 1. a simulated reviewer, driven by the synthetic ground truth, works through the app's review queue
    (`app.services.review.next_task` / `submit_verdict`): it accepts a right prediction, corrects a wrong one, and
-   sometimes (`--reject-share`) rejects it without a correction, as a hurried reviewer would;
+   sometimes (`reject_share`) rejects it without a correction, as a hurried reviewer would. With `--reasons` it
+   also writes why, as a reviewer does in the review screen's reasoning box (`Y`): the scene's worked reasoning
+   (`bench.learning_tasks.exact_reasoning`, for mood "… Warm colours: two. Cool colours: one."), on its corrections
+   only (`corrections`) or on every answer it gives (`all`: an accept with a reasoning is saved as a correction
+   with the model's answer, as the review screen saves it); the default, `none`, writes nothing;
 2. a retraining job is queued (`app.services.jobs.request_retrain`) and the worker runs it (`app.worker.loop.Worker`):
    snapshot of the verdicts, RISE pipeline in a subprocess, evaluation on the held-out items, version registration,
    and re-annotation of the unreviewed items when the new version is promoted;
@@ -23,10 +27,10 @@ job trains with the first seed, and RISE is rerun on the job's own snapshot with
 SFT trains once per seed. One seed is not enough to compare methods here: the same snapshot of 231 reviewed items
 gave RISE 0.57, 0.72 and 0.61 held-out accuracy with seeds 0, 1 and 2.
 
-The oracle is what the same steps make of the ground truth of every training item, as if each had been reviewed,
-on the same held-out items: SFT on it and RISE on it are both trained, and the better of the two is the score that
-verdicts are spent to approach (SFT alone can fall below what a few rounds of verdicts reach, which would make every
-method "within 5 points" of it at once).
+The oracle is what the same steps make of the ground truth of every training item (its labels, without
+reasonings), as if each had been reviewed, on the same held-out items: SFT on it and RISE on it are both trained,
+and the better of the two is the score that verdicts are spent to approach (SFT alone can fall below what a few
+rounds of verdicts reach, which would make every method "within 5 points" of it at once).
 
 Writes `feedback_loop.json`, `feedback_loop.md` and `feedback_loop.png` (held-out score against verdicts spent).
 """
@@ -59,9 +63,11 @@ from bench.learning import (
     quiet_model_folder,
     write_results,
 )
-from bench.learning_tasks import BenchTask, get_task
+from bench.learning_tasks import BenchTask, exact_reasoning, get_task
 
 TRAINED_SECTIONS = ("rise_cot", "filter", "sft", "rft", "evaluation")
+# When the simulated reviewer writes its reasoning: never, with its corrections, or with every answer it gives.
+REASON_POLICIES = ("none", "corrections", "all")
 METHOD_NAMES = {"sft": "SFT", "rise": "RISE"}
 
 
@@ -72,6 +78,7 @@ class LoopSettings:
     rounds: int = 6
     verdicts_per_round: int = 32
     reject_share: float = 0.2  # of wrong predictions, rejected without a correction
+    reasons: str = "none"  # when the reviewer writes its reasoning (REASON_POLICIES)
     seed: int = 0  # of the images and the reviewer's choices
     training_seeds: tuple[int, ...] = (0, 1, 2)  # every training run is repeated with each
 
@@ -80,42 +87,70 @@ class LoopSettings:
         return cls(items=12, eval_fraction=0.3, rounds=1, verdicts_per_round=4, training_seeds=(0,))
 
 
-class SimulatedReviewer:
-    """Accepts right predictions, corrects wrong ones with the ground truth, rejects some without correcting."""
+@dataclass(frozen=True)
+class SimulatedVerdict:
+    kind: str  # "accept", "correct" or "reject": what the reviewer decided about the model's answer
+    correction: Any = None  # the right answer, for "correct"
+    reasoning: str | None = None  # what the reviewer wrote in the reasoning box
 
-    def __init__(self, task: BenchTask, truths: dict[str, Any], reject_share: float, seed: int):
+
+class SimulatedReviewer:
+    """Accepts right predictions, corrects wrong ones with the ground truth, rejects some without correcting, and
+    writes the scene's reasoning (`reasonings`, by file name) with the answers its `reasons` policy says."""
+
+    def __init__(
+        self,
+        task: BenchTask,
+        truths: dict[str, Any],
+        reject_share: float,
+        seed: int,
+        *,
+        reasons: str = "none",
+        reasonings: dict[str, str | None] | None = None,
+    ):
+        if reasons not in REASON_POLICIES:
+            raise ValueError(f"Unknown reasons policy {reasons!r}; choose from {REASON_POLICIES}")
+        if reasons != "none" and reasonings is None:
+            raise ValueError(f"The reviewer needs the scenes' reasonings to write them ({reasons=})")
         self.task = task
         self.truths = truths
         self.reject_share = reject_share
+        self.reasons = reasons
+        self.reasonings = reasonings or {}
         self.rng = np.random.default_rng(seed)
 
-    def verdict(self, review_task: Any, file_name: str) -> tuple[str, Any]:
-        """The verdict on a review task whose image was imported from `file_name`, and the correction if any."""
+    def verdict(self, review_task: Any, file_name: str) -> SimulatedVerdict:
+        """The verdict on a review task whose image was imported from `file_name`."""
         from rise.rewards import answer_accuracy
 
         truth = self.truths[file_name]
+        reasoning = self.reasonings.get(file_name)
         if review_task.answer is not None:
             score = answer_accuracy(review_task.answer, truth, self.task.spec)
             if score >= (1.0 if self.task.metric == "accuracy" else 0.5):
-                return "accept", None
+                return SimulatedVerdict("accept", reasoning=reasoning if self.reasons == "all" else None)
         if self.rng.random() < self.reject_share:
-            return "reject", None
-        return "correct", truth
+            return SimulatedVerdict("reject")
+        return SimulatedVerdict("correct", truth, reasoning if self.reasons != "none" else None)
 
 
-def _write_project_files(task: BenchTask, folder: Path, settings: LoopSettings) -> tuple[Path, dict[str, Any]]:
-    """Images plus a demo-style manifest for one project; the ground truth by image file name."""
+def _write_project_files(
+    task: BenchTask, folder: Path, settings: LoopSettings
+) -> tuple[Path, dict[str, Any], dict[str, str | None]]:
+    """Images plus a demo-style manifest for one project; the ground truth and the worked reasoning by image file
+    name."""
     from bench.learning_tasks import png_bytes
 
     images = folder / "images"
     images.mkdir(parents=True, exist_ok=True)
-    items, truths = [], {}
+    items, truths, reasonings = [], {}, {}
     for index in range(settings.items):
         item = task.make_item(settings.seed * 100_003 + index)
         name = f"{task.name}_{index:04d}.png"
         (images / name).write_bytes(png_bytes(item.image))
         items.append({"file": f"images/{name}", "query": item.query, "answer": item.answer})
         truths[name] = item.answer
+        reasonings[name] = exact_reasoning(item, "worked")
     project = {
         "name": f"feedback-{task.name}",
         "task_type": task.spec.task_type.value,
@@ -126,7 +161,7 @@ def _write_project_files(task: BenchTask, folder: Path, settings: LoopSettings) 
     }
     manifest = folder / "manifest.json"
     manifest.write_text(json.dumps({"generator": {"benchmark": "feedback_loop"}, "projects": [project]}))
-    return manifest, truths
+    return manifest, truths, reasonings
 
 
 def pipeline_overrides(model: str, bench: BenchSettings, seed: int) -> list[str]:
@@ -141,19 +176,30 @@ def pipeline_overrides(model: str, bench: BenchSettings, seed: int) -> list[str]
 
 
 def review_round(runtime: Any, project_id: int, user_id: int, reviewer: SimulatedReviewer, count: int) -> dict:
-    """`count` verdicts through the review queue; returns how many of each."""
+    """`count` verdicts through the review queue; returns how many of each, and how many came with a reasoning."""
     from app.services.review import next_task, submit_verdict
     from db.models import Item
 
-    counts = {"accept": 0, "correct": 0, "reject": 0}
+    counts = {"accept": 0, "correct": 0, "reject": 0, "reasoned": 0}
     task = next_task(runtime, project_id=project_id, user_id=user_id)
-    while task is not None and sum(counts.values()) < count:
+    while task is not None and counts["accept"] + counts["correct"] + counts["reject"] < count:
         with runtime.sessions.begin() as session:
             file_name = session.get(Item, task.item_id).original_name  # the reviewer "knows" the image it sees
-        verdict, correction = reviewer.verdict(task, file_name)
-        counts[verdict] += 1
+        verdict = reviewer.verdict(task, file_name)
+        counts[verdict.kind] += 1
+        counts["reasoned"] += verdict.reasoning is not None
+        if verdict.kind == "accept" and verdict.reasoning is not None:
+            # As the review screen saves an accept that comes with the reviewer's reasoning.
+            kind, answer = "correct", task.answer
+        else:
+            kind, answer = verdict.kind, verdict.correction
         task = submit_verdict(
-            runtime, user_id=user_id, item_id=task.item_id, verdict=verdict, corrected_answer=correction
+            runtime,
+            user_id=user_id,
+            item_id=task.item_id,
+            verdict=kind,
+            corrected_answer=answer,
+            corrected_cot=verdict.reasoning or "",
         )
     if task is not None:
         from app.services.review import release_task
@@ -236,7 +282,7 @@ def run_loop(task: BenchTask, model: str, work: Path, settings: LoopSettings, be
     from app.settings import load_settings
     from app.worker.loop import Worker, WorkerConfig
 
-    manifest, truths = _write_project_files(task, work / "files", settings)
+    manifest, truths, reasonings = _write_project_files(task, work / "files", settings)
     runtime = open_runtime(load_settings({"RISE_DATA_DIR": str(work / "data")}), upgrade=True)
     rounds: list[dict[str, Any]] = []
     try:
@@ -244,7 +290,9 @@ def run_loop(task: BenchTask, model: str, work: Path, settings: LoopSettings, be
         name, project_id = summary.projects[0].name, summary.projects[0].id
         annotate_demo(runtime, [project_id], model)
         user = create_user(runtime, "simulated-reviewer", "simulated-reviewer-password", "reviewer")
-        reviewer = SimulatedReviewer(task, truths, settings.reject_share, settings.seed)
+        reviewer = SimulatedReviewer(
+            task, truths, settings.reject_share, settings.seed, reasons=settings.reasons, reasonings=reasonings
+        )
         worker = Worker(runtime, WorkerConfig(check_policies=False, idle_seconds=0.1, progress_seconds=2.0))
         first_seed, *other_seeds = settings.training_seeds
         overrides = pipeline_overrides(model, bench, first_seed)
@@ -271,7 +319,7 @@ def run_loop(task: BenchTask, model: str, work: Path, settings: LoopSettings, be
         for number in range(1, settings.rounds + 1):
             started = time.perf_counter()
             counts = review_round(runtime, project_id, user.id, reviewer, settings.verdicts_per_round)
-            spent += sum(counts.values())
+            spent += counts["accept"] + counts["correct"] + counts["reject"]
             job = request_retrain(runtime, project_id, model=model, overrides=overrides, launcher="python")
             worker.run(exit_when_idle=True)  # the training job, then the re-annotation it queues on promotion
             versions = list_versions(runtime, project_id)
@@ -333,6 +381,15 @@ def _cell(metrics: dict[str, Any] | None, task: BenchTask) -> str:
     return f"{_score(metrics, task)} / {'–' if mean_iou is None else f'{mean_iou:.2f}'}"
 
 
+REASONS_SENTENCE = {
+    "none": "It writes no reasoning.",
+    "corrections": "With each correction it writes the scene's worked reasoning (what a reviewer types with `Y`), "
+    "which becomes the item's reasoning in RISE's SFT data.",
+    "all": "With every answer it gives (accepts too, which the app then saves as corrections) it writes the "
+    "scene's worked reasoning (what a reviewer types with `Y`), the item's reasoning in RISE's SFT data.",
+}
+
+
 def markdown_report(report: dict[str, Any]) -> str:
     task = get_task(report["task"])
     settings = report["settings"]
@@ -343,13 +400,15 @@ def markdown_report(report: dict[str, Any]) -> str:
         f"Task `{task.name}` ({task.description}); {settings['items']} images, {report['held_out']} held out "
         f"with ground truth. A simulated reviewer gives {settings['verdicts_per_round']} verdicts per round: it "
         f"accepts right predictions and corrects wrong ones, or rejects them without a correction "
-        f"{settings['reject_share']:.0%} of the time. After each round the worker retrains with RISE (the "
-        f"human-feedback reward included) and SFT trains on the trusted labels, both from the base model "
-        f"`{report['model']}` with {report['bench']['steps']} optimiser steps. Held-out {label}, mean ± standard "
-        f"deviation over training seeds {', '.join(map(str, settings['training_seeds']))}. Made by "
-        f"`{report['command']}` in {report['total_minutes']:.0f} min on {report['machine']}.",
+        f"{settings['reject_share']:.0%} of the time. {REASONS_SENTENCE[settings.get('reasons', 'none')]} "
+        f"After each round the worker retrains with RISE (the human-feedback reward included) and SFT trains on "
+        f"the trusted labels, both from the base model `{report['model']}` with {report['bench']['steps']} "
+        f"optimiser steps. Held-out {label}, mean ± standard deviation over training seeds "
+        f"{', '.join(map(str, settings['training_seeds']))}. Made by `{report['command']}` in "
+        f"{report['total_minutes']:.0f} min on {report['machine']}.",
         "",
-        "| round | verdicts spent | accepted / corrected / rejected | RISE + feedback | promoted | SFT on labels |",
+        "| round | verdicts spent | accepted / corrected / rejected (with a reasoning) | RISE + feedback | promoted "
+        "| SFT on labels |",
         "|---|---|---|---|---|---|",
     ]
     base = next((r["base"] for r in report["rounds"] if r.get("base")), None)
@@ -358,6 +417,7 @@ def markdown_report(report: dict[str, Any]) -> str:
         counts = row["verdict_counts"]
         lines.append(
             f"| {row['round']} | {row['verdicts']} | {counts['accept']} / {counts['correct']} / {counts['reject']} "
+            f"({counts.get('reasoned', 0)}) "
             f"| {_cell(row['rise'], task)} | {'yes' if row['rise_promoted'] else 'no'} | {_cell(row['sft'], task)} |"
         )
     oracle, oracles = report.get("oracle"), report.get("oracles") or {}
@@ -414,6 +474,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--items", type=int, help="images in the project")
     parser.add_argument("--steps", type=int, help="optimiser steps per retraining")
     parser.add_argument("--seeds", help="comma-separated training seeds, each training run repeated with each")
+    parser.add_argument(
+        "--reasons",
+        choices=REASON_POLICIES,
+        default="none",
+        help="when the simulated reviewer writes its reasoning: never, with its corrections, or with every answer",
+    )
     args = parser.parse_args(argv)
 
     if not quiet_model_folder(args.model):
@@ -426,6 +492,7 @@ def main(argv: list[str] | None = None) -> int:
     ):  # fmt: skip
         if getattr(args, option) is not None:
             setattr(target, field, getattr(args, option))
+    settings.reasons = args.reasons
     if args.seeds is not None:
         settings.training_seeds = tuple(int(seed) for seed in args.seeds.split(",") if seed.strip())
     task = get_task(args.task)

@@ -9,18 +9,25 @@ from types import SimpleNamespace
 
 import pytest
 
-from bench.feedback_loop import SimulatedReviewer, main, verdicts_to_reach
+from bench.feedback_loop import SimulatedReviewer, SimulatedVerdict, main, verdicts_to_reach
 from bench.learning_tasks import TASKS
+from rise.training.records import load_snapshot
 
 
 def test_quick_loop_reviews_retrains_and_reports(tmp_path, tiny_model_dir):
     out = tmp_path / "results"
     work = tmp_path / "w"
     options = ["--quick", "--model", str(tiny_model_dir), "--out", str(out), "--work", str(work), "--seeds", "0,1"]
-    assert main(options) == 0
+    assert main([*options, "--reasons", "all"]) == 0
     report = json.loads((out / "feedback_loop.json").read_text())
     (row,) = report["rounds"]
-    assert row["verdicts"] == 4 and sum(row["verdict_counts"].values()) == 4
+    counts = row["verdict_counts"]
+    assert row["verdicts"] == 4 and counts["accept"] + counts["correct"] + counts["reject"] == 4
+    # every answer the reviewer gave came with its reasoning, and RISE's snapshot has them as reviewed reasoning
+    assert counts["reasoned"] == counts["accept"] + counts["correct"] > 0
+    [job] = (work / "data" / "jobs").iterdir()
+    cots = [cot for cot in load_snapshot(job / "data").train["cot"] if cot]
+    assert len(cots) == counts["reasoned"] and all("Warm colours:" in cot for cot in cots)
     assert "error" not in row and row["rise"]["items"] == report["held_out"] > 0  # the worker registered a version
     assert row["sft"]["items"] == report["held_out"]  # the baseline is scored on the same held-out items
     # every score is the mean over both training seeds: the worker's job is seed 0, seed 1 retrains on its snapshot
@@ -57,16 +64,37 @@ class TestSimulatedReviewer:
 
     def test_right_answer_is_accepted(self):
         reviewer = SimulatedReviewer(TASKS["mood"], {"a.png": "sunny"}, reject_share=1.0, seed=0)
-        assert reviewer.verdict(self._task("sunny"), "a.png") == ("accept", None)
+        assert reviewer.verdict(self._task("sunny"), "a.png") == SimulatedVerdict("accept")
 
     def test_wrong_answer_is_corrected_or_rejected(self):
         correcting = SimulatedReviewer(TASKS["mood"], {"a.png": "sunny"}, reject_share=0.0, seed=0)
-        assert correcting.verdict(self._task("stormy"), "a.png") == ("correct", "sunny")
-        assert correcting.verdict(self._task(None), "a.png") == ("correct", "sunny")  # unreadable prediction
+        assert correcting.verdict(self._task("stormy"), "a.png") == SimulatedVerdict("correct", "sunny")
+        # an unreadable prediction
+        assert correcting.verdict(self._task(None), "a.png") == SimulatedVerdict("correct", "sunny")
         rejecting = SimulatedReviewer(TASKS["mood"], {"a.png": "sunny"}, reject_share=1.0, seed=0)
-        assert rejecting.verdict(self._task("stormy"), "a.png") == ("reject", None)
+        assert rejecting.verdict(self._task("stormy"), "a.png") == SimulatedVerdict("reject")
 
     def test_a_box_counts_as_right_from_iou_one_half(self):
         reviewer = SimulatedReviewer(TASKS["named-object"], {"a.png": [0, 0, 10, 10]}, reject_share=0.0, seed=0)
-        assert reviewer.verdict(self._task([0, 0, 10, 8]), "a.png")[0] == "accept"
-        assert reviewer.verdict(self._task([5, 5, 15, 15]), "a.png") == ("correct", [0, 0, 10, 10])
+        assert reviewer.verdict(self._task([0, 0, 10, 8]), "a.png").kind == "accept"
+        assert reviewer.verdict(self._task([5, 5, 15, 15]), "a.png") == SimulatedVerdict("correct", [0, 0, 10, 10])
+
+    @pytest.mark.parametrize(
+        ("reasons", "on_accept", "on_correct"),
+        [("none", None, None), ("corrections", None, "why"), ("all", "why", "why")],
+    )
+    def test_the_reasons_policy_says_which_answers_come_with_the_reasoning(self, reasons, on_accept, on_correct):
+        truths, reasonings = {"a.png": "sunny"}, {"a.png": "why"}
+        reviewer = SimulatedReviewer(
+            TASKS["mood"], truths, reject_share=0.0, seed=0, reasons=reasons, reasonings=reasonings
+        )
+        assert reviewer.verdict(self._task("sunny"), "a.png") == SimulatedVerdict("accept", reasoning=on_accept)
+        assert reviewer.verdict(self._task("stormy"), "a.png") == SimulatedVerdict("correct", "sunny", on_correct)
+        rejecting = SimulatedReviewer(TASKS["mood"], truths, 1.0, 0, reasons=reasons, reasonings=reasonings)
+        assert rejecting.verdict(self._task("stormy"), "a.png") == SimulatedVerdict("reject")  # nothing to explain
+
+    def test_a_policy_that_writes_reasons_needs_them(self):
+        with pytest.raises(ValueError, match="needs the scenes' reasonings"):
+            SimulatedReviewer(TASKS["mood"], {}, reject_share=0.0, seed=0, reasons="all")
+        with pytest.raises(ValueError, match="Unknown reasons policy"):
+            SimulatedReviewer(TASKS["mood"], {}, reject_share=0.0, seed=0, reasons="some")
