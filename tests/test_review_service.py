@@ -37,6 +37,19 @@ def annotations_of(runtime: Runtime, item_id: int) -> list[Annotation]:
         return list(session.scalars(select(Annotation).where(Annotation.item_id == item_id).order_by(Annotation.id)))
 
 
+def correct_with_reasoning(runtime: Runtime, user_id: int, item_id: int, reasoning: str, **extra) -> None:
+    """A correction to "square" with the reviewer's written `reasoning`."""
+    review.submit_verdict(
+        runtime,
+        user_id=user_id,
+        item_id=item_id,
+        verdict="correct",
+        corrected_answer="square",
+        corrected_cot=reasoning,
+        **extra,
+    )
+
+
 def leased_detection_item(runtime: Runtime) -> tuple[Item, int]:
     """A 64x64 detection item predicted with one circle, leased to a new reviewer; (item, reviewer id)."""
     with runtime.sessions.begin() as session:
@@ -262,22 +275,15 @@ class TestVerdicts:
     def test_a_correction_keeps_the_reviewers_reasoning_as_its_cot_even_with_the_models_flagged(self, runtime, queue):
         project_id, items, ada, _ = queue
         review.next_task(runtime, project_id=project_id, user_id=ada)
-        review.submit_verdict(
-            runtime,
-            user_id=ada,
-            item_id=items[0],
-            verdict="correct",
-            corrected_answer="square",
-            corrected_cot="  Four straight sides of equal length.\n",
-            reasoning_wrong=True,  # about the model's reasoning; the reviewer's own is what is kept
-        )
+        # The flag is about the model's reasoning; the reviewer's own is what is kept.
+        correct_with_reasoning(runtime, ada, items[0], "  Four equal straight sides.\n", reasoning_wrong=True)
         [annotation] = annotations_of(runtime, items[0])
         assert (annotation.source, annotation.answer, annotation.cot) == (
             AnnotationSource.correct,
             "square",
-            "Four straight sides of equal length.",
+            "Four equal straight sides.",
         )
-        assert reviews_of(runtime, items[0])[0].corrected_cot == "Four straight sides of equal length."
+        assert reviews_of(runtime, items[0])[0].corrected_cot == "Four equal straight sides."
 
     def test_a_reasoning_given_with_an_accept_or_a_reject_is_not_stored(self, runtime, queue):
         project_id, items, ada, _ = queue
@@ -301,14 +307,7 @@ class TestVerdicts:
         project_id, items, ada, _ = queue
         review.next_task(runtime, project_id=project_id, user_id=ada)
         with pytest.raises(review.InvalidAnswerError, match=message):
-            review.submit_verdict(
-                runtime,
-                user_id=ada,
-                item_id=items[0],
-                verdict="correct",
-                corrected_answer="square",
-                corrected_cot=reasoning,
-            )
+            correct_with_reasoning(runtime, ada, items[0], reasoning)
         assert reviews_of(runtime, items[0]) == [] and annotations_of(runtime, items[0]) == []
 
     def test_reject_records_only_the_review(self, runtime, queue):
@@ -460,14 +459,7 @@ class TestSkipAndUndo:
     def test_undoing_a_second_look_restores_the_first_verdict_and_its_annotation(self, runtime, queue):
         project_id, items, ada, bob = queue
         review.next_task(runtime, project_id=project_id, user_id=ada)
-        review.submit_verdict(
-            runtime,
-            user_id=ada,
-            item_id=items[0],
-            verdict="correct",
-            corrected_answer="square",
-            corrected_cot="Four corners.",
-        )
+        correct_with_reasoning(runtime, ada, items[0], "Four corners.")
         accepted = QueueFilter(verdict="correct")
         review.next_task(runtime, project_id=project_id, user_id=bob, queue=accepted)
         review.submit_verdict(runtime, user_id=bob, item_id=items[0], verdict="reject", queue=accepted)
