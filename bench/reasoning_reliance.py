@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,17 +35,7 @@ if __package__ in (None, ""):  # run as a script: make the project importable wi
 
 from bench.learning import REPO, _machine, write_results
 from bench.reasoning_ceiling import label_log_probs
-
-PREDICTIONS = Path("evaluate") / "rise.predictions.jsonl"
-
-
-def mood_of_reasoning(text: str) -> str | None:
-    """The mood a reasoning implies by the colour words it names, or `None` when it names none."""
-    from rise.synthetic.rules import mood_of_colour_families
-    from rise.synthetic.vocabulary import FAMILY_OF_COLOUR
-
-    colours = [word for word in re.findall(r"[a-z]+", text.lower()) if word in FAMILY_OF_COLOUR]
-    return mood_of_colour_families([FAMILY_OF_COLOUR[colour] for colour in colours]) if colours else None
+from bench.reasoning_use import PREDICTIONS, mood_of_reasoning
 
 
 def trained_model(run: Path) -> tuple[str, str | None]:

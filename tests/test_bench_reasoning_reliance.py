@@ -1,35 +1,12 @@
-"""bench/reasoning_reliance.py: the mood a reasoning implies, and the swap test's bookkeeping on a real tiny model."""
+"""bench/reasoning_reliance.py: the swap test's bookkeeping on a real tiny model."""
 
 from __future__ import annotations
 
 import json
 
-import pytest
-
 from bench.learning_tasks import EVAL_SEED_OFFSET, get_task, task_records
-from bench.reasoning_reliance import main, mood_of_reasoning
-from rise.synthetic import caption, generate_scene, get_rule
+from bench.reasoning_reliance import main
 from rise.training.records import write_snapshot
-
-
-def test_the_mood_read_off_an_exact_caption_is_the_rules_label():
-    rule = get_rule("mood")
-    for seed in range(40):
-        scene = generate_scene(seed, rule.scene_config())
-        assert mood_of_reasoning(caption(scene)) == rule.label(scene)
-
-
-@pytest.mark.parametrize(
-    ("reasoning", "mood"),
-    [
-        ("A small red square. A large blue circle. A large orange circle.", "sunny"),
-        ("A small purple square. A large green circle.", "stormy"),
-        ("A small yellow square. A large blue circle.", "balanced"),
-        ("There are two objects.", None),
-    ],
-)
-def test_a_reasonings_mood_counts_its_colour_words(reasoning, mood):
-    assert mood_of_reasoning(reasoning) == mood
 
 
 def test_swap_test_counts_every_held_out_item_with_a_reasoning(tmp_path, tiny_model_dir):

@@ -1,0 +1,142 @@
+"""Does a trained model's mood answer use its reasoning? Read off the predictions it wrote, no model needed.
+
+    .venv/bin/python bench/reasoning_use.py /tmp/loop/data/jobs/job-00001/run /tmp/loop/round-2/rise-seed-1
+    .venv/bin/python bench/reasoning_use.py run/evaluate/rise.predictions.jsonl --out /tmp/use
+
+Each argument is a pipeline output folder (its `evaluate/rise.predictions.jsonl`) or a predictions file. For each
+held-out prediction it reads the reasoning's two parts: the description (the colour words it names) and, when the
+model wrote one, the rule's working ("Warm colours: two. Cool colours: one.", `LabelRule.working`). The mood rule
+applied to each says what that part implies; the table counts how often each part is right, how often the working's
+counts are those of the model's own description, and how often the answer follows each part. An answer that reads
+its reasoning follows the working; one decided by the image follows neither more than the image allows.
+
+Prints a markdown table, and with `--out` writes `reasoning_use.json` and `.md` there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the project importable without installing it
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from rise.synthetic.rules import colour_family_counts, mood_of_colour_families
+from rise.synthetic.vocabulary import FAMILY_OF_COLOUR, NUMBER_WORDS
+
+PREDICTIONS = Path("evaluate") / "rise.predictions.jsonl"
+# The mood rule's working as `rise.synthetic.rules` writes it (the tests build it from there, so a change shows).
+WORKING_RE = re.compile(r"Warm colours: (\w+)\. Cool colours: (\w+)\.")
+
+
+def mood_of_reasoning(text: str) -> str | None:
+    """The mood a reasoning implies by the colour words it names, or `None` when it names none."""
+    families = _families(text)
+    return mood_of_colour_families(families) if families else None
+
+
+def _families(text: str) -> list[str]:
+    return [FAMILY_OF_COLOUR[word] for word in re.findall(r"[a-z]+", text.lower()) if word in FAMILY_OF_COLOUR]
+
+
+def _number(word: str) -> int | None:
+    return NUMBER_WORDS.index(word) if word in NUMBER_WORDS else int(word) if word.isdigit() else None
+
+
+def read_working(text: str) -> tuple[int, int] | None:
+    """(warm, cool) as the reasoning's working states them, or `None` when it has no readable working."""
+    match = WORKING_RE.search(text)
+    if match is None:
+        return None
+    warm, cool = _number(match.group(1)), _number(match.group(2))
+    return None if warm is None or cool is None else (warm, cool)
+
+
+def mood_of_counts(warm: int, cool: int) -> str:
+    return mood_of_colour_families(["warm"] * warm + ["cool"] * cool)
+
+
+@dataclass
+class ReasoningUse:
+    """Counts over one predictions file's items."""
+
+    source: str
+    items: int = 0
+    right: int = 0
+    description_implies_gold: int = 0
+    answer_follows_description: int = 0
+    with_working: int = 0
+    working_matches_description: int = 0  # the counts are those of the colours the model itself named
+    working_implies_gold: int = 0
+    answer_follows_working: int = 0
+
+
+def reasoning_use(path: Path) -> ReasoningUse:
+    """Count, over the predictions at `path` (a run folder or a predictions file), what the reasoning says and
+    what the answer follows."""
+    predictions = path / PREDICTIONS if path.is_dir() else path
+    use = ReasoningUse(source=str(path))
+    for line in predictions.read_text().splitlines():
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        text = (row.get("raw_text") or "").split("</think>")[0]
+        working_at = WORKING_RE.search(text)
+        description = text[: working_at.start()] if working_at else text
+        answer, gold = row.get("answer"), row.get("gold")
+        use.items += 1
+        use.right += answer == gold
+        described = mood_of_reasoning(description)
+        use.description_implies_gold += described == gold
+        use.answer_follows_description += described is not None and answer == described
+        counts = read_working(text)
+        if counts is None:
+            continue
+        worked = mood_of_counts(*counts)
+        use.with_working += 1
+        use.working_matches_description += counts == colour_family_counts(_families(description))
+        use.working_implies_gold += worked == gold
+        use.answer_follows_working += answer == worked
+    return use
+
+
+def markdown_table(uses: list[ReasoningUse]) -> str:
+    lines = [
+        "| predictions | items | right | description implies gold | answer follows description | working written "
+        "| working = own description's counts | working implies gold | answer follows working |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for use in uses:
+        lines.append(
+            f"| {use.source} | {use.items} | {use.right} | {use.description_implies_gold} "
+            f"| {use.answer_follows_description} | {use.with_working} | {use.working_matches_description} "
+            f"| {use.working_implies_gold} | {use.answer_follows_working} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("paths", nargs="+", type=Path, help="pipeline output folders or predictions files")
+    parser.add_argument("--out", type=Path, help="folder for reasoning_use.json and .md")
+    args = parser.parse_args(argv)
+    missing = [str(p) for p in args.paths if not (p / PREDICTIONS if p.is_dir() else p).is_file()]
+    if missing:
+        print(f"No predictions at: {', '.join(missing)} (pass a pipeline output folder or a .jsonl file)")
+        return 2
+    uses = [reasoning_use(path) for path in args.paths]
+    table = markdown_table(uses)
+    print(table, end="")
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "reasoning_use.json").write_text(json.dumps([asdict(use) for use in uses], indent=2))
+        (args.out / "reasoning_use.md").write_text("# Reasoning use\n\n" + table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
