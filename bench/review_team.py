@@ -185,7 +185,19 @@ def _review_rounds(client: QueueClient, address: str, screen: Screen, rounds: in
         started = time.perf_counter()
         try:
             outputs = client.call(
-                "review_accept", "confidence", "", "", "", None, screen.answer, EMPTY_TABLE, False, ""
+                # After the event's name, the filters (order, label, verdict, model) and the editors: boxes, label,
+                # distribution, "reasoning is wrong", the reviewer's reasoning, comment (`ReviewTab.edit_inputs`).
+                "review_accept",
+                "confidence",
+                "",
+                "",
+                "",
+                None,
+                screen.answer,
+                EMPTY_TABLE,
+                False,
+                "",
+                "",
             )
             shown = read_screen(outputs, screen)
             if shown.image_url and shown.item_id is not None:
