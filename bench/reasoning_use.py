@@ -25,7 +25,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the project importable without installing it
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rise.synthetic.rules import colour_family_counts, mood_of_colour_families
+from rise.synthetic.rules import colour_family_counts, mood_of_colour_families, mood_of_counts
 from rise.synthetic.vocabulary import FAMILY_OF_COLOUR, NUMBER_WORDS
 
 PREDICTIONS = Path("evaluate") / "rise.predictions.jsonl"
@@ -49,15 +49,14 @@ def _number(word: str) -> int | None:
 
 def read_working(text: str) -> tuple[int, int] | None:
     """(warm, cool) as the reasoning's working states them, or `None` when it has no readable working."""
-    match = WORKING_RE.search(text)
+    return _working_counts(WORKING_RE.search(text))
+
+
+def _working_counts(match: re.Match[str] | None) -> tuple[int, int] | None:
     if match is None:
         return None
     warm, cool = _number(match.group(1)), _number(match.group(2))
     return None if warm is None or cool is None else (warm, cool)
-
-
-def mood_of_counts(warm: int, cool: int) -> str:
-    return mood_of_colour_families(["warm"] * warm + ["cool"] * cool)
 
 
 @dataclass
@@ -93,7 +92,7 @@ def reasoning_use(path: Path) -> ReasoningUse:
         described = mood_of_reasoning(description)
         use.description_implies_gold += described == gold
         use.answer_follows_description += described is not None and answer == described
-        counts = read_working(text)
+        counts = _working_counts(working_at)
         if counts is None:
             continue
         worked = mood_of_counts(*counts)

@@ -87,7 +87,11 @@ def colour_family_counts(families: list[str]) -> tuple[int, int]:
 
 def mood_of_colour_families(families: list[str]) -> str:
     """The mood rule on the colour families of a scene's objects ("warm" or "cool"): sunny, stormy or balanced."""
-    warm, cool = colour_family_counts(families)
+    return mood_of_counts(*colour_family_counts(families))
+
+
+def mood_of_counts(warm: int, cool: int) -> str:
+    """The mood rule on how many objects are warm and how many cool: sunny, stormy or balanced."""
     if warm > cool:
         return "sunny"
     if cool > warm:
