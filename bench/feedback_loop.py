@@ -69,6 +69,12 @@ TRAINED_SECTIONS = ("rise_cot", "filter", "sft", "rft", "evaluation")
 # When the simulated reviewer writes its reasoning: never, with its corrections, or with every answer it gives.
 REASON_POLICIES = ("none", "corrections", "all")
 METHOD_NAMES = {"sft": "SFT", "rise": "RISE"}
+VERDICT_KINDS = ("accept", "correct", "reject")
+
+
+def verdicts_given(counts: dict[str, int]) -> int:
+    """How many verdicts a round's `counts` hold (its "reasoned" count is among them, not beside them)."""
+    return sum(counts[kind] for kind in VERDICT_KINDS)
 
 
 @dataclass
@@ -180,9 +186,9 @@ def review_round(runtime: Any, project_id: int, user_id: int, reviewer: Simulate
     from app.services.review import next_task, submit_verdict
     from db.models import Item
 
-    counts = {"accept": 0, "correct": 0, "reject": 0, "reasoned": 0}
+    counts = dict.fromkeys((*VERDICT_KINDS, "reasoned"), 0)
     task = next_task(runtime, project_id=project_id, user_id=user_id)
-    while task is not None and counts["accept"] + counts["correct"] + counts["reject"] < count:
+    while task is not None and verdicts_given(counts) < count:
         with runtime.sessions.begin() as session:
             file_name = session.get(Item, task.item_id).original_name  # the reviewer "knows" the image it sees
         verdict = reviewer.verdict(task, file_name)
@@ -319,7 +325,7 @@ def run_loop(task: BenchTask, model: str, work: Path, settings: LoopSettings, be
         for number in range(1, settings.rounds + 1):
             started = time.perf_counter()
             counts = review_round(runtime, project_id, user.id, reviewer, settings.verdicts_per_round)
-            spent += counts["accept"] + counts["correct"] + counts["reject"]
+            spent += verdicts_given(counts)
             job = request_retrain(runtime, project_id, model=model, overrides=overrides, launcher="python")
             worker.run(exit_when_idle=True)  # the training job, then the re-annotation it queues on promotion
             versions = list_versions(runtime, project_id)
