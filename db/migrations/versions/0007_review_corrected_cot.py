@@ -1,6 +1,6 @@
 """a reviewer's reasoning for a correction
 
-`reviews.corrected_cot`: the reasoning a reviewer may write with a correction ("two warm colours, one cool: calm").
+`reviews.corrected_cot`: the reasoning a reviewer may write with a correction ("two warm colours, one cool: sunny").
 The trusted annotation the correction makes carries it as its CoT, so it becomes SFT data like an accepted
 prediction's reasoning. Existing reviews have none.
 
