@@ -13,9 +13,11 @@ annotated by the demo base model. Then, round after round:
    (`app.services.review.next_task` / `submit_verdict`): it accepts a right prediction, corrects a wrong one, and
    sometimes (`reject_share`) rejects it without a correction, as a hurried reviewer would. With `--reasons` it
    also writes why, as a reviewer does in the review screen's reasoning box (`Y`): the scene's worked reasoning
-   (`bench.learning_tasks.exact_reasoning`, for mood "… Warm colours: two. Cool colours: one."), on its corrections
-   only (`corrections`) or on every answer it gives (`all`: an accept with a reasoning is saved as a correction
-   with the model's answer, as the review screen saves it); the default, `none`, writes nothing;
+   (`bench.learning_tasks.exact_reasoning`, for mood "… A small red square on the left: warm one. … Warm two,
+   cool one."), on its corrections only (`corrections`) or on every answer it gives (`all`: an accept with a
+   reasoning is saved as a correction with the model's answer, as the review screen saves it); the default,
+   `none`, writes nothing. Reasons lengthen completions, so every run then gets the worked-reasoning limits
+   (`BenchSettings.for_reasoning`);
 2. a retraining job is queued (`app.services.jobs.request_retrain`) and the worker runs it (`app.worker.loop.Worker`):
    snapshot of the verdicts, RISE pipeline in a subprocess, evaluation on the held-out items, version registration,
    and re-annotation of the unreviewed items when the new version is promoted;
@@ -502,7 +504,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.seeds is not None:
         settings.training_seeds = tuple(int(seed) for seed in args.seeds.split(",") if seed.strip())
     task = get_task(args.task)
-    bench = bench.for_task(task)
+    bench = bench.for_task(task).for_reasoning("worked" if settings.reasons != "none" else None)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="rise-feedback-"))

@@ -99,6 +99,11 @@ class BenchSettings:
     rise_cot_prompts_per_step: int = 6
     max_completion_length: int = 80  # the caption of four objects and a box fit
     eval_max_new_tokens: int = 96
+    # A worked reasoning (`LabelRule.working`) of four objects runs to 80 tokens, into RFT's soft overlong penalty
+    # (`rft.overlong_buffer`, the last 16 tokens) at the limits above: training items that carry one
+    # (`--reasoning worked`, the feedback loop's `--reasons`) get these instead (`for_reasoning`).
+    worked_max_completion_length: int = 112
+    worked_eval_max_new_tokens: int = 128
     eval_batch: int = 16
     filter_tau: float | None = None  # None: the task's default (a correct label; IoU 0.75 for boxes)
     # The demo model has never seen a benchmark's label names, so at first no reasoning reconstructs them: up to this
@@ -124,13 +129,25 @@ class BenchSettings:
         return cls(
             n_train=4, n_eval=2, steps=3, rise_split=(1, 1, 1), sft_batch=2, num_generations=2,
             grpo_prompts_per_step=1, rise_cot_prompts_per_step=1, max_completion_length=8, eval_max_new_tokens=8,
-            eval_batch=2, filter_tau=0.0, lora_r=4, checkpoints=1,
+            worked_max_completion_length=8, worked_eval_max_new_tokens=8, eval_batch=2, filter_tau=0.0, lora_r=4,
+            checkpoints=1,
         )  # fmt: skip
 
     def for_task(self, task: BenchTask) -> BenchSettings:
         """These settings with the step budget and the SFT learning rate fixed: each where set, else the task's own."""
         return dataclasses.replace(
             self, steps=self.steps or task.steps, sft_learning_rate=self.sft_learning_rate or task.sft_learning_rate
+        )
+
+    def for_reasoning(self, kind: str | None) -> BenchSettings:
+        """These settings with room for the reasoning the training items carry: the worked limits for "worked"
+        (never below the current ones), the current ones otherwise."""
+        if kind != "worked":
+            return self
+        return dataclasses.replace(
+            self,
+            max_completion_length=max(self.max_completion_length, self.worked_max_completion_length),
+            eval_max_new_tokens=max(self.eval_max_new_tokens, self.worked_eval_max_new_tokens),
         )
 
     def budget(self) -> int:

@@ -39,7 +39,7 @@ class SyntheticItem:
     answer: Any  # pixels, `rise.tasks` shapes
     query: str | None = None
     caption: str | None = None  # the scene's exact description: perfect reasoning (`bench/reasoning_ceiling.py`)
-    working: str | None = None  # the rule's step from that description to the label (`LabelRule.working`)
+    working: str | None = None  # that description with the rule's steps to the label written in (`LabelRule.working`)
 
 
 @dataclass(frozen=True)
@@ -132,11 +132,12 @@ REASONINGS = ("caption", "worked")
 
 
 def exact_reasoning(item: SyntheticItem, kind: str) -> str | None:
-    """A perfect reasoning for the item: its scene's exact caption, and with "worked" the rule's working after it."""
+    """A perfect reasoning for the item: its scene's exact caption, or with "worked" the rule's worked reasoning (the
+    caption with the rule's steps written in, `LabelRule.working`) where the rule has one."""
     if kind not in REASONINGS:
         raise ValueError(f"Unknown reasoning {kind!r}; choose from {REASONINGS}")
     if kind == "worked" and item.working:
-        return f"{item.caption} {item.working}"
+        return item.working
     return item.caption
 
 

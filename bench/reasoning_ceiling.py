@@ -14,9 +14,10 @@ reports the held-out accuracy at each checkpoint and, at the end, the accuracy o
 cross-entropy of the answer token among the labels given the exact caption (ln of the label count = no information
 taken from the reasoning).
 
-With `--reasoning worked` the caption is followed by the rule's working (`LabelRule.working`; mood: "Warm colours:
-two. Cool colours: one."), the reasoning a model would write if it had worked the rule out: the answer then only has
-to read a comparison, not count colour words itself.
+With `--reasoning worked` the reasoning is the rule's worked reasoning (`LabelRule.working`; mood: the caption with
+each object's colour family and that family's running count after its sentence, "A small red square on the left:
+warm one.", then the totals, "Warm two, cool one."), the reasoning a model would write if it had worked the rule
+out: each step then reads only the sentence before it, and the answer a comparison.
 
 If even this stays near a constant answer, the method cannot be the reason: the base model cannot yet learn the
 rule from the reasoning within the step budget, and `bench/learning.py` will show no method reaching it.
@@ -49,7 +50,7 @@ from bench.learning import (
 from bench.learning_tasks import REASONINGS, exact_reasoning, get_task, task_records
 from rise.training.records import write_snapshot
 
-REASONING_WORDS = {"caption": "exact caption", "worked": "exact caption and the rule's working"}
+REASONING_WORDS = {"caption": "exact caption", "worked": "exact caption with the rule's working written in"}
 # Both at the learning benchmark's SFT learning rate, so the two differ only in what they train.
 METHODS = {"lora": {"use_lora": True}, "full": {"use_lora": False}}
 
@@ -184,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         "--reasoning",
         choices=REASONINGS,
         default="caption",
-        help="each training item's reasoning: its exact caption, or the caption and the rule's working after it",
+        help="each training item's reasoning: its exact caption, or the caption with the rule's working written in",
     )
     parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, from {', '.join(METHODS)}")
     args = parser.parse_args(argv)
@@ -196,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = BenchSettings.quick() if args.quick else BenchSettings(steps=args.steps, checkpoints=6, eval_batch=30)
     if args.quick:
         settings.steps = 2
-    settings = settings.for_task(task)
+    settings = settings.for_task(task).for_reasoning(args.reasoning)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="rise-ceiling-"))

@@ -5,10 +5,11 @@
 
 Each argument is a pipeline output folder (its `evaluate/rise.predictions.jsonl`) or a predictions file. For each
 held-out prediction it reads the reasoning's two parts: the description (the colour words it names) and, when the
-model wrote one, the rule's working ("Warm colours: two. Cool colours: one.", `LabelRule.working`). The mood rule
-applied to each says what that part implies; the table counts how often each part is right, how often the working's
-counts are those of the model's own description, and how often the answer follows each part. An answer that reads
-its reasoning follows the working; one decided by the image follows neither more than the image allows.
+model wrote one, the rule's working (`LabelRule.working`: after each object's sentence its colour family and that
+family's running count, "A small red square on the left: warm one.", then the totals, "Warm two, cool one."). The
+mood rule applied to each says what that part implies; the table counts how often each part is right, how often the
+steps and the totals follow the model's own description, and how often the answer follows each part. An answer that
+reads its reasoning follows the working; one decided by the image follows neither more than the image allows.
 
 Prints a markdown table, and with `--out` writes `reasoning_use.json` and `.md` there.
 """
@@ -29,8 +30,10 @@ from rise.synthetic.rules import colour_family_counts, mood_of_colour_families, 
 from rise.synthetic.vocabulary import FAMILY_OF_COLOUR, NUMBER_WORDS
 
 PREDICTIONS = Path("evaluate") / "rise.predictions.jsonl"
-# The mood rule's working as `rise.synthetic.rules` writes it (the tests build it from there, so a change shows).
-WORKING_RE = re.compile(r"Warm colours: (\w+)\. Cool colours: (\w+)\.")
+# The mood rule's working as `rise.synthetic.rules` writes it (the tests build it from there, so a change shows):
+# one step per object sentence ("A small red square on the left: warm one."), then the totals.
+STEP_RE = re.compile(r"A \w+ (\w+) \w+ [^:.]*: (warm|cool) (\w+)\.")
+WORKING_RE = re.compile(r"Warm (\w+), cool (\w+)\.")
 
 
 def mood_of_reasoning(text: str) -> str | None:
@@ -68,6 +71,8 @@ class ReasoningUse:
     right: int = 0
     description_implies_gold: int = 0
     answer_follows_description: int = 0
+    with_steps: int = 0
+    steps_follow_description: int = 0  # every step names its object's colour family and that family's running count
     with_working: int = 0
     working_matches_description: int = 0  # the counts are those of the colours the model itself named
     working_implies_gold: int = 0
@@ -92,6 +97,9 @@ def reasoning_use(path: Path) -> ReasoningUse:
         described = mood_of_reasoning(description)
         use.description_implies_gold += described == gold
         use.answer_follows_description += described is not None and answer == described
+        steps = STEP_RE.findall(description)
+        use.with_steps += bool(steps)
+        use.steps_follow_description += bool(steps) and _steps_follow(steps)
         counts = _working_counts(working_at)
         if counts is None:
             continue
@@ -103,16 +111,30 @@ def reasoning_use(path: Path) -> ReasoningUse:
     return use
 
 
+def _steps_follow(steps: list[tuple[str, str, str]]) -> bool:
+    """Whether each (colour, family, count) step names the colour's family and that family's running count."""
+    counts = {"warm": 0, "cool": 0}
+    for colour, family, count in steps:
+        if FAMILY_OF_COLOUR.get(colour) != family:
+            return False
+        counts[family] += 1
+        if _number(count) != counts[family]:
+            return False
+    return True
+
+
 def markdown_table(uses: list[ReasoningUse]) -> str:
     lines = [
-        "| predictions | items | right | description implies gold | answer follows description | working written "
-        "| working = own description's counts | working implies gold | answer follows working |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| predictions | items | right | description implies gold | answer follows description | steps written "
+        "| steps follow description | working written | working = own description's counts | working implies gold "
+        "| answer follows working |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for use in uses:
         lines.append(
             f"| {use.source} | {use.items} | {use.right} | {use.description_implies_gold} "
-            f"| {use.answer_follows_description} | {use.with_working} | {use.working_matches_description} "
+            f"| {use.answer_follows_description} | {use.with_steps} | {use.steps_follow_description} "
+            f"| {use.with_working} | {use.working_matches_description} "
             f"| {use.working_implies_gold} | {use.answer_follows_working} |"
         )
     return "\n".join(lines) + "\n"

@@ -126,3 +126,30 @@ def test_each_task_brings_its_own_sft_learning_rate_unless_one_is_given(tmp_path
     assert rates(BenchSettings(sft_learning_rate=1e-4), "mood") == (1e-4, 1e-4)
     with pytest.raises(ValueError, match="for_task"):  # no task, no rate: nothing trains at a guessed one
         pipeline_config("model", tmp_path / "data", tmp_path / "out", BenchSettings(steps=6), 0)
+
+
+def test_worked_reasonings_get_room_for_their_steps_in_every_generation(tmp_path):
+    from bench.learning import pipeline_config
+
+    settings = BenchSettings().for_task(get_task("mood"))
+    worked = settings.for_reasoning("worked")
+    config = pipeline_config("model", tmp_path / "data", tmp_path / "out", worked, 0)
+    assert (config.rise_cot.max_completion_length, config.rft.max_completion_length) == (112, 112)
+    assert config.evaluation.max_new_tokens == 128
+    # the longest worked reasoning the mood rule writes (four objects), tags and answer included, would run into RFT's
+    # soft overlong penalty at the default limits and stays clear of it at the worked ones
+    from transformers import AutoTokenizer
+
+    from bench.learning import DEFAULT_MODEL
+
+    tokenizer = AutoTokenizer.from_pretrained(DEFAULT_MODEL)
+    longest = max(
+        len(tokenizer(f"<think>{item.cot}</think><answer>{item.answer}</answer>").input_ids)
+        for item in task_records(get_task("mood"), 200, 0, reasoning="worked")
+    )
+    default = pipeline_config("model", tmp_path / "data", tmp_path / "out", settings, 0)
+    assert default.rft.max_completion_length - default.rft.overlong_buffer < longest
+    assert longest <= config.rft.max_completion_length - config.rft.overlong_buffer
+    assert settings.for_reasoning("caption") == settings == settings.for_reasoning(None)
+    quick = BenchSettings.quick()
+    assert quick.for_reasoning("worked").max_completion_length == quick.max_completion_length  # stays a quick check

@@ -19,14 +19,16 @@ def test_every_training_item_carries_its_exact_caption_and_held_out_items_none()
     assert records[0].cot.startswith("There ") and "objects" in records[0].cot or "object" in records[0].cot
 
 
-def test_worked_reasoning_adds_the_rules_working_after_the_caption():
+def test_worked_reasoning_writes_the_rules_steps_into_the_caption():
     mood = get_task("mood")
     captions = task_records(mood, 6, 0, reasoning="caption")
     worked = task_records(mood, 6, 0, reasoning="worked")
     for plain, with_working in zip(captions, worked, strict=True):
-        assert with_working.cot.startswith(plain.cot + " Warm colours: ")
-        counts = re.search(r"Warm colours: (\w+)\. Cool colours: (\w+)\.$", with_working.cot)
+        # every object sentence ends on its colour family and that family's count so far, then come the totals
+        counts = re.search(r"Warm (\w+), cool (\w+)\.$", with_working.cot)
+        assert re.sub(r": (warm|cool) \w+\.", ".", with_working.cot) == f"{plain.cot} {counts.group()}"
         warm, cool = (NUMBER_WORDS.index(word) for word in counts.groups())
+        assert warm == with_working.cot.count(": warm ") and cool == with_working.cot.count(": cool ")
         assert warm + cool == len(re.findall(r"\. An? ", plain.cot))  # one per object sentence
         assert with_working.answer == ("sunny" if warm > cool else "stormy" if cool > warm else "balanced")
     # a rule with nothing to work out keeps the caption alone

@@ -39,7 +39,7 @@ def test_the_rules_own_working_is_read_back_as_its_counts():
         warm, cool = read_working(exact_reasoning(item, "worked"))
         assert (warm > cool, cool > warm) == (item.answer == "sunny", item.answer == "stormy")
     assert read_working("There are two objects.") is None
-    assert read_working("Warm colours: many. Cool colours: one.") is None
+    assert read_working("Warm many, cool one.") is None
 
 
 def prediction(reasoning: str, answer: str, gold: str) -> str:
@@ -47,15 +47,33 @@ def prediction(reasoning: str, answer: str, gold: str) -> str:
     return json.dumps({"item_id": 0, "gold": gold, "answer": answer, "raw_text": raw})
 
 
+def test_the_rules_own_steps_follow_its_description(tmp_path):
+    task = get_task("mood")
+    rows = []
+    for seed in range(20):
+        item = task.make_item(seed)
+        rows.append(prediction(exact_reasoning(item, "worked"), item.answer, item.answer))
+    path = tmp_path / "rule.predictions.jsonl"
+    path.write_text("\n".join(rows) + "\n")
+
+    use = reasoning_use(path)
+
+    assert use.items == use.right == use.description_implies_gold == use.with_steps == 20
+    assert use.steps_follow_description == use.working_matches_description == use.answer_follows_working == 20
+
+
 def test_counts_say_which_part_of_the_reasoning_the_answer_follows(tmp_path, capsys):
-    description = "There are three objects. A small red square. A large blue circle. A large orange circle."
+    description = "There are three objects. A small red square at the top. A large blue circle on the left."
+    steps = f"{description[:-1]}: warm one. A large orange circle on the right: warm two."
     rows = [
         # the model's own working: right, and the answer follows it
-        prediction(f"{description} Warm colours: two. Cool colours: one.", "sunny", "sunny"),
+        prediction(f"{description} A large orange circle on the right. Warm two, cool one.", "sunny", "sunny"),
         # a working that miscounts its own description; the answer follows the working, not the description
-        prediction(f"{description} Warm colours: one. Cool colours: one.", "balanced", "sunny"),
+        prediction(f"{description} A large orange circle on the right. Warm one, cool one.", "balanced", "sunny"),
         # no working: only the description can be followed, and the answer does not
-        prediction(description, "stormy", "sunny"),
+        prediction(f"{description} A large orange circle on the right.", "stormy", "sunny"),
+        # steps that give blue the warm family: they do not follow the description, whatever the totals say
+        prediction(f"{steps} Warm two, cool no.", "sunny", "sunny"),
     ]
     run = tmp_path / "run"
     (run / "evaluate").mkdir(parents=True)
@@ -63,10 +81,11 @@ def test_counts_say_which_part_of_the_reasoning_the_answer_follows(tmp_path, cap
 
     use = reasoning_use(run)
 
-    assert (use.items, use.right, use.with_working) == (3, 1, 2)
-    assert (use.description_implies_gold, use.answer_follows_description) == (3, 1)
-    assert (use.working_matches_description, use.working_implies_gold, use.answer_follows_working) == (1, 1, 2)
+    assert (use.items, use.right, use.with_working) == (4, 2, 3)
+    assert (use.description_implies_gold, use.answer_follows_description) == (4, 2)
+    assert (use.with_steps, use.steps_follow_description) == (1, 0)
+    assert (use.working_matches_description, use.working_implies_gold, use.answer_follows_working) == (1, 2, 3)
     assert main([str(run), "--out", str(tmp_path / "out")]) == 0
-    assert "| 3 | 1 | 3 | 1 | 2 | 1 | 1 | 2 |" in capsys.readouterr().out
-    assert json.loads((tmp_path / "out" / "reasoning_use.json").read_text())[0]["answer_follows_working"] == 2
+    assert "| 4 | 2 | 4 | 2 | 1 | 0 | 3 | 1 | 2 | 3 |" in capsys.readouterr().out
+    assert json.loads((tmp_path / "out" / "reasoning_use.json").read_text())[0]["answer_follows_working"] == 3
     assert main([str(tmp_path / "nothing-here")]) == 2

@@ -11,9 +11,9 @@ def describe_object(obj: SceneObject) -> str:
     return f"{obj.size} {obj.colour} {obj.shape}"
 
 
-def object_sentence(obj: SceneObject) -> str:
-    """`"A large red circle at the top left."`"""
-    return f"A {describe_object(obj)} {POSITION_PHRASES[obj.position]}."
+def object_sentence(obj: SceneObject, note: str = "") -> str:
+    """`"A large red circle at the top left."`, or with a `note` `"A large red circle at the top left: warm one."`"""
+    return f"A {describe_object(obj)} {POSITION_PHRASES[obj.position]}{f': {note}' if note else ''}."
 
 
 def caption(scene: Scene) -> str:
@@ -26,6 +26,10 @@ def caption(scene: Scene) -> str:
     >>> caption(generate_scene(1))
     'There are two objects. A small purple diamond at the top. A large purple diamond at the bottom.'
     """
+    return " ".join([count_sentence(scene), *(object_sentence(obj) for obj in scene.objects)])
+
+
+def count_sentence(scene: Scene) -> str:
+    """`"There are two objects."`: how a caption opens."""
     count = len(scene.objects)
-    opening = "There is one object." if count == 1 else f"There are {number_word(count)} objects."
-    return " ".join([opening, *(object_sentence(obj) for obj in scene.objects)])
+    return "There is one object." if count == 1 else f"There are {number_word(count)} objects."

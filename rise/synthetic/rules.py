@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from rise.synthetic.language import count_sentence, object_sentence
 from rise.synthetic.scene import Scene, SceneConfig, generate_scene
 from rise.synthetic.vocabulary import COLOURS, DEFAULT_SHAPES, number_word
 
@@ -33,9 +34,9 @@ class LabelRule:
         classify (`Callable[[Scene], str]`): the rule itself; a module-level function so the rule pickles.
         scene_overrides (`dict[str, Any]`): `SceneConfig` fields the rule needs beyond the object counts, e.g. the
             shapes a shape rule has labels for.
-        working (`Callable[[Scene], str] | None`): the step from a scene's description to its label, written as a
-            reasoning would write it without naming the label (mood: how many objects of each colour family); None
-            where naming what is seen is the whole step.
+        working (`Callable[[Scene], str] | None`): a worked reasoning: the scene's description with the steps from it
+            to the label written in, without naming the label (mood: each object's colour family and the running
+            count of its family, then the totals); None where naming what is seen is the whole step.
     """
 
     name: str
@@ -104,8 +105,17 @@ def _mood(scene: Scene) -> str:
 
 
 def _mood_working(scene: Scene) -> str:
-    warm, cool = colour_family_counts([obj.colour_family for obj in scene.objects])
-    return f"Warm colours: {number_word(warm)}. Cool colours: {number_word(cool)}."
+    # Each step sits where its fact is: the family right after the object's sentence, the count carried on from that
+    # family's last step. Trained on the caption followed by the totals alone, or by one sentence per colour, the
+    # demo model wrote the totals and colours off the image rather than off its own description (README, "Worked
+    # reasoning a small model follows").
+    counts = {"warm": 0, "cool": 0}
+    sentences = [count_sentence(scene)]
+    for obj in scene.objects:
+        counts[obj.colour_family] += 1
+        sentences.append(object_sentence(obj, f"{obj.colour_family} {number_word(counts[obj.colour_family])}"))
+    sentences.append(f"Warm {number_word(counts['warm'])}, cool {number_word(counts['cool'])}.")
+    return " ".join(sentences)
 
 
 _MOOD = LabelRule(
