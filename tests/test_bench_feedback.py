@@ -5,6 +5,7 @@ the labels is scored beside it, and the report, table and plot are written."""
 from __future__ import annotations
 
 import json
+import re
 from types import SimpleNamespace
 
 import pytest
@@ -27,7 +28,7 @@ def test_quick_loop_reviews_retrains_and_reports(tmp_path, tiny_model_dir):
     assert counts["reasoned"] == counts["accept"] + counts["correct"] > 0
     [job] = (work / "data" / "jobs").iterdir()
     cots = [cot for cot in load_snapshot(job / "data").train["cot"] if cot]
-    assert len(cots) == counts["reasoned"] and all("Warm colours:" in cot for cot in cots)
+    assert len(cots) == counts["reasoned"] and all(re.search(r"Warm \w+, cool \w+\.$", cot) for cot in cots)
     assert "error" not in row and row["rise"]["items"] == report["held_out"] > 0  # the worker registered a version
     assert row["sft"]["items"] == report["held_out"]  # the baseline is scored on the same held-out items
     # every score is the mean over both training seeds: the worker's job is seed 0, seed 1 retrains on its snapshot
