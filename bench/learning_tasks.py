@@ -26,6 +26,7 @@ from rise.synthetic import (
     generate_grounding_example,
     generate_scene_for_rule,
     get_rule,
+    odd_one_out_working,
 )
 from rise.tasks import TaskSpec, TaskType
 from rise.training.records import TrainingRecord, write_snapshot
@@ -39,7 +40,9 @@ class SyntheticItem:
     answer: Any  # pixels, `rise.tasks` shapes
     query: str | None = None
     caption: str | None = None  # the scene's exact description: perfect reasoning (`bench/reasoning_ceiling.py`)
-    working: str | None = None  # that description with the rule's steps to the label written in (`LabelRule.working`)
+    # That description with the steps to the answer written in: the rule's (`LabelRule.working`), or for the odd one
+    # out `odd_one_out_working`.
+    working: str | None = None
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,8 @@ def _rule_item(rule_name: str) -> Callable[[int], SyntheticItem]:
 def _grounding_item(kind: str) -> Callable[[int], SyntheticItem]:
     def make(seed: int) -> SyntheticItem:
         example = generate_grounding_example(seed, kind=kind)
-        return SyntheticItem(example.scene.image, example.box, example.query, caption(example.scene))
+        working = odd_one_out_working(example.scene) if kind == "odd-one-out" else None
+        return SyntheticItem(example.scene.image, example.box, example.query, caption(example.scene), working)
 
     return make
 
@@ -132,8 +136,8 @@ REASONINGS = ("caption", "worked")
 
 
 def exact_reasoning(item: SyntheticItem, kind: str) -> str | None:
-    """A perfect reasoning for the item: its scene's exact caption, or with "worked" the rule's worked reasoning (the
-    caption with the rule's steps written in, `LabelRule.working`) where the rule has one."""
+    """A perfect reasoning for the item: its scene's exact caption, or with "worked" its worked reasoning (the caption
+    with the steps to the answer written in, `SyntheticItem.working`) where the task has one."""
     if kind not in REASONINGS:
         raise ValueError(f"Unknown reasoning {kind!r}; choose from {REASONINGS}")
     if kind == "worked" and item.working:

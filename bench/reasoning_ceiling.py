@@ -4,20 +4,24 @@ stage, which trains on reasoning + answer.
     .venv/bin/python bench/reasoning_ceiling.py --out bench/results/reasoning-ceiling   # mood, LoRA and full: 16 min
     .venv/bin/python bench/reasoning_ceiling.py --task shape --steps 60 --methods lora
     .venv/bin/python bench/reasoning_ceiling.py --steps 320 --methods full --reasoning worked   # counts written out
+    .venv/bin/python bench/reasoning_ceiling.py --task odd-one-out --steps 240 --methods full --reasoning worked
     .venv/bin/python bench/reasoning_ceiling.py --quick --model DIR --out /tmp/ceiling      # seconds; what tests run
 
 Every training item gets its scene's exact caption (`rise.synthetic.caption`: each object's size, colour, shape and
 place) as a reviewer-written reasoning, so the filter keeps it and SFT (`rise.training.sft`, the pipeline's `sft`
 stage) trains on image + prompt -> `<think>caption</think><answer>y</answer>` for all of them: the best data RISE's
 reasoning stage could ever hand on. Per method (`lora`: the benchmark's LoRA settings; `full`: every weight) it
-reports the held-out accuracy at each checkpoint and, at the end, the accuracy on training items too, and the
+reports the held-out score at each checkpoint (the task's headline metric: accuracy, or for a box task the share of
+boxes at IoU > 0.5) and, for a classification task, the accuracy on training items at the end too, and the
 cross-entropy of the answer token among the labels given the exact caption (ln of the label count = no information
 taken from the reasoning).
 
 With `--reasoning worked` the reasoning is the rule's worked reasoning (`LabelRule.working`; mood: the caption with
 each object's colour family and that family's running count after its sentence, "A small red square on the left:
 warm one.", then the totals, "Warm two, cool one."), the reasoning a model would write if it had worked the rule
-out: each step then reads only the sentence before it, and the answer a comparison.
+out: each step then reads only the sentence before it, and the answer a comparison. For the odd one out
+(`rise.synthetic.odd_one_out_working`) each sentence ends on its object's colour and shape and how many of those came
+so far, and a last sentence names the one that stayed at one, so the box is that of an object the reasoning names.
 
 If even this stays near a constant answer, the method cannot be the reason: the base model cannot yet learn the
 rule from the reasoning within the step budget, and `bench/learning.py` will show no method reaching it.
@@ -50,7 +54,8 @@ from bench.learning import (
 from bench.learning_tasks import REASONINGS, exact_reasoning, get_task, task_records
 from rise.training.records import write_snapshot
 
-REASONING_WORDS = {"caption": "exact caption", "worked": "exact caption with the rule's working written in"}
+REASONING_WORDS = {"caption": "exact caption", "worked": "exact caption with the steps to the answer written in"}
+METRIC_WORDS = {"accuracy": "accuracy", "accuracy_at_iou": "share of boxes at IoU > 0.5"}
 # Both at the learning benchmark's SFT learning rate, so the two differ only in what they train.
 METHODS = {"lora": {"use_lora": True}, "full": {"use_lora": False}}
 
@@ -118,8 +123,13 @@ def run_method(
     return {
         "train_seconds": seconds,
         "learning_rate": config.sft.learning_rate,
-        "curve": [{"step": p["step"], "accuracy": p["metrics"]["accuracy"]} for p in curve],
-        "train_items": answer_cross_entropy(trained["model"], trained["adapter"], task_name, train_seeds, reasoning),
+        # "accuracy" is the task's headline metric (`BenchTask.metric`): for a box task, IoU > 0.5.
+        "curve": [{"step": p["step"], "accuracy": p["metrics"][task.metric]} for p in curve],
+        "train_items": (
+            answer_cross_entropy(trained["model"], trained["adapter"], task_name, train_seeds, reasoning)
+            if task.spec.labels
+            else None
+        ),
     }
 
 
@@ -133,7 +143,7 @@ def markdown_report(report: dict[str, Any]) -> str:
         f"for all {report['n_train']} training items, {report['steps']} steps, scored greedily on {report['n_eval']} "
         f"held-out items. Made by `{report['command']}` in {report['total_minutes']} min on {report['machine']}.",
         "",
-        "Held-out accuracy at each checkpoint:",
+        f"Held-out {METRIC_WORDS[report.get('metric', 'accuracy')]} at each checkpoint:",
         "",
         "| method | " + " | ".join(str(s) for s in steps) + " |",
         "|---" * (len(steps) + 1) + "|",
@@ -141,6 +151,8 @@ def markdown_report(report: dict[str, Any]) -> str:
     for method, result in report["methods"].items():
         by_step = {p["step"]: p["accuracy"] for p in result["curve"]}
         lines.append(f"| {method} | " + " | ".join(f"{by_step.get(s, float('nan')):.2f}" for s in steps) + " |")
+    if report["base_train_items"] is None:  # a box task: no labels to take a cross-entropy over
+        return "\n".join(lines) + "\n"
     lines += [
         "",
         f"At the end, on {report['train_items']} training items, the answer token given the {reasoning} "
@@ -169,7 +181,8 @@ def plot_report(report: dict[str, Any], path: Path) -> Path | None:
     figure, axes = plt.subplots(figsize=(6, 3.5))
     for method, result in report["methods"].items():
         axes.plot([p["step"] for p in result["curve"]], [p["accuracy"] for p in result["curve"]], "o-", label=method)
-    axes.set(xlabel="SFT steps", ylabel="held-out accuracy", title=f"{report['task']}: SFT on exact reasoning")
+    ylabel = f"held-out {METRIC_WORDS[report.get('metric', 'accuracy')]}"
+    axes.set(xlabel="SFT steps", ylabel=ylabel, title=f"{report['task']}: SFT on exact reasoning")
     axes.legend()
     figure.tight_layout()
     figure.savefig(path, dpi=100)
@@ -179,21 +192,19 @@ def plot_report(report: dict[str, Any], path: Path) -> Path | None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = bench_parser(__doc__, "reasoning_ceiling")
-    parser.add_argument("--task", default="mood", help="a classification task of bench/learning_tasks.py")
+    parser.add_argument("--task", default="mood", help="a task of bench/learning_tasks.py")
     parser.add_argument("--steps", type=int, default=120, help="SFT steps per method (the learning benchmark's)")
     parser.add_argument(
         "--reasoning",
         choices=REASONINGS,
         default="caption",
-        help="each training item's reasoning: its exact caption, or the caption with the rule's working written in",
+        help="each training item's reasoning: its exact caption, or with the steps to the answer written in",
     )
     parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, from {', '.join(METHODS)}")
     args = parser.parse_args(argv)
     if not quiet_model_folder(args.model):
         return 2
     task = get_task(args.task)
-    if not task.spec.labels:
-        parser.error(f"{args.task} is not a classification task")
     settings = BenchSettings.quick() if args.quick else BenchSettings(steps=args.steps, checkpoints=6, eval_batch=30)
     if args.quick:
         settings.steps = 2
@@ -214,9 +225,14 @@ def main(argv: list[str] | None = None) -> int:
         "n_eval": settings.n_eval,
         "steps": settings.steps,
         "train_items": train_items,
-        "uninformed_cross_entropy": math.log(len(task.spec.labels)),
+        "metric": task.metric,
+        "uninformed_cross_entropy": math.log(len(task.spec.labels)) if task.spec.labels else None,
         "reasoning": args.reasoning,
-        "base_train_items": answer_cross_entropy(model, None, task.name, range(train_items), args.reasoning),
+        "base_train_items": (
+            answer_cross_entropy(model, None, task.name, range(train_items), args.reasoning)
+            if task.spec.labels
+            else None
+        ),
         "methods": {},
     }
     for method in [m.strip() for m in args.methods.split(",") if m.strip()]:

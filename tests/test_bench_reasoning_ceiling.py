@@ -31,6 +31,9 @@ def test_worked_reasoning_writes_the_rules_steps_into_the_caption():
         assert warm == with_working.cot.count(": warm ") and cool == with_working.cot.count(": cool ")
         assert warm + cool == len(re.findall(r"\. An? ", plain.cot))  # one per object sentence
         assert with_working.answer == ("sunny" if warm > cool else "stormy" if cool > warm else "balanced")
+    # the odd one out's working names the object whose box is the answer
+    for record in task_records(get_task("odd-one-out"), 4, 0, reasoning="worked"):
+        assert record.cot.startswith("There are ") and record.cot.endswith(" differs from the others.")
     # a rule with nothing to work out keeps the caption alone
     shape = get_task("shape")
     assert [r.cot for r in task_records(shape, 3, 0, reasoning="worked")] == [
@@ -49,3 +52,15 @@ def test_quick_run_trains_lora_and_full_on_exact_reasoning_and_writes_the_report
     table = (out / "reasoning_ceiling.md").read_text()
     assert "| lora |" in table and "| full |" in table and "| base |" in table
     assert (out / "reasoning_ceiling.png").stat().st_size > 0
+
+
+def test_quick_run_on_a_box_task_scores_boxes_and_skips_the_label_cross_entropy(tmp_path, tiny_model_dir):
+    out = tmp_path / "results"
+    argv = ["--quick", "--model", str(tiny_model_dir), "--out", str(out), "--task", "odd-one-out"]
+    assert main([*argv, "--reasoning", "worked", "--methods", "full"]) == 0
+    report = json.loads((out / "reasoning_ceiling.json").read_text())
+    assert report["metric"] == "accuracy_at_iou" and report["base_train_items"] is None
+    (result,) = report["methods"].values()
+    assert result["train_items"] is None and 0 <= result["curve"][-1]["accuracy"] <= 1
+    table = (out / "reasoning_ceiling.md").read_text()
+    assert "share of boxes at IoU > 0.5" in table and "| full |" in table and "| base |" not in table

@@ -31,6 +31,7 @@ from rise.synthetic import (
     grounding_candidates,
     grounding_example,
     load_manifest,
+    odd_one_out_working,
     query_kinds_for,
     write_demo_assets,
 )
@@ -274,6 +275,35 @@ class TestGrounding:
         )
         assert grounding_example(scene, 0, kind="odd-one-out") == (ODD_ONE_OUT_QUERY, [2.0, 40.0, 12.0, 50.0])
 
+    def test_odd_one_out_working_tallies_each_kind_and_names_the_one_left_at_one(self):
+        # the odd one comes first, so the first steps cannot tell it apart yet
+        scene = hand_built(
+            ("square", "green", "small", 10, 2, 2),
+            ("circle", "green", "small", 10, 40, 2),
+            ("circle", "green", "small", 10, 2, 40),
+        )
+        assert odd_one_out_working(scene) == (
+            "There are three objects. A small green square at the top left: green square one. "
+            "A small green circle at the top right: green circle one. "
+            "A small green circle at the bottom left: green circle two. "
+            "The green square at the top left differs from the others."
+        )
+        with pytest.raises(ValueError, match="no object unlike all the others"):
+            odd_one_out_working(
+                hand_built(("circle", "red", "small", 10, 2, 2), ("square", "blue", "small", 10, 40, 2))
+            )
+
+    def test_odd_one_out_working_is_the_caption_with_steps_and_names_the_answer(self):
+        for seed in range(40):
+            example = generate_grounding_example(seed, kind="odd-one-out")
+            working = odd_one_out_working(example.scene)
+            steps, last = working.rsplit(". The ", 1)
+            assert re.sub(r": \w+ \w+ \w+\.", ".", steps + ".") == caption(example.scene)
+            named = re.fullmatch(r"(\w+) (\w+) (.+) differs from the others\.", last)
+            (odd,) = [o for o in example.scene.objects if o.box == example.box]
+            assert named.groups()[:2] == (odd.colour, odd.shape)
+            assert f": {odd.colour} {odd.shape} one." in working and f"{odd.colour} {odd.shape} two" not in working
+
     def test_no_odd_one_out_when_two_objects_differ(self):
         scene = hand_built(
             ("circle", "red", "small", 10, 2, 2),
@@ -395,7 +425,15 @@ class TestDemoAssets:
 
 @pytest.mark.parametrize(
     "module",
-    [synthetic, synthetic.vocabulary, synthetic.drawing, synthetic.scene, synthetic.language, synthetic.rules],
+    [
+        synthetic,
+        synthetic.vocabulary,
+        synthetic.drawing,
+        synthetic.scene,
+        synthetic.language,
+        synthetic.rules,
+        synthetic.answers,
+    ],
 )
 def test_docstring_examples_run(module):
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)

@@ -20,6 +20,7 @@ from rise.synthetic.answers import (
     generate_odd_one_out_scene,
     grounding_candidates,
     grounding_example,
+    odd_one_out_working,
     query_kinds_for,
 )
 from rise.synthetic.demo import load_manifest, write_demo_assets
@@ -67,6 +68,7 @@ __all__ = [
     "grounding_example",
     "load_manifest",
     "object_sentence",
+    "odd_one_out_working",
     "position_of",
     "query_kinds_for",
     "write_demo_assets",

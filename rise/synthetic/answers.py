@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from rise.synthetic.language import count_sentence, object_sentence
 from rise.synthetic.scene import ObjectSpec, Scene, SceneConfig, SceneObject, compose_scene, generate_scene
-from rise.synthetic.vocabulary import POSITION_PHRASES
+from rise.synthetic.vocabulary import POSITION_PHRASES, number_word
 from rise.tasks import Box
 
 QUERY_KINDS: tuple[str, ...] = ("attribute", "size", "position", "odd-one-out")
@@ -124,6 +125,32 @@ def generate_odd_one_out_scene(seed: int, config: SceneConfig | None = None) -> 
     specs = [ObjectSpec(shape, colour, size_class, side) for _ in range(count - 1)]
     specs.insert(int(rng.integers(count)), odd)
     return compose_scene(specs, seed, config, rng=rng)
+
+
+def odd_one_out_working(scene: Scene) -> str:
+    """The worked reasoning to the odd one out: the caption with each object's colour and shape and how many of them
+    came so far after its sentence, then the one that stayed at one, named as its sentence names it.
+
+    >>> odd_one_out_working(generate_odd_one_out_scene(1))  # doctest: +NORMALIZE_WHITESPACE
+    'There are three objects. A large blue triangle in the centre: blue triangle one. A large blue triangle on the
+    right: blue triangle two. A large blue diamond at the bottom: blue diamond one. The blue diamond at the bottom
+    differs from the others.'
+    """
+    odd = _odd_one_out(scene.objects)
+    if odd is None:
+        raise ValueError(f"Scene {scene.seed} has no object unlike all the others")
+    # As with mood's working (`rise.synthetic.rules`), each step sits right after the sentence it reads, and the
+    # count carries on from the last step that named the same kind, so no step needs the image.
+    counts: dict[str, int] = {}
+    sentences = [count_sentence(scene)]
+    for obj in scene.objects:
+        kind = f"{obj.colour} {obj.shape}"
+        counts[kind] = counts.get(kind, 0) + 1
+        sentences.append(object_sentence(obj, f"{kind} {number_word(counts[kind])}"))
+    target = scene.objects[odd]
+    name = f"{target.colour} {target.shape} {POSITION_PHRASES[target.position]}"
+    sentences.append(f"The {name} differs from the others.")
+    return " ".join(sentences)
 
 
 def generate_grounding_example(
