@@ -5,6 +5,7 @@ stage, which trains on reasoning + answer.
     .venv/bin/python bench/reasoning_ceiling.py --task shape --steps 60 --methods lora
     .venv/bin/python bench/reasoning_ceiling.py --steps 320 --methods full --reasoning worked   # counts written out
     .venv/bin/python bench/reasoning_ceiling.py --task odd-one-out --steps 240 --methods full --reasoning worked
+    .venv/bin/python bench/reasoning_ceiling.py --task odd-one-out --methods full --sft-learning-rate 2e-3
     .venv/bin/python bench/reasoning_ceiling.py --quick --model DIR --out /tmp/ceiling      # seconds; what tests run
 
 Every training item gets its scene's exact caption (`rise.synthetic.caption`: each object's size, colour, shape and
@@ -201,11 +202,13 @@ def main(argv: list[str] | None = None) -> int:
         help="each training item's reasoning: its exact caption, or with the steps to the answer written in",
     )
     parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, from {', '.join(METHODS)}")
+    parser.add_argument("--sft-learning-rate", type=float, help="learning rate of SFT (default: the task's)")
     args = parser.parse_args(argv)
     if not quiet_model_folder(args.model):
         return 2
     task = get_task(args.task)
     settings = BenchSettings.quick() if args.quick else BenchSettings(steps=args.steps, checkpoints=6, eval_batch=30)
+    settings.sft_learning_rate = args.sft_learning_rate
     if args.quick:
         settings.steps = 2
     settings = settings.for_task(task).for_reasoning(args.reasoning)
