@@ -22,6 +22,7 @@ from PIL import Image
 
 from rise.synthetic import (
     ODD_ONE_OUT_QUERY,
+    Scene,
     caption,
     generate_grounding_example,
     generate_scene_for_rule,
@@ -43,6 +44,7 @@ class SyntheticItem:
     # That description with the steps to the answer written in: the rule's (`LabelRule.working`), or for the odd one
     # out `odd_one_out_working`.
     working: str | None = None
+    scene: Scene | None = None  # what was drawn, for reading a model's description against it
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,7 @@ def _rule_item(rule_name: str) -> Callable[[int], SyntheticItem]:
     def make(seed: int) -> SyntheticItem:
         scene, label = generate_scene_for_rule(rule, seed)  # labels drawn uniformly, the tie class included
         working = rule.working(scene) if rule.working else None
-        return SyntheticItem(scene.image, label, caption=caption(scene), working=working)
+        return SyntheticItem(scene.image, label, caption=caption(scene), working=working, scene=scene)
 
     return make
 
@@ -80,7 +82,8 @@ def _grounding_item(kind: str) -> Callable[[int], SyntheticItem]:
     def make(seed: int) -> SyntheticItem:
         example = generate_grounding_example(seed, kind=kind)
         working = odd_one_out_working(example.scene) if kind == "odd-one-out" else None
-        return SyntheticItem(example.scene.image, example.box, example.query, caption(example.scene), working)
+        scene = example.scene
+        return SyntheticItem(scene.image, example.box, example.query, caption(scene), working, scene)
 
     return make
 
@@ -145,6 +148,11 @@ def exact_reasoning(item: SyntheticItem, kind: str) -> str | None:
     return item.caption
 
 
+def item_seed(index: int, held_out: bool, seed: int = 0) -> int:
+    """The seed `task_records` makes item `index` (its `item_id`) from."""
+    return seed * 100_003 + index + (EVAL_SEED_OFFSET if held_out else 0)
+
+
 def task_records(
     task: BenchTask, n_train: int, n_eval: int, seed: int = 0, *, reasoning: str | None = None
 ) -> list[TrainingRecord]:
@@ -154,8 +162,7 @@ def task_records(
     records = []
     for index in range(n_train + n_eval):
         held_out = index >= n_train
-        item_seed = seed * 100_003 + index + (EVAL_SEED_OFFSET if held_out else 0)
-        item = task.make_item(item_seed)
+        item = task.make_item(item_seed(index, held_out, seed))
         records.append(
             TrainingRecord(
                 item_id=index,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from bench.learning_tasks import EVAL_SEED_OFFSET, get_task, task_records
+from bench.learning_tasks import get_task, item_seed, task_records
 from bench.reasoning_reliance import main
 from rise.training.records import write_snapshot
 
@@ -21,7 +21,7 @@ def test_swap_test_counts_every_held_out_item_with_a_reasoning(tmp_path, tiny_mo
     held_out = [record for record in records if record.split == "eval"]
     rows = []
     for record in held_out:  # the held-out item's own exact caption as the reasoning (same seed as task_records)
-        reasoning = task.make_item(record.item_id + EVAL_SEED_OFFSET).caption
+        reasoning = task.make_item(item_seed(record.item_id, held_out=True)).caption
         rows.append({"item_id": record.item_id, "answer": "sunny", "raw_text": f"<think>{reasoning}</think>"})
     (run / "evaluate" / "rise.predictions.jsonl").write_text("\n".join(map(json.dumps, rows)))
     golds = [record.answer for record in held_out]
