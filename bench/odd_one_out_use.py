@@ -39,12 +39,14 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make the project importable without installing it
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.learning import BenchSettings
 from bench.learning_tasks import get_task, item_seed, task_records
 from rise.boxes import box_iou
-from rise.synthetic import Scene
+from rise.synthetic import Scene, grounding_candidates
 from rise.synthetic.vocabulary import POSITION_PHRASES, number_word
 
-N_TRAIN = 200  # the learning benchmark's: its held-out items follow that many training items
+# The learning benchmark's held-out items, which follow its training items.
+N_TRAIN, N_EVAL = BenchSettings.n_train, BenchSettings.n_eval
 SENTENCE_RE = re.compile(r"An? (\w+) (\w+) (\w+) ((?:at|on|in) the [a-z ]+?)(?:: (\w+) (\w+) (\w+))?\.")
 NAMED_RE = re.compile(r"The (\w+) (\w+) (?:(?:at|on|in) the [a-z ]+? )?differs from the others\.")
 
@@ -69,8 +71,11 @@ class OddOneOutUse:
     box_on_named: int = 0
     right_when_named_right: int = 0
 
-    def add(self, reasoning: str, box: Any, scene: Scene, odd: int) -> None:
-        """Count one prediction: its reasoning (the text inside `<think>`) and box, against the scene drawn."""
+    def add(self, reasoning: str, box: Any, scene: Scene) -> None:
+        """Count one prediction: its reasoning (the text inside `<think>`) and box, against the odd-one-out scene
+        drawn."""
+        [(_, odd)] = grounding_candidates(scene, "odd-one-out")
+        odd_kind = (scene.objects[odd].colour, scene.objects[odd].shape)
         sentences = SENTENCE_RE.findall(reasoning)
         truth = [(o.size, o.colour, o.shape, POSITION_PHRASES[o.position]) for o in scene.objects]
         described = [(size, colour, shape, place) for size, colour, shape, place, *_ in sentences]
@@ -78,7 +83,7 @@ class OddOneOutUse:
         self.items += 1
         self.description_exact += described == truth
         if len(described) == len(truth):
-            self.odd_seen += kinds[odd] == (scene.objects[odd].colour, scene.objects[odd].shape)
+            self.odd_seen += kinds[odd] == odd_kind
             for index, obj in enumerate(scene.objects):
                 if index != odd:
                     self.others += 1
@@ -89,7 +94,6 @@ class OddOneOutUse:
         self.with_steps += bool(steps)
         self.steps_follow_description += bool(steps) and len(steps) == len(sentences) and _steps_follow(sentences)
         named = NAMED_RE.search(reasoning)
-        odd_kind = (scene.objects[odd].colour, scene.objects[odd].shape)
         named_kind = named.groups() if named else None
         self.names_one += named is not None
         self.named_right += named_kind == odd_kind
@@ -120,10 +124,9 @@ def odd_one_out_use(model: str, predictions: list[dict[str, Any]]) -> OddOneOutU
     use = OddOneOutUse(model=model)
     for row in predictions:
         item = task.make_item(item_seed(row["item_id"], held_out=True))
-        assert item.scene is not None
-        (odd,) = [i for i, obj in enumerate(item.scene.objects) if obj.box == item.answer]
+        assert item.scene is not None  # every benchmark item keeps the scene it was drawn from
         reasoning = (row.get("raw_text") or "").split("</think>")[0]
-        use.add(reasoning, row.get("answer"), item.scene, odd)
+        use.add(reasoning, row.get("answer"), item.scene)
     return use
 
 
@@ -164,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("models", nargs="+", help="model folders")
     parser.add_argument("--out", type=Path, required=True, help="folder for odd_one_out_use.json, .md, predictions")
-    parser.add_argument("--n-eval", type=int, default=60, help="held-out items (the learning benchmark's 60)")
+    parser.add_argument("--n-eval", type=int, default=N_EVAL, help="held-out items (default: the benchmark's)")
     parser.add_argument("--quick", action="store_true", help="two items, eight tokens: a plumbing check")
     args = parser.parse_args(argv)
     missing = [model for model in args.models if not (Path(model) / "config.json").is_file()]

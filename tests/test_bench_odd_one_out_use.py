@@ -19,7 +19,7 @@ def held_out_item(item_id: int = 200):
 def test_the_rules_own_working_and_the_right_box_count_everywhere():
     item, odd = held_out_item()
     use = OddOneOutUse(model="rule")
-    use.add(odd_one_out_working(item.scene), item.answer, item.scene, odd)
+    use.add(odd_one_out_working(item.scene), item.answer, item.scene)
     others = len(item.scene.objects) - 1
     assert (use.right, use.description_exact, use.odd_seen, use.others_seen, use.others) == (1, 1, 1, others, others)
     assert (use.description_singles_it_out, use.with_steps, use.steps_follow_description) == (1, 1, 1)
@@ -36,12 +36,12 @@ def test_a_description_that_repeats_the_others_kind_misses_the_odd_one_and_its_b
         f"{scene.objects[odd].colour} {scene.objects[odd].shape}", f"{twin.colour} {twin.shape}"
     )
     use = OddOneOutUse(model="repeats")
-    use.add(wrong, twin.box, scene, odd)
+    use.add(wrong, twin.box, scene)
     assert (use.description_exact, use.odd_seen, use.description_singles_it_out) == (0, 0, 0)
     assert (use.with_steps, use.names_one, use.named_right, use.right, use.box_on_named) == (0, 0, 0, 0, 0)
     # a step whose count does not follow its sentence, and a name of the right kind with the box elsewhere
     steps = odd_one_out_working(scene).replace(" one.", " two.", 1)
-    use.add(steps, twin.box, scene, odd)
+    use.add(steps, twin.box, scene)
     assert (use.with_steps, use.steps_follow_description, use.named_right, use.right_when_named_right) == (1, 0, 1, 0)
 
 
