@@ -9,7 +9,8 @@ prediction's reasoning is read against the scene that was drawn.
 Each argument is a model folder (a base model, or a pipeline stage's `final` after fine-tuning every weight). The
 reasoning is read as `rise.synthetic.odd_one_out_working` writes it: one sentence per object ("A small red circle at
 the top left"), each with its colour, shape and how many of those came so far when the model writes steps (": red
-circle one"), then the object it names ("The blue circle at the bottom differs from the others."). Counted per model:
+circle one"), then the object it names ("The blue circle at the bottom differs from the others.", or as a model taught
+to name a query's object says it, "… is the object that differs from the others."). Counted per model:
 
 - *description exact*: every sentence gives its object's size, colour, shape and place, as the caption does;
 - *odd one seen*: the sentence for the odd object gives its colour and shape (when there is one sentence per object),
@@ -48,7 +49,11 @@ from rise.synthetic.vocabulary import POSITION_PHRASES, number_word
 # The learning benchmark's held-out items, which follow its training items.
 N_TRAIN, N_EVAL = BenchSettings.n_train, BenchSettings.n_eval
 SENTENCE_RE = re.compile(r"An? (\w+) (\w+) (\w+) ((?:at|on|in) the [a-z ]+?)(?:: (\w+) (\w+) (\w+))?\.")
-NAMED_RE = re.compile(r"The (\w+) (\w+) (?:(?:at|on|in) the [a-z ]+? )?differs from the others\.")
+# The naming sentence of the worked reasoning, or of a model taught to name a grounding query's object
+# (`rise.synthetic.naming_sentence`: "The blue circle at the bottom is the object that differs from the others.").
+NAMED_RE = re.compile(
+    r"The (\w+) (\w+) (?:(?:at|on|in) the [a-z ]+? )?(?:is the object that )?differs from the others\."
+)
 
 
 @dataclass

@@ -7,7 +7,7 @@ import json
 
 from bench.learning_tasks import get_task, item_seed
 from bench.odd_one_out_use import OddOneOutUse, main
-from rise.synthetic import caption, odd_one_out_working
+from rise.synthetic import ODD_ONE_OUT_QUERY, caption, naming_sentence, odd_one_out_working
 
 
 def held_out_item(item_id: int = 200):
@@ -25,6 +25,15 @@ def test_the_rules_own_working_and_the_right_box_count_everywhere():
     assert (use.description_singles_it_out, use.with_steps, use.steps_follow_description) == (1, 1, 1)
     assert (use.names_one, use.named_right, use.naming_follows_description) == (1, 1, 1)
     assert (use.box_on_named, use.right_when_named_right) == (1, 1)
+
+
+def test_a_caption_that_names_the_querys_object_counts_as_naming_it():
+    item, odd = held_out_item()
+    use = OddOneOutUse(model="names")
+    named = f"{caption(item.scene)} {naming_sentence(item.scene.objects[odd], ODD_ONE_OUT_QUERY)}"
+    use.add(named, item.answer, item.scene)
+    assert (use.with_steps, use.names_one, use.named_right, use.naming_follows_description) == (0, 1, 1, 1)
+    assert (use.right, use.right_when_named_right) == (1, 1)
 
 
 def test_a_description_that_repeats_the_others_kind_misses_the_odd_one_and_its_box():

@@ -17,10 +17,11 @@ from app.cli import cli
 from app.services.demo import DemoError, annotate_demo, setup_demo
 from db.crud import predictions as predictions_crud
 from db.crud import projects as projects_crud
+from rise.boxes import box_iou
 from rise.demo_model import DemoModelConfig, train_demo_model
 from rise.demo_model.batching import IGNORE_INDEX, BatchEncoder, rope_positions
 from rise.demo_model.card import rebuild_command, rewrite_metrics_section
-from rise.demo_model.examples import KINDS, make_example
+from rise.demo_model.examples import GROUNDING_SPEC, KINDS, make_example
 from rise.demo_model.label_lists import (
     ATTRIBUTES,
     WORDS,
@@ -43,6 +44,8 @@ from rise.synthetic import (
     caption,
     compose_scene,
     generate_scene,
+    naming_sentence,
+    short_name,
     write_demo_assets,
 )
 from rise.synthetic.vocabulary import POSITION_PHRASES, number_word
@@ -81,7 +84,35 @@ class TestExamples:
             example = make_example("classification", seed)
             # the mood classes are a benchmark rule, not perception training
             assert not set(example.spec.labels) & {"sunny", "stormy", "balanced"}
-            assert make_example("grounding", seed).query != ODD_ONE_OUT_QUERY
+            for kind in ("grounding", "named-grounding", "named-reasoning"):
+                assert make_example(kind, seed).query != ODD_ONE_OUT_QUERY
+
+    def test_named_grounding_names_the_querys_object_last_and_boxes_it(self):
+        alike = 0
+        for seed in range(60):
+            example = make_example("named-grounding", seed)
+            scene = example.scene
+            parsed = parse_completion(example.completion, GROUNDING_SPEC, scene.width, scene.height)
+            (target,) = [obj for obj in scene.objects if list(obj.box) == example.answer]
+            assert parsed.format_ok and parsed.cot == f"{caption(scene)} {naming_sentence(target, example.query)}"
+            assert box_iou(parsed.answer, example.answer) > 0.99
+            # the name picks out one object: no twin of its colour and shape in the same grid cell
+            assert [short_name(obj) for obj in scene.objects].count(short_name(target)) == 1
+            alike += len(scene.objects) >= 3 and len({(o.colour, o.shape) for o in scene.objects}) == 2
+            # the RISE-CoT reasoning prompt on the same draw writes the same reasoning
+            reasoning = make_example("named-reasoning", seed)
+            assert reasoning.completion == f"<think>{parsed.cot}</think>" and reasoning.query == example.query
+        assert 15 <= alike <= 45  # about half the scenes are alike objects with one differing
+
+    def test_alike_scenes_are_described_or_detected_plainly(self):
+        examples = [make_example("alike-scenes", seed) for seed in range(40)]
+        assert {e.kind for e in examples} == {"describe", "detection"}
+        for example in examples:
+            kinds = [(obj.colour, obj.shape, obj.size) for obj in example.scene.objects]
+            assert len(kinds) >= 3 and sorted(kinds.count(kind) for kind in set(kinds))[0] == 1
+            assert example.completion.startswith(f"<think>{caption(example.scene)}</think>")
+        # a curriculum step with fewer than three objects gets a plain scene
+        assert len(make_example("alike-scenes", 1, max_objects=2).scene.objects) <= 2
 
     def test_a_lone_objects_shape_is_asked_with_the_shape_words_as_the_list(self):
         # Detection prompts list the four shape words; classification must list them too, or the model takes such a

@@ -176,6 +176,11 @@ repeated, asked in the app's own prompts (`rise.demo_model.examples`). Example m
 - detection: caption, then every object's shape label and box (Qwen2-VL 0–1000 frame);
 - grounding: caption, then the box of the one object a query names by attributes ("the red circle"), size
   ("the largest object") or position ("the leftmost object");
+- named-grounding (where the mix has it): as grounding, with the reasoning ending on the object the query names, in
+  the caption's words ("The red circle at the top is the leftmost object."), so the box is the box of the object
+  the reasoning named last; half of its scenes are alike objects with one differing (colour or shape), and
+  named-reasoning asks the same in the RISE-CoT reasoning prompt;
+- alike-scenes (where the mix has it): description or detection of three or four objects alike but one;
 - classification: caption, then a label from the prompt's list. A share of the lists are attribute words (a lone
   object's colour, shape, size or grid position, or the number of objects); the rest are fresh made-up lists from pools
   too large to memorise (`rise.demo_model.label_lists`): the attribute word among made-up names, made-up names the

@@ -10,16 +10,25 @@ form the app parses. What it is taught is perception only:
 | describe | a short request for a description | `<think>caption</think>` |
 | detection | annotate, labels = the four shapes | caption + every object's label and box |
 | grounding | annotate, a query naming one object by attributes, size or position | caption + its box |
+| named-grounding | as grounding, on plain or alike scenes (objects alike but one) | caption + the object named + box |
+| alike-scenes | describe or detection, on alike objects with one differing | as describe or detection |
 | classification | annotate, labels = colours, shapes, sizes, positions or counts | caption + the attribute |
 | classification | annotate, a fresh made-up label list (`rise.demo_model.label_lists`) | caption + a label from it |
 | defined | annotate, made-up labels the prompt defines by an attribute | caption + the line that holds + its label |
 | reasoning | RISE-CoT reasoning prompt (image + answer) | `<think>caption</think>` |
+| named-reasoning | RISE-CoT reasoning prompt on a named-grounding task | `<think>caption + the object named</think>` |
 | reconstruction | reconstruction prompt (scrubbed caption, image) | `<answer>…</answer>` |
 | recall | text only: repeat made-up names, or look one up in a table (`rise.demo_model.recall`) | the names |
 
 Where the prompt defines its labels, the reasoning ends by quoting the definition that holds ("… the object is
 red: zorpa."): the label the answer copies is then the last thing written before it, instead of a line of the prompt
 the model would have to find again while it writes the answer.
+
+The named kinds end a grounding answer's reasoning with the object the query names, in the caption's words ("The red
+circle at the top is the leftmost object."): the box is then the box of the object the reasoning named last, the
+link a context-driven query needs (its reasoning can name the target but not quote the query's attributes). Alike
+scenes (three or four objects alike but one) are the layouts such queries are asked on; described plainly, they
+teach no rule, only to see each of several near-identical objects.
 
 No labelling rule of any project is taught: not the "mood" rule and not the context-driven "odd one out" query.
 Those are what RISE has to teach (`bench/learning.py`). A lone object's shape is asked like any other attribute: it
@@ -48,14 +57,19 @@ from rise.prompts import annotation_messages, answer_format, reasoning_messages,
 from rise.synthetic import (
     DEFAULT_SHAPES,
     Scene,
+    SceneConfig,
     caption,
     detection_answer,
+    generate_odd_one_out_scene,
     grounding_candidates,
+    naming_sentence,
+    short_name,
 )
 from rise.tasks import Answer, TaskSpec, TaskType
 
 KINDS: tuple[str, ...] = (
     "describe", "detection", "grounding", "classification", "defined", "reasoning", "reconstruction", "recall",
+    "named-grounding", "named-reasoning", "alike-scenes",
 )  # fmt: skip
 DEFAULT_MIX: dict[str, float] = {
     "describe": 0.4,
@@ -76,6 +90,8 @@ GROUNDING_SPEC = TaskSpec(TaskType.grounding)
 # Of the classification examples, the share over fresh made-up label lists (`rise.demo_model.label_lists`); the rest
 # list attribute words only.
 LABEL_LIST_SHARE = 0.85
+# Of the named kinds' scenes, the share of alike objects with one differing.
+ALIKE_SHARE = 0.5
 # The made-up list kinds training asks: those whose answer the image or the prompt decides. A list nothing decides
 # (answered at random) is measured by the card but never trained: a build that fitted random answers learned a new
 # rule (what RISE teaches) far worse, and one without them learned it again. The reading: it had learnt that an
@@ -137,26 +153,77 @@ def classification_task(
     return label_list_task(rng, max_objects, kinds[int(rng.integers(len(kinds)))])
 
 
-def grounding_task(rng: np.random.Generator, max_objects: int) -> tuple[Scene, str, list[float]]:
-    """A scene and a query that names exactly one of its objects by attributes, size or position."""
+def alike_scene(rng: np.random.Generator, max_objects: int) -> Scene:
+    """Three or more objects alike but one that differs in colour or shape (a plain scene while the curriculum allows
+    fewer than three objects)."""
+    if max_objects < 3:
+        return random_scene(rng, max_objects)
+    return generate_odd_one_out_scene(int(rng.integers(2**31)), SceneConfig(min_objects=3, max_objects=max_objects))
+
+
+def grounding_task(
+    rng: np.random.Generator, max_objects: int, *, named: bool = False
+) -> tuple[Scene, str, list[float], int]:
+    """A scene, a query that names exactly one of its objects by attributes, size or position, and the object's box
+    and index. `named`: a share of the scenes alike objects with one differing, and only targets the caption's words
+    pick out (no twin of the same colour and shape in the same grid cell), so a naming sentence is unambiguous."""
     while True:
-        scene = random_scene(rng, max_objects)
+        alike = named and bool(rng.random() < ALIKE_SHARE)
+        scene = alike_scene(rng, max_objects) if alike else random_scene(rng, max_objects)
+        names = [short_name(obj) for obj in scene.objects]
         candidates = [
-            pair for kind in PERCEPTION_QUERY_KINDS for pair in grounding_candidates(scene, kind)
+            (query, index)
+            for kind in PERCEPTION_QUERY_KINDS
+            for query, index in grounding_candidates(scene, kind)
+            if not named or names.count(names[index]) == 1
         ]  # attribute queries exist for almost every scene, so this loop rarely repeats
         if candidates:
             query, index = candidates[int(rng.integers(len(candidates)))]
-            return scene, query, list(scene.objects[index].box)
+            return scene, query, list(scene.objects[index].box), index
 
 
 def _task(rng: np.random.Generator, max_objects: int) -> tuple[Scene, TaskSpec, Answer, str | None]:
     """A grounding or classification task, for the reasoning and reconstruction kinds (detection answers make those
     prompts several times longer, and the benchmarks' RISE tasks are grounding and classification)."""
     if rng.random() < 0.5:
-        scene, query, box = grounding_task(rng, max_objects)
+        scene, query, box, _ = grounding_task(rng, max_objects)
         return scene, GROUNDING_SPEC, box, query
     scene, spec, label = classification_task(rng, max_objects, with_definitions=False)
     return scene, spec, label, None
+
+
+def _scene_example(kind: str, scene: Scene) -> PerceptionExample:
+    """A describe or detection example on `scene`."""
+    if kind == "describe":
+        messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": DESCRIBE_PROMPT}]}]
+        completion = f"<think>{caption(scene)}</think>"
+        return PerceptionExample(
+            kind, scene.image, messages, completion, scene, DETECTION_SPEC, detection_answer(scene)
+        )
+    answer = detection_answer(scene)
+    text = format_answer(answer, DETECTION_SPEC, scene.width, scene.height)
+    return PerceptionExample(
+        kind, scene.image, annotation_messages(DETECTION_SPEC), _think_answer(scene, text), scene,
+        DETECTION_SPEC, answer, elidable=answer_format(DETECTION_SPEC),
+    )  # fmt: skip
+
+
+def _named_grounding_example(kind: str, rng: np.random.Generator, max_objects: int) -> PerceptionExample:
+    """A grounding task whose reasoning ends by naming the query's object: answered (named-grounding) or as the
+    RISE-CoT reasoning prompt asks it, image and box given (named-reasoning)."""
+    scene, query, box, index = grounding_task(rng, max_objects, named=True)
+    reasoning = f"{caption(scene)} {naming_sentence(scene.objects[index], query)}"
+    text = format_answer(box, GROUNDING_SPEC, scene.width, scene.height)
+    if kind == "named-reasoning":
+        messages = reasoning_messages(GROUNDING_SPEC, text, query)
+        return PerceptionExample(
+            kind, scene.image, messages, f"<think>{reasoning}</think>", scene, GROUNDING_SPEC, box, query
+        )
+    return PerceptionExample(
+        kind, scene.image, annotation_messages(GROUNDING_SPEC, query),
+        f"<think>{reasoning}</think><answer>{text}</answer>", scene, GROUNDING_SPEC, box, query,
+        elidable=answer_format(GROUNDING_SPEC),
+    )  # fmt: skip
 
 
 def make_example(kind: str, seed: int | list[int], max_objects: int = 4) -> PerceptionExample:
@@ -167,23 +234,15 @@ def make_example(kind: str, seed: int | list[int], max_objects: int = 4) -> Perc
     if kind == "recall":
         prompt, names = recall_question(rng)
         return PerceptionExample(kind, None, recall_messages(prompt), names, None, None, names)
-    if kind == "describe":
-        scene = random_scene(rng, max_objects)
-        messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": DESCRIBE_PROMPT}]}]
-        completion = f"<think>{caption(scene)}</think>"
-        return PerceptionExample(
-            kind, scene.image, messages, completion, scene, DETECTION_SPEC, detection_answer(scene)
-        )
-    if kind == "detection":
-        scene = random_scene(rng, max_objects)
-        answer = detection_answer(scene)
-        text = format_answer(answer, DETECTION_SPEC, scene.width, scene.height)
-        return PerceptionExample(
-            kind, scene.image, annotation_messages(DETECTION_SPEC), _think_answer(scene, text), scene,
-            DETECTION_SPEC, answer, elidable=answer_format(DETECTION_SPEC),
-        )  # fmt: skip
+    if kind in ("describe", "detection"):
+        return _scene_example(kind, random_scene(rng, max_objects))
+    if kind == "alike-scenes":
+        scene = alike_scene(rng, max_objects)
+        return _scene_example("describe" if rng.random() < 0.5 else "detection", scene)
+    if kind in ("named-grounding", "named-reasoning"):
+        return _named_grounding_example(kind, rng, max_objects)
     if kind == "grounding":
-        scene, query, box = grounding_task(rng, max_objects)
+        scene, query, box, _ = grounding_task(rng, max_objects)
         text = format_answer(box, GROUNDING_SPEC, scene.width, scene.height)
         messages = annotation_messages(GROUNDING_SPEC, query)
         return PerceptionExample(

@@ -139,11 +139,11 @@ def evaluate_perception(
 
     rng = np.random.default_rng([seed, 2])
     grounding = [grounding_task(rng, config.max_objects) for _ in range(n_images)]
-    inputs = [AnnotationInput(scene.image, query) for scene, query, _ in grounding]
+    inputs = [AnnotationInput(scene.image, query) for scene, query, _, _ in grounding]
     grounded = annotate_images(model, processor, GROUNDING_SPEC, inputs, settings)
     ious = [
         box_iou(r.answer, box) if r.answer is not None else 0.0
-        for r, (_, _, box) in zip(grounded, grounding, strict=True)
+        for r, (_, _, box, _) in zip(grounded, grounding, strict=True)
     ]
 
     rng = np.random.default_rng([seed, 3])

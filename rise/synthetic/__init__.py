@@ -24,7 +24,7 @@ from rise.synthetic.answers import (
     query_kinds_for,
 )
 from rise.synthetic.demo import load_manifest, write_demo_assets
-from rise.synthetic.language import caption, describe_object, object_sentence
+from rise.synthetic.language import caption, describe_object, naming_sentence, object_sentence, short_name
 from rise.synthetic.rules import RULES, LabelRule, generate_scene_for_rule, get_rule
 from rise.synthetic.scene import ObjectSpec, Scene, SceneConfig, SceneObject, compose_scene, generate_scene
 from rise.synthetic.vocabulary import (
@@ -67,9 +67,11 @@ __all__ = [
     "grounding_candidates",
     "grounding_example",
     "load_manifest",
+    "naming_sentence",
     "object_sentence",
     "odd_one_out_working",
     "position_of",
     "query_kinds_for",
+    "short_name",
     "write_demo_assets",
 ]

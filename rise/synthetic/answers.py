@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from rise.synthetic.language import count_sentence, object_sentence
+from rise.synthetic.language import count_sentence, object_sentence, short_name
 from rise.synthetic.scene import ObjectSpec, Scene, SceneConfig, SceneObject, compose_scene, generate_scene
 from rise.synthetic.vocabulary import POSITION_PHRASES, number_word
 from rise.tasks import Box
@@ -147,9 +147,7 @@ def odd_one_out_working(scene: Scene) -> str:
         kind = f"{obj.colour} {obj.shape}"
         counts[kind] = counts.get(kind, 0) + 1
         sentences.append(object_sentence(obj, f"{kind} {number_word(counts[kind])}"))
-    target = scene.objects[odd]
-    name = f"{target.colour} {target.shape} {POSITION_PHRASES[target.position]}"
-    sentences.append(f"The {name} differs from the others.")
+    sentences.append(f"The {short_name(scene.objects[odd])} differs from the others.")
     return " ".join(sentences)
 
 

@@ -11,6 +11,18 @@ def describe_object(obj: SceneObject) -> str:
     return f"{obj.size} {obj.colour} {obj.shape}"
 
 
+def short_name(obj: SceneObject) -> str:
+    """`"red circle at the top left"`: colour, shape and grid position, how a reasoning points at one object after
+    the caption has described them all."""
+    return f"{obj.colour} {obj.shape} {POSITION_PHRASES[obj.position]}"
+
+
+def naming_sentence(obj: SceneObject, query: str) -> str:
+    """`"The red circle at the top left is the leftmost object."`: the sentence that says which object a grounding
+    query names, so the box after it belongs to the object the reasoning named last."""
+    return f"The {short_name(obj)} is {query}."
+
+
 def object_sentence(obj: SceneObject, note: str = "") -> str:
     """`"A large red circle at the top left."`, or with a `note` `"A large red circle at the top left: warm one."`"""
     return f"A {describe_object(obj)} {POSITION_PHRASES[obj.position]}{f': {note}' if note else ''}."
