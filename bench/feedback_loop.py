@@ -398,6 +398,16 @@ REASONS_SENTENCE = {
 }
 
 
+def _written_sentence(steps: int) -> str:
+    """What RISE-CoT made of the reviewers' written reasonings, for the report's opening paragraph."""
+    if not steps:
+        return ""
+    return (
+        f"Before its GRPO, RISE-CoT trains {steps} steps on the reasonings the reviewer wrote, and an accepted "
+        "item's own reasoning gives way to a verified rollout in the filter. "
+    )
+
+
 def markdown_report(report: dict[str, Any]) -> str:
     task = get_task(report["task"])
     settings = report["settings"]
@@ -409,6 +419,7 @@ def markdown_report(report: dict[str, Any]) -> str:
         f"with ground truth. A simulated reviewer gives {settings['verdicts_per_round']} verdicts per round: it "
         f"accepts right predictions and corrects wrong ones, or rejects them without a correction "
         f"{settings['reject_share']:.0%} of the time. {REASONS_SENTENCE[settings.get('reasons', 'none')]} "
+        f"{_written_sentence(report['bench'].get('written_reasoning_steps', 0))}"
         f"After each round the worker retrains with RISE (the human-feedback reward included) and SFT trains on "
         f"the trusted labels, both from the base model `{report['model']}` with {report['bench']['steps']} "
         f"optimiser steps. Held-out {label}, mean ± standard deviation over training seeds "
@@ -488,6 +499,12 @@ def main(argv: list[str] | None = None) -> int:
         default="none",
         help="when the simulated reviewer writes its reasoning: never, with its corrections, or with every answer",
     )
+    parser.add_argument(
+        "--written-reasoning-steps",
+        type=int,
+        help="steps RISE-CoT learns the reasonings reviewers wrote before its GRPO, so it writes in their form on "
+        "accepted items too; an accepted item's own reasoning then gives way to a verified rollout (default 0)",
+    )
     args = parser.parse_args(argv)
 
     if not quiet_model_folder(args.model):
@@ -496,7 +513,7 @@ def main(argv: list[str] | None = None) -> int:
     bench = BenchSettings.quick() if args.quick else BenchSettings()
     for option, target, field in (
         ("rounds", settings, "rounds"), ("verdicts", settings, "verdicts_per_round"), ("items", settings, "items"),
-        ("steps", bench, "steps"),
+        ("steps", bench, "steps"), ("written_reasoning_steps", bench, "written_reasoning_steps"),
     ):  # fmt: skip
         if getattr(args, option) is not None:
             setattr(target, field, getattr(args, option))

@@ -116,6 +116,11 @@ class BenchSettings:
     # has to be read off the reasoning (`sft.reading_share`); 0 is the paper's SFT.
     reading_share: float = 0.0
     lora_r: int = 16
+    # Supervised steps of RISE-CoT's adapter on the reasonings reviewers wrote, before its GRPO
+    # (`rise_cot.written_reasoning_steps`); with them an accepted item's reasoning (the model's, which lacks the
+    # reviewers' steps) gives way to a verified rollout in the filter (`filter.prefer_accepted_cots`). 0: neither.
+    written_reasoning_steps: int = 0
+    written_reasoning_learning_rate: float = 2e-3
     # What RISE-CoT's reconstruction reads (`rise_cot.reconstruction_input`): the image and the reasoning (the
     # paper), the reasoning alone, or the reasoning's gain over the image alone. Rerun with each to compare them.
     reconstruction_input: str = "image_and_cot"
@@ -210,11 +215,14 @@ def pipeline_config(model: str, data: Path, out: Path, settings: BenchSettings, 
             "max_steps": cot_steps,
             "reconstruction_max_new_tokens": settings.eval_max_new_tokens,
             "reconstruction_input": settings.reconstruction_input,
+            "written_reasoning_steps": settings.written_reasoning_steps,
+            "written_reasoning_learning_rate": settings.written_reasoning_learning_rate,
         },
         filter={
             "tau": settings.filter_tau,
             "min_selected": settings.filter_min_selected,
             "consensus": settings.filter_consensus,
+            "prefer_accepted_cots": settings.written_reasoning_steps == 0,
         },
         sft={**sft, "max_steps": sft_steps, "reading_share": settings.reading_share},
         rft={**grpo, "learning_rate": settings.rft_learning_rate, "max_steps": rft_steps, **rft_lengths},

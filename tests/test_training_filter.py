@@ -80,6 +80,27 @@ class TestSelectCots:
         report = select_cots(snapshot, ROLLOUTS, FilterConfig(prefer_human_cots=False))
         assert {s.item_id: s.source for s in report.selected}[1] == "rollout"
 
+    def test_written_reasoning_keeps_its_item_when_accepted_ones_give_way(self, tmp_path):
+        # Item 1's reasoning is the model's, accepted; item 2's a reviewer wrote with a correction.
+        snapshot = synthetic_snapshot(
+            tmp_path,
+            n_train=3,
+            n_eval=0,
+            cots={1: "The model's accepted reasoning.", 2: "A reviewer's written reasoning."},
+            sources={1: "accept", 2: "correct"},
+        )
+        rollouts = [rollout(1, "A verified rollout.", 1.0, 2.0), rollout(2, "Another verified rollout.", 1.0, 2.0)]
+        by_default = {s.item_id: s.cot for s in select_cots(snapshot, rollouts, FilterConfig()).selected}
+        assert by_default == {1: "The model's accepted reasoning.", 2: "A reviewer's written reasoning."}
+        report = select_cots(snapshot, rollouts, FilterConfig(prefer_accepted_cots=False))
+        assert {s.item_id: s.cot for s in report.selected} == {
+            1: "A verified rollout.",
+            2: "A reviewer's written reasoning.",
+        }
+        # Without a qualifying rollout the accepted reasoning is still SFT data.
+        fallback = select_cots(snapshot, rollouts[1:], FilterConfig(prefer_accepted_cots=False))
+        assert {s.item_id: s.source for s in fallback.selected} == {1: "human", 2: "human"}
+
     def test_lower_tau_lets_a_wrong_reconstruction_through(self, snapshot):
         report = select_cots(snapshot, ROLLOUTS, FilterConfig(tau=0.0))
         assert 3 in {s.item_id for s in report.selected}

@@ -12,10 +12,17 @@ from accelerate import Accelerator
 from peft import LoraConfig, get_peft_model
 from safetensors.torch import load_file
 
+from rise.annotate import GenerationSettings, generate_completions
 from rise.modeling import load_model_and_processor
 from rise.training.config import RiseCoTConfig
-from rise.training.reconstruction import PolicyReconstructor, ReconstructionRequest
-from rise.training.rise_cot import train_rise_cot
+from rise.training.reconstruction import PolicyReconstructor, ReconstructionRequest, read_rollouts
+from rise.training.rise_cot import (
+    imitate_written_reasonings,
+    reasoning_dataset,
+    train_rise_cot,
+    written_reasoning_dataset,
+)
+from rise.training.trainer_setup import load_policy
 from tests.utils.training import classification_spec, synthetic_snapshot
 
 
@@ -144,3 +151,55 @@ def test_any_model_version_can_be_evaluated_from_the_command_line(tmp_path, tiny
     synthetic_snapshot(empty, n_train=1, n_eval=0)
     assert main(["--model", str(tiny_model_dir), "--data", str(empty), "--out", str(tmp_path / "x.json")]) == 2
     assert "split is empty" in capsys.readouterr().err
+
+
+class TestWrittenReasonings:
+    """RISE-CoT learning the reviewers' written form before GRPO (`rise_cot.written_reasoning_steps`)."""
+
+    WRITTEN = "Two warm shapes and one cool shape, so warm wins."
+
+    @pytest.fixture(scope="class")
+    def sourced(self, tmp_path_factory):
+        # Item 0's reasoning a reviewer wrote with a correction; item 1's is the model's, accepted.
+        return synthetic_snapshot(
+            tmp_path_factory.mktemp("written"),
+            n_train=3,
+            n_eval=0,
+            cots={0: self.WRITTEN, 1: "The model's own description."},
+            sources={0: "correct", 1: "accept"},
+        )
+
+    def test_only_reasonings_a_reviewer_wrote_are_targets(self, sourced):
+        rows = written_reasoning_dataset(sourced)
+        assert rows["item_id"] == [0]
+        assert rows[0]["completion"][0]["content"][0]["text"] == f"<think>{self.WRITTEN}</think>"
+        assert rows[0]["prompt"] == reasoning_dataset(sourced)[0]["prompt"]  # the prompt RISE-CoT samples from
+
+    def test_the_policy_learns_to_write_them(self, sourced, tiny_model_dir, tmp_path):
+        rows = written_reasoning_dataset(sourced)
+        config = RiseCoTConfig(written_reasoning_steps=40, written_reasoning_learning_rate=5e-3, lora_r=8)
+        policy, processor = load_policy(str(tiny_model_dir), config)
+        messages, image = rows[0]["prompt"], rows[0]["image"]
+
+        def first_words() -> str:
+            policy.eval()
+            settings = GenerationSettings(max_new_tokens=12, temperature=0.0)
+            return generate_completions(policy, processor, [messages], [image], settings)[0][0].text
+
+        assert not first_words().startswith("<think>Two warm")
+        policy = imitate_written_reasonings(policy, processor, rows, config, tmp_path)
+        assert first_words().startswith("<think>Two warm")
+
+    def test_grpo_goes_on_from_the_imitated_adapter(self, sourced, tiny_model_dir, tmp_path):
+        config = RiseCoTConfig(
+            written_reasoning_steps=2,
+            max_steps=1,
+            per_device_train_batch_size=2,
+            num_generations=2,
+            max_completion_length=8,
+            reconstruction_max_new_tokens=6,
+        )
+        summary = train_rise_cot(str(tiny_model_dir), sourced, config, tmp_path)
+        assert summary["written_reasonings"] == 1 and summary["steps"] == 1
+        assert (tmp_path / "final" / "adapter_config.json").is_file()  # one adapter: imitation, then GRPO
+        assert len(list(read_rollouts(tmp_path / "rollouts"))) == 2

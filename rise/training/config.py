@@ -163,6 +163,10 @@ class RiseCoTConfig(TrainerSettings):
     > The reconstruction reward
 
     judge / reconstruction_input / leak_factor / reconstruction_max_new_tokens / reconstruction_batch_size
+
+    > The reviewers' form
+
+    written_reasoning_steps / written_reasoning_learning_rate
     """
 
     learning_rate: float = field(
@@ -200,6 +204,17 @@ class RiseCoTConfig(TrainerSettings):
     reconstruction_batch_size: int = field(
         default=16, metadata={"help": "Reconstructions per generate call inside the reward."}
     )
+    written_reasoning_steps: int = field(
+        default=0,
+        metadata={
+            "help": "Before GRPO, supervised steps on the reasoning prompt -> the reasonings reviewers wrote with "
+            "their corrections, so RISE-CoT writes in the reviewers' form on the items they only accepted too. "
+            "Skipped when no reviewer wrote one. 0: none (the paper)."
+        },
+    )
+    written_reasoning_learning_rate: float = field(
+        default=2e-4, metadata={"help": "Peak learning rate of those supervised steps."}
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -218,6 +233,8 @@ class RiseCoTConfig(TrainerSettings):
         _check(0.0 <= self.leak_factor <= 1.0, f"leak_factor must be in [0, 1] (paper: 0.1), got {self.leak_factor}.")
         _check(self.reconstruction_max_new_tokens >= 1, "reconstruction_max_new_tokens must be at least 1.")
         _check(self.reconstruction_batch_size >= 1, "reconstruction_batch_size must be at least 1.")
+        _check(self.written_reasoning_steps >= 0, "written_reasoning_steps must be 0 (none) or more.")
+        _check(self.written_reasoning_learning_rate > 0, "written_reasoning_learning_rate must be positive.")
 
 
 @dataclass
@@ -244,6 +261,14 @@ class FilterConfig:
     prefer_human_cots: bool = field(
         default=True,
         metadata={"help": "When an item has both, train on the reviewer-accepted reasoning rather than a rollout."},
+    )
+    prefer_accepted_cots: bool = field(
+        default=True,
+        metadata={
+            "help": "Where prefer_human_cots holds, let a model reasoning a reviewer accepted win too; False gives "
+            "the item to a qualifying rollout instead (a reasoning a reviewer wrote still wins), for RISE-CoT "
+            "that learnt the reviewers' written form (rise_cot.written_reasoning_steps) when accepted ones lack it."
+        },
     )
 
     min_selected: int = field(

@@ -26,7 +26,7 @@ from typing import Any
 
 from rise.tasks import TaskSpec, TaskType
 from rise.training.config import FilterConfig
-from rise.training.records import Snapshot
+from rise.training.records import WRITTEN_SOURCE, Snapshot
 
 # Why an item has no SFT example, in the report's words.
 NO_ROLLOUTS = "no rollouts (RISE-CoT never sampled this item, e.g. it stopped early)"
@@ -144,7 +144,7 @@ def select_cots(snapshot: Snapshot, rollouts: Iterable[dict[str, Any]], config: 
     for rollout in rollouts:
         if rollout.get("item_id") is not None:
             by_item.setdefault(int(rollout["item_id"]), []).append(rollout)
-    columns = snapshot.train.select_columns(["item_id", "answer", "cot"])
+    columns = snapshot.train.select_columns(["item_id", "answer", "answer_source", "cot"])
     report = FilterReport(tau=tau, items=0)
     for row in columns:
         if row["answer"] is None:
@@ -153,7 +153,9 @@ def select_cots(snapshot: Snapshot, rollouts: Iterable[dict[str, Any]], config: 
         item_id = int(row["item_id"])
         human = (row["cot"] or "").strip() if config.include_human_cots else ""
         best, reason = _best_rollout(by_item.get(item_id, []), tau, config.consensus)
-        if human and (config.prefer_human_cots or best is None):
+        written = row["answer_source"] == WRITTEN_SOURCE  # a correction's reasoning is the reviewer's own
+        human_wins = config.prefer_human_cots and (written or config.prefer_accepted_cots)
+        if human and (human_wins or best is None):
             report.selected.append(SelectedCoT(item_id, human, "human"))
         elif best is not None:
             report.selected.append(

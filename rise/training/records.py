@@ -33,6 +33,9 @@ from rise.tasks import Answer, CoordinateFrame, TaskSpec
 SNAPSHOT_INFO = "snapshot.json"
 DATASET_DIR = "dataset"
 SPLITS = ("train", "eval")
+# The answer source whose reasoning a reviewer wrote (with a correction, or an accept that came with one); an
+# accepted item's reasoning is the model's, which the reviewer let stand.
+WRITTEN_SOURCE = "correct"
 
 FEATURES = Features(
     {

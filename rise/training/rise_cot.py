@@ -10,6 +10,7 @@ reward parts); the filter stage picks the SFT data from them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from rise.parsing import format_answer
 from rise.prompts import reasoning_messages
 from rise.training.config import RiseCoTConfig
 from rise.training.reconstruction import PolicyReconstructor, Reconstruct, ReconstructionReward, RolloutLog
-from rise.training.records import Snapshot, load_answer
+from rise.training.records import WRITTEN_SOURCE, Snapshot, load_answer
 from rise.training.trainer_setup import (
     TRAINER_DIR,
     as_content_parts,
@@ -28,9 +29,11 @@ from rise.training.trainer_setup import (
     lora_config,
     time_limit_callbacks,
     train_and_save,
+    trl_arguments,
 )
 
 ROLLOUTS_DIR = "rollouts"
+WRITTEN_DIR = "written"  # the trainer's files of the steps on the reviewers' written reasonings
 
 
 def reasoning_dataset(snapshot: Snapshot) -> Dataset:
@@ -39,22 +42,72 @@ def reasoning_dataset(snapshot: Snapshot) -> Dataset:
     Columns: `prompt` (conversational, with one image placeholder), `image`, `solution` (the answer JSON the reward
     scores against), `item_id`, `width`, `height`, `query`.
     """
-    spec = snapshot.spec
     # keep_in_memory: the snapshot folder stays read-only (no cache files beside it, none raced by several processes)
     with_answer = snapshot.train.filter(
         lambda answer: answer is not None, input_columns=["answer"], keep_in_memory=True
     )
+    return with_answer.map(
+        _reasoning_prompt(snapshot),
+        input_columns=["answer", "width", "height", "query"],
+        remove_columns=["answer", "answer_source", "cot", "rejected_answers"],
+        keep_in_memory=True,
+    )
+
+
+def written_reasoning_dataset(snapshot: Snapshot) -> Dataset:
+    """The RISE-CoT prompts of the items whose reasoning a reviewer wrote, each with that reasoning as the target:
+    columns `prompt`, `completion` (`<think>reasoning</think>`), `image`, `item_id`."""
+    written = snapshot.train.filter(
+        lambda answer, source, cot: answer is not None and source == WRITTEN_SOURCE and bool((cot or "").strip()),
+        input_columns=["answer", "answer_source", "cot"],
+        keep_in_memory=True,
+    )
+    to_prompt = _reasoning_prompt(snapshot)
+
+    def to_example(answer: str, width: int, height: int, query: str | None, cot: str) -> dict[str, Any]:
+        completion = as_content_parts([{"role": "assistant", "content": f"<think>{cot.strip()}</think>"}])
+        return {"prompt": to_prompt(answer, width, height, query)["prompt"], "completion": completion}
+
+    return written.map(
+        to_example,
+        input_columns=["answer", "width", "height", "query", "cot"],
+        remove_columns=["answer", "answer_source", "cot", "rejected_answers", "width", "height", "query"],
+        keep_in_memory=True,
+    )
+
+
+def _reasoning_prompt(snapshot: Snapshot) -> Callable[[str, int, int, str | None], dict[str, Any]]:
+    """Maps a row's answer, size and query to its RISE-CoT `prompt` and the `solution` the reward scores against."""
+    spec = snapshot.spec
 
     def to_prompt(answer: str, width: int, height: int, query: str | None) -> dict[str, Any]:
         answer_text = format_answer(load_answer(answer), spec, width, height)
         return {"prompt": as_content_parts(reasoning_messages(spec, answer_text, query)), "solution": answer}
 
-    return with_answer.map(
-        to_prompt,
-        input_columns=["answer", "width", "height", "query"],
-        remove_columns=["answer", "answer_source", "cot", "rejected_answers"],
-        keep_in_memory=True,
+    return to_prompt
+
+
+def imitate_written_reasonings(policy: Any, processor: Any, written: Dataset, config: RiseCoTConfig, out: Path) -> Any:
+    """`config.written_reasoning_steps` supervised steps of `policy` on the reasonings reviewers wrote; returns the
+    trained policy (a LoRA one keeps its adapter, which GRPO then goes on training, so `judge='base'` still reads
+    with the untouched base model)."""
+    from trl import SFTConfig, SFTTrainer
+
+    args = trl_arguments(
+        SFTConfig,
+        config,
+        out,
+        learning_rate=config.written_reasoning_learning_rate,
+        max_steps=config.written_reasoning_steps,
+        per_device_train_batch_size=min(8, len(written)),
+        save_strategy="no",
+        completion_only_loss=True,
     )
+    trainer = SFTTrainer(
+        model=policy, args=args, train_dataset=written, processing_class=processor, peft_config=lora_config(config)
+    )
+    trainer.train()
+    return trainer.model
 
 
 def train_rise_cot(
@@ -87,6 +140,10 @@ def train_rise_cot(
         )
     rollouts = stage_dir / ROLLOUTS_DIR
     policy, processor = load_policy(model, config)
+    written = written_reasoning_dataset(snapshot) if config.written_reasoning_steps else None
+    imitated = len(written) if written is not None else 0
+    if written is not None and imitated:
+        policy = imitate_written_reasonings(policy, processor, written, config, stage_dir / WRITTEN_DIR)
     judge = reconstruct or PolicyReconstructor(
         snapshot.spec,
         processor,
@@ -114,10 +171,13 @@ def train_rise_cot(
         args=args,
         train_dataset=dataset,
         processing_class=processor,
-        peft_config=lora_config(config),
+        peft_config=None if imitated else lora_config(config),  # the imitation steps already added the adapter
         callbacks=callbacks,
     )
     if isinstance(judge, PolicyReconstructor):
         judge.trainer = trainer  # the live policy only exists once the trainer has wrapped it
     summary, final = train_and_save(trainer, processor, callbacks, stage_dir)
-    return {**summary, "items": len(dataset), "rollouts": str(rollouts), "final": str(final)}
+    return {
+        **summary, "items": len(dataset), "written_reasonings": imitated, "rollouts": str(rollouts),
+        "final": str(final),
+    }  # fmt: skip

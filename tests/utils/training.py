@@ -42,8 +42,10 @@ def synthetic_snapshot(
     cots: dict[int, str] | None = None,
     rejected: dict[int, list[Any]] | None = None,
     without_answer: tuple[int, ...] = (),
+    sources: dict[int, str] | None = None,
 ) -> Snapshot:
-    """A classification snapshot of synthetic scenes; item ids are the seeds, held-out items come last."""
+    """A classification snapshot of synthetic scenes; item ids are the seeds, held-out items come last. Answers are
+    imported unless `sources` says where an item's came from ("accept", "correct")."""
     records = []
     for seed in range(n_train + n_eval):
         png, label = scene_png(seed)
@@ -55,7 +57,7 @@ def synthetic_snapshot(
                 height=64,
                 split="train" if seed < n_train else "eval",
                 answer=None if seed in without_answer else label,
-                answer_source=None if seed in without_answer else "import",
+                answer_source=None if seed in without_answer else (sources or {}).get(seed, "import"),
                 cot=(cots or {}).get(seed),
                 rejected_answers=(rejected or {}).get(seed, []),
             )
