@@ -4,9 +4,13 @@ prediction's reasoning is read against the scene that was drawn.
 
     .venv/bin/python bench/odd_one_out_use.py assets/demo-model /tmp/ceiling/full-worked/sft/final \\
         --out bench/results/odd-one-out-use
+    .venv/bin/python bench/odd_one_out_use.py --predictions RUN/seed-0/evaluate/rise.predictions.jsonl \\
+        --rollouts RUN/seed-0/rise_cot/rollouts --out /tmp/use   # a learning run's RISE, read without annotating
     .venv/bin/python bench/odd_one_out_use.py --quick MODEL --out /tmp/use   # two items; what the tests run
 
-Each argument is a model folder (a base model, or a pipeline stage's `final` after fine-tuning every weight). The
+Each argument is a model folder (a base model, or a pipeline stage's `final` after fine-tuning every weight), or
+held-out predictions an evaluation wrote, or a RISE-CoT rollout folder of a learning run (its reasonings read
+against the training item whose box RISE-CoT was given: "named right" is then "names the object at that box"). The
 reasoning is read as `rise.synthetic.odd_one_out_working` writes it: one sentence per object ("A small red circle at
 the top left"), each with its colour, shape and how many of those came so far when the model writes steps (": red
 circle one"), then the object it names ("The blue circle at the bottom differs from the others.", or as a model taught
@@ -45,15 +49,15 @@ from bench.learning_tasks import get_task, item_seed, task_records
 from rise.boxes import box_iou
 from rise.synthetic import Scene, grounding_candidates
 from rise.synthetic.vocabulary import POSITION_PHRASES, number_word
+from rise.training.reconstruction import read_rollouts
 
 # The learning benchmark's held-out items, which follow its training items.
 N_TRAIN, N_EVAL = BenchSettings.n_train, BenchSettings.n_eval
 SENTENCE_RE = re.compile(r"An? (\w+) (\w+) (\w+) ((?:at|on|in) the [a-z ]+?)(?:: (\w+) (\w+) (\w+))?\.")
-# The naming sentence of the worked reasoning, or of a model taught to name a grounding query's object
-# (`rise.synthetic.naming_sentence`: "The blue circle at the bottom is the object that differs from the others.").
-NAMED_RE = re.compile(
-    r"The (\w+) (\w+) (?:(?:at|on|in) the [a-z ]+? )?(?:is the object that )?differs from the others\."
-)
+# The sentence that names one object: the worked reasoning's "The blue circle at the bottom differs from the
+# others.", or a model taught to name a grounding query's object (`rise.synthetic.naming_sentence`): "The blue circle
+# at the bottom is the object that differs from the others.", or with a query it made up, "… is the circle."
+NAMED_RE = re.compile(r"The (\w+) (\w+) (?:(?:at|on|in) the [a-z ]+? )?(?:differs from the others|is [a-z ]+)\.")
 
 
 @dataclass
@@ -135,6 +139,18 @@ def odd_one_out_use(model: str, predictions: list[dict[str, Any]]) -> OddOneOutU
     return use
 
 
+def rollout_use(name: str, rollouts: list[dict[str, Any]]) -> OddOneOutUse:
+    """The same counts over RISE-CoT rollouts (`rise.training.reconstruction.read_rollouts`) of the benchmark's
+    training items, each read with the box RISE-CoT was given: does the reasoning name the object at that box?"""
+    task = get_task("odd-one-out")
+    use = OddOneOutUse(model=name)
+    for row in rollouts:
+        item = task.make_item(item_seed(row["item_id"], held_out=False))
+        assert item.scene is not None
+        use.add(row.get("cot") or "", item.answer, item.scene)
+    return use
+
+
 def annotate(model: str, out: Path, n_eval: int, max_new_tokens: int) -> list[dict[str, Any]]:
     """The model's predictions on the learning benchmark's first `n_eval` held-out odd-one-out items, written to
     `out`."""
@@ -170,7 +186,21 @@ def markdown_table(uses: list[OddOneOutUse]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("models", nargs="+", help="model folders")
+    parser.add_argument("models", nargs="*", help="model folders, each annotating the held-out items")
+    parser.add_argument(
+        "--predictions",
+        type=Path,
+        action="append",
+        default=[],
+        help="held-out predictions an evaluation wrote (a learning run's evaluate/rise.predictions.jsonl)",
+    )
+    parser.add_argument(
+        "--rollouts",
+        type=Path,
+        action="append",
+        default=[],
+        help="a RISE-CoT rollout folder of a learning run on odd-one-out (read with the box it was given)",
+    )
     parser.add_argument("--out", type=Path, required=True, help="folder for odd_one_out_use.json, .md, predictions")
     parser.add_argument("--n-eval", type=int, default=N_EVAL, help="held-out items (default: the benchmark's)")
     parser.add_argument("--quick", action="store_true", help="two items, eight tokens: a plumbing check")
@@ -185,6 +215,12 @@ def main(argv: list[str] | None = None) -> int:
     for index, model in enumerate(args.models):
         predictions = annotate(model, args.out / f"model-{index}.json", n_eval, max_new_tokens)
         uses.append(odd_one_out_use(model, predictions))
+    for path in args.predictions:
+        uses.append(odd_one_out_use(str(path), [json.loads(line) for line in path.read_text().splitlines()]))
+    for folder in args.rollouts:
+        uses.append(rollout_use(f"{folder} (RISE-CoT, box given)", list(read_rollouts(folder))))
+    if not uses:
+        parser.error("give at least one model folder, --predictions file or --rollouts folder")
     table = markdown_table(uses)
     print(table, end="")
     (args.out / "odd_one_out_use.json").write_text(json.dumps([asdict(use) for use in uses], indent=2))

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from bench.learning_tasks import get_task, item_seed
 from bench.odd_one_out_use import OddOneOutUse, main
 from rise.synthetic import ODD_ONE_OUT_QUERY, caption, naming_sentence, odd_one_out_working
@@ -61,3 +63,29 @@ def test_quick_run_annotates_held_out_items_and_writes_the_table(tmp_path, tiny_
     assert use["items"] == 2 and use["model"] == str(tiny_model_dir)
     assert "| right when named right |" in (out / "odd_one_out_use.md").read_text()
     assert main([str(tmp_path), "--out", str(out)]) == 2  # not a model folder
+
+
+def test_written_predictions_and_rise_cot_rollouts_are_read_without_a_model(tmp_path):
+    item, _ = held_out_item()
+    predictions = tmp_path / "rise.predictions.jsonl"
+    raw = f"<think>{odd_one_out_working(item.scene)}</think><answer>[0, 0, 1, 1]</answer>"
+    predictions.write_text(json.dumps({"item_id": 200, "raw_text": raw, "answer": item.answer}) + "\n")
+    # RISE-CoT was given training item 0's box; one reasoning names the object there, one another object
+    train = get_task("odd-one-out").make_item(item_seed(0, held_out=False))
+    (odd,) = [obj for obj in train.scene.objects if list(obj.box) == list(train.answer)]
+    other = next(obj for obj in train.scene.objects if (obj.colour, obj.shape) != (odd.colour, odd.shape))
+    rollouts = tmp_path / "rollouts"
+    rollouts.mkdir()
+    rows = [
+        {"item_id": 0, "cot": f"{caption(train.scene)} {naming_sentence(target, ODD_ONE_OUT_QUERY)}"}
+        for target in (odd, other)
+    ]
+    (rollouts / "rank-00000.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    out = tmp_path / "use"
+    assert main(["--predictions", str(predictions), "--rollouts", str(rollouts), "--out", str(out)]) == 0
+    written, sampled = json.loads((out / "odd_one_out_use.json").read_text())
+    assert (written["items"], written["right"], written["named_right"], written["with_steps"]) == (1, 1, 1, 1)
+    assert (sampled["items"], sampled["names_one"], sampled["named_right"]) == (2, 2, 1)
+    assert sampled["model"].endswith("(RISE-CoT, box given)")
+    with pytest.raises(SystemExit):
+        main(["--out", str(out)])  # nothing to read
