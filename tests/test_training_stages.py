@@ -22,7 +22,6 @@ from rise.training.rise_cot import (
     train_rise_cot,
     written_reasoning_dataset,
 )
-from rise.training.trainer_setup import load_policy
 from tests.utils.training import classification_spec, synthetic_snapshot
 
 
@@ -175,22 +174,23 @@ class TestWrittenReasonings:
         assert rows[0]["completion"][0]["content"][0]["text"] == f"<think>{self.WRITTEN}</think>"
         assert rows[0]["prompt"] == reasoning_dataset(sourced)[0]["prompt"]  # the prompt RISE-CoT samples from
 
-    def test_the_policy_learns_to_write_them(self, sourced, tiny_model_dir, tmp_path):
+    def test_the_model_learns_to_write_them(self, sourced, tiny_model_dir, tmp_path):
         rows = written_reasoning_dataset(sourced)
-        config = RiseCoTConfig(written_reasoning_steps=40, written_reasoning_learning_rate=5e-3, lora_r=8)
-        policy, processor = load_policy(str(tiny_model_dir), config)
+        config = RiseCoTConfig(written_reasoning_steps=30, written_reasoning_learning_rate=5e-3)
         messages, image = rows[0]["prompt"], rows[0]["image"]
 
-        def first_words() -> str:
-            policy.eval()
+        def first_words(model: str) -> str:
+            loaded, processor = load_model_and_processor(model, device="cpu", dtype="float32")
             settings = GenerationSettings(max_new_tokens=12, temperature=0.0)
-            return generate_completions(policy, processor, [messages], [image], settings)[0][0].text
+            return generate_completions(loaded, processor, [messages], [image], settings)[0][0].text
 
-        assert not first_words().startswith("<think>Two warm")
-        policy = imitate_written_reasonings(policy, processor, rows, config, tmp_path)
-        assert first_words().startswith("<think>Two warm")
+        assert not first_words(str(tiny_model_dir)).startswith("<think>Two warm")
+        final = imitate_written_reasonings(str(tiny_model_dir), rows, config, tmp_path)
+        assert first_words(str(final)).startswith("<think>Two warm")
+        # every weight trained: a whole model folder, not an adapter
+        assert (final / "model.safetensors").is_file() and not (final / "adapter_config.json").exists()
 
-    def test_grpo_goes_on_from_the_imitated_adapter(self, sourced, tiny_model_dir, tmp_path):
+    def test_grpo_goes_on_from_the_model_that_learnt_them(self, sourced, tiny_model_dir, tmp_path):
         config = RiseCoTConfig(
             written_reasoning_steps=2,
             max_steps=1,
@@ -201,5 +201,7 @@ class TestWrittenReasonings:
         )
         summary = train_rise_cot(str(tiny_model_dir), sourced, config, tmp_path)
         assert summary["written_reasonings"] == 1 and summary["steps"] == 1
-        assert (tmp_path / "final" / "adapter_config.json").is_file()  # one adapter: imitation, then GRPO
+        # GRPO's adapter sits on the model that learnt the written reasonings
+        assert summary["started_from"] == str(tmp_path / "written" / "final")
+        assert (tmp_path / "final" / "adapter_config.json").is_file()
         assert len(list(read_rollouts(tmp_path / "rollouts"))) == 2

@@ -207,13 +207,14 @@ class RiseCoTConfig(TrainerSettings):
     written_reasoning_steps: int = field(
         default=0,
         metadata={
-            "help": "Before GRPO, supervised steps on the reasoning prompt -> the reasonings reviewers wrote with "
-            "their corrections, so RISE-CoT writes in the reviewers' form on the items they only accepted too. "
-            "Skipped when no reviewer wrote one. 0: none (the paper)."
+            "help": "Before GRPO, supervised steps of every weight on the reasoning prompt -> the reasonings "
+            "reviewers wrote with their corrections; GRPO then starts from that model, so RISE-CoT writes in the "
+            "reviewers' form on the items they only accepted too. Skipped when no reviewer wrote one. 0: none "
+            "(the paper)."
         },
     )
     written_reasoning_learning_rate: float = field(
-        default=2e-4, metadata={"help": "Peak learning rate of those supervised steps."}
+        default=1e-5, metadata={"help": "Peak learning rate of those supervised steps (every weight trains)."}
     )
 
     def __post_init__(self) -> None:

@@ -92,7 +92,7 @@ def _run_rise_cot(config: PipelineConfig, snapshot: Snapshot, stage_dir: Path) -
     from rise.training.rise_cot import train_rise_cot
 
     summary = train_rise_cot(config.model, snapshot, config.rise_cot, stage_dir)
-    return {**summary, **trained_version(config.model, config.rise_cot.use_lora, summary["final"])}
+    return {**summary, **trained_version(summary["started_from"], config.rise_cot.use_lora, summary["final"])}
 
 
 def _run_filter(config: PipelineConfig, snapshot: Snapshot, stage_dir: Path) -> dict[str, Any]:

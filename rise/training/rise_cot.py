@@ -27,6 +27,7 @@ from rise.training.trainer_setup import (
     grpo_arguments,
     load_policy,
     lora_config,
+    save_final,
     time_limit_callbacks,
     train_and_save,
     trl_arguments,
@@ -87,12 +88,16 @@ def _reasoning_prompt(snapshot: Snapshot) -> Callable[[str, int, int, str | None
     return to_prompt
 
 
-def imitate_written_reasonings(policy: Any, processor: Any, written: Dataset, config: RiseCoTConfig, out: Path) -> Any:
-    """`config.written_reasoning_steps` supervised steps of `policy` on the reasonings reviewers wrote; returns the
-    trained policy (a LoRA one keeps its adapter, which GRPO then goes on training, so `judge='base'` still reads
-    with the untouched base model)."""
+def imitate_written_reasonings(model: str, written: Dataset, config: RiseCoTConfig, out: Path) -> Path:
+    """`config.written_reasoning_steps` supervised steps of every weight of `model` on the reasonings reviewers wrote
+    (`written_reasoning_dataset`); the trained model and its processor are saved to `out/final`, which is returned.
+
+    Every weight, because an adapter on the layers cannot make a small model write a token it never wrote before:
+    the demo model, taught "cool" (" c", "oo", "l") through LoRA, kept sampling a random token for "oo".
+    """
     from trl import SFTConfig, SFTTrainer
 
+    policy, processor = load_policy(model, config)  # as it starts, before any adapter
     args = trl_arguments(
         SFTConfig,
         config,
@@ -103,11 +108,9 @@ def imitate_written_reasonings(policy: Any, processor: Any, written: Dataset, co
         save_strategy="no",
         completion_only_loss=True,
     )
-    trainer = SFTTrainer(
-        model=policy, args=args, train_dataset=written, processing_class=processor, peft_config=lora_config(config)
-    )
+    trainer = SFTTrainer(model=policy, args=args, train_dataset=written, processing_class=processor)
     trainer.train()
-    return trainer.model
+    return save_final(trainer, processor, out)
 
 
 def train_rise_cot(
@@ -128,7 +131,8 @@ def train_rise_cot(
         reconstruct (`Reconstruct`, *optional*): a judge in place of the model (`PolicyReconstructor` by default).
 
     Returns:
-        `dict`: a summary (steps, time, the rollout folder, the final folder, the last logged metrics).
+        `dict`: a summary (steps, time, the rollout folder, the final folder, the last logged metrics, and the model
+        GRPO started from: `model`, or the model that learnt the reviewers' written reasonings).
     """
     from trl import GRPOTrainer
 
@@ -139,11 +143,12 @@ def train_rise_cot(
             "snapshot has none. Import ground truth or review some predictions, then snapshot again."
         )
     rollouts = stage_dir / ROLLOUTS_DIR
-    policy, processor = load_policy(model, config)
     written = written_reasoning_dataset(snapshot) if config.written_reasoning_steps else None
     imitated = len(written) if written is not None else 0
+    start = model
     if written is not None and imitated:
-        policy = imitate_written_reasonings(policy, processor, written, config, stage_dir / WRITTEN_DIR)
+        start = str(imitate_written_reasonings(model, written, config, stage_dir / WRITTEN_DIR))
+    policy, processor = load_policy(start, config)
     judge = reconstruct or PolicyReconstructor(
         snapshot.spec,
         processor,
@@ -171,13 +176,13 @@ def train_rise_cot(
         args=args,
         train_dataset=dataset,
         processing_class=processor,
-        peft_config=None if imitated else lora_config(config),  # the imitation steps already added the adapter
+        peft_config=lora_config(config),
         callbacks=callbacks,
     )
     if isinstance(judge, PolicyReconstructor):
         judge.trainer = trainer  # the live policy only exists once the trainer has wrapped it
     summary, final = train_and_save(trainer, processor, callbacks, stage_dir)
     return {
-        **summary, "items": len(dataset), "written_reasonings": imitated, "rollouts": str(rollouts),
-        "final": str(final),
+        **summary, "items": len(dataset), "written_reasonings": imitated, "started_from": start,
+        "rollouts": str(rollouts), "final": str(final),
     }  # fmt: skip
