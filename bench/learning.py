@@ -116,9 +116,10 @@ class BenchSettings:
     # has to be read off the reasoning (`sft.reading_share`); 0 is the paper's SFT.
     reading_share: float = 0.0
     lora_r: int = 16
-    # Supervised steps of RISE-CoT's adapter on the reasonings reviewers wrote, before its GRPO
-    # (`rise_cot.written_reasoning_steps`); with them an accepted item's reasoning (the model's, which lacks the
-    # reviewers' steps) gives way to a verified rollout in the filter (`filter.prefer_accepted_cots`). 0: neither.
+    # Supervised steps of every weight of RISE-CoT's starting model on the reasonings reviewers wrote, before its
+    # GRPO (`rise_cot.written_reasoning_steps`), at mood's full fine-tune SFT rate; with them an accepted item's
+    # reasoning (the model's, which lacks the reviewers' steps) gives way to a verified rollout in the filter
+    # (`filter.prefer_accepted_cots`). 0: neither.
     written_reasoning_steps: int = 0
     written_reasoning_learning_rate: float = 2e-3
     # What RISE-CoT's reconstruction reads (`rise_cot.reconstruction_input`): the image and the reasoning (the

@@ -34,7 +34,7 @@ from rise.training.trainer_setup import (
 )
 
 ROLLOUTS_DIR = "rollouts"
-WRITTEN_DIR = "written"  # the trainer's files of the steps on the reviewers' written reasonings
+WRITTEN_DIR = "written"  # `written/final`: the model that learnt the reviewers' written reasonings, where GRPO starts
 
 
 def reasoning_dataset(snapshot: Snapshot) -> Dataset:
