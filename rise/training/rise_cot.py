@@ -143,11 +143,12 @@ def train_rise_cot(
             "snapshot has none. Import ground truth or review some predictions, then snapshot again."
         )
     rollouts = stage_dir / ROLLOUTS_DIR
-    written = written_reasoning_dataset(snapshot) if config.written_reasoning_steps else None
-    imitated = len(written) if written is not None else 0
-    start = model
-    if written is not None and imitated:
-        start = str(imitate_written_reasonings(model, written, config, stage_dir / WRITTEN_DIR))
+    start, imitated = model, 0
+    if config.written_reasoning_steps:
+        written = written_reasoning_dataset(snapshot)
+        imitated = len(written)
+        if imitated:
+            start = str(imitate_written_reasonings(model, written, config, stage_dir / WRITTEN_DIR))
     policy, processor = load_policy(start, config)
     judge = reconstruct or PolicyReconstructor(
         snapshot.spec,
