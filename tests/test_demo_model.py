@@ -63,14 +63,14 @@ class TestExamples:
         first, second = make_example(kind, [3, 4]), make_example(kind, [3, 4])
         assert first.messages == second.messages and first.completion == second.completion
 
-    @pytest.mark.parametrize("kind", ["detection", "grounding", "classification", "defined"])
+    @pytest.mark.parametrize("kind", ["detection", "grounding", "classification", "defined", "defined-shape"])
     def test_annotation_completions_parse_back_to_the_answer(self, kind):
         for seed in range(20):
             example = make_example(kind, seed)
             parsed = parse_completion(example.completion, example.spec, example.scene.width, example.scene.height)
             quote = quoted_definition(example.spec, str(example.answer))
             assert parsed.format_ok and parsed.cot == " ".join(filter(None, [caption(example.scene), quote]))
-            if kind in ("classification", "defined"):
+            if kind in ("classification", "defined", "defined-shape"):
                 assert parsed.answer == example.answer and example.answer in example.spec.labels
             else:  # boxes go through the 0..1000 frame and back: within a pixel
                 gold = [o["box"] for o in example.answer] if kind == "detection" else [example.answer]
@@ -113,6 +113,16 @@ class TestExamples:
             assert example.completion.startswith(f"<think>{caption(example.scene)}</think>")
         # a curriculum step with fewer than three objects gets a plain scene
         assert len(make_example("alike-scenes", 1, max_objects=2).scene.objects) <= 2
+
+    def test_defined_shape_defines_every_label_by_a_lone_objects_shape(self):
+        for seed in range(30):
+            example = make_example("defined-shape", seed)
+            (obj,) = example.scene.objects
+            quote = quoted_definition(example.spec, str(example.answer))
+            assert quote == f"the object is a {obj.shape}: {example.answer}."
+            meanings = [quoted_definition(example.spec, label) for label in example.spec.labels]
+            assert all(m is not None and m.startswith("the object is a ") for m in meanings)
+            assert 2 <= len(meanings) <= len(DEFAULT_SHAPES)
 
     def test_a_lone_objects_shape_is_asked_with_the_shape_words_as_the_list(self):
         # Detection prompts list the four shape words; classification must list them too, or the model takes such a

@@ -22,7 +22,7 @@ IGNORE_INDEX = -100  # label value the loss skips: prompt and padding tokens
 # The example kinds whose answer the app decodes from the task's labels: an annotation after its reasoning, and a
 # reconstruction, which is the answer alone.
 # kind -> the answer comes first
-LABEL_ANSWER_KINDS = {"classification": False, "defined": False, "reconstruction": True}
+LABEL_ANSWER_KINDS = {"classification": False, "defined": False, "defined-shape": False, "reconstruction": True}
 
 
 @dataclass

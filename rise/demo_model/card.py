@@ -188,6 +188,7 @@ repeated, asked in the app's own prompts (`rise.demo_model.examples`). Example m
   holds). Lists nothing decides are measured below but never trained: an earlier build that fitted answers drawn
   at random learned a new rule far worse (the reading: it had learnt that a label need not depend on the image);
 - defined (where the mix has it): classification over made-up names the prompt defines, as above, asked on its own;
+  defined-shape the same about a lone object's shape only (lines such as "the object is a square: kelmi.");
 - RISE-CoT reasoning prompts (image + answer → the caption) and reconstruction prompts (scrubbed caption + image →
   answer), so the model can take part in RISE's closed loop;
 - recall (where the mix has it): text only, repeat a list of made-up names or give the value a key has in a

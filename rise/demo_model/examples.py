@@ -15,6 +15,7 @@ form the app parses. What it is taught is perception only:
 | classification | annotate, labels = colours, shapes, sizes, positions or counts | caption + the attribute |
 | classification | annotate, a fresh made-up label list (`rise.demo_model.label_lists`) | caption + a label from it |
 | defined | annotate, made-up labels the prompt defines by an attribute | caption + the line that holds + its label |
+| defined-shape | as defined, every question about a lone object's shape | as defined |
 | reasoning | RISE-CoT reasoning prompt (image + answer) | `<think>caption</think>` |
 | named-reasoning | RISE-CoT reasoning prompt on a named-grounding task | `<think>caption + the object named</think>` |
 | reconstruction | reconstruction prompt (scrubbed caption, image) | `<answer>…</answer>` |
@@ -46,6 +47,7 @@ from PIL import Image
 from rise.demo_model.label_lists import (
     attribute_question,
     attribute_values,
+    defined_label_task,
     label_list_task,
     quoted_definition,
     random_scene,
@@ -69,7 +71,7 @@ from rise.tasks import Answer, TaskSpec, TaskType
 
 KINDS: tuple[str, ...] = (
     "describe", "detection", "grounding", "classification", "defined", "reasoning", "reconstruction", "recall",
-    "named-grounding", "named-reasoning", "alike-scenes",
+    "named-grounding", "named-reasoning", "alike-scenes", "defined-shape",
 )  # fmt: skip
 DEFAULT_MIX: dict[str, float] = {
     "describe": 0.4,
@@ -249,11 +251,13 @@ def make_example(kind: str, seed: int | list[int], max_objects: int = 4) -> Perc
             kind, scene.image, messages, _think_answer(scene, text), scene, GROUNDING_SPEC, box, query,
             elidable=answer_format(GROUNDING_SPEC),
         )  # fmt: skip
-    if kind in ("classification", "defined"):
+    if kind in ("classification", "defined", "defined-shape"):
         if kind == "classification":
             scene, spec, label = classification_task(rng, max_objects)
-        else:
+        elif kind == "defined":
             scene, spec, label = label_list_task(rng, max_objects, kind)
+        else:
+            scene, spec, label = defined_label_task(rng, max_objects, attribute="shape")
         # Where the prompt defines the labels, the reasoning ends by quoting the line that holds.
         completion = _think_answer(scene, label, quoted_definition(spec, label))
         return PerceptionExample(

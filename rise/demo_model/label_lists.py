@@ -152,10 +152,13 @@ def attribute_values(attribute: str) -> tuple[str, ...]:
     }[attribute]
 
 
-def attribute_question(rng: np.random.Generator, max_objects: int) -> tuple[Scene, str, str]:
-    """A scene, an attribute to ask about and the scene's value of it: the count of 1..`max_objects` objects, or a
-    lone object's colour, shape, size or position."""
-    attribute = ATTRIBUTES[int(rng.integers(len(ATTRIBUTES)))]
+def attribute_question(
+    rng: np.random.Generator, max_objects: int, attribute: str | None = None
+) -> tuple[Scene, str, str]:
+    """A scene, an attribute to ask about (`attribute`, or one of `ATTRIBUTES` at random) and the scene's value of it:
+    the count of 1..`max_objects` objects, or a lone object's colour, shape, size or position."""
+    if attribute is None:
+        attribute = ATTRIBUTES[int(rng.integers(len(ATTRIBUTES)))]
     if attribute == "count":
         scene = random_scene(rng, max_objects)
         return scene, attribute, number_word(len(scene.objects))
@@ -174,10 +177,11 @@ def attribute_in_list_task(
 
 
 def defined_label_task(
-    rng: np.random.Generator, max_objects: int, *, held_out: bool = False
+    rng: np.random.Generator, max_objects: int, *, held_out: bool = False, attribute: str | None = None
 ) -> tuple[Scene, TaskSpec, str]:
-    """Made-up labels, each defined in the prompt by one value of an attribute; the answer is the one that holds."""
-    scene, attribute, truth_value = attribute_question(rng, max_objects)
+    """Made-up labels, each defined in the prompt by one value of an attribute (`attribute`, or one at random); the
+    answer is the one that holds."""
+    scene, attribute, truth_value = attribute_question(rng, max_objects, attribute)
     values = attribute_values(attribute)
     others = [value for value in values if value != truth_value]
     count = _label_count(rng, len(values))
