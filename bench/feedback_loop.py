@@ -398,19 +398,20 @@ REASONS_SENTENCE = {
 }
 
 
-def _written_sentence(steps: int) -> str:
+def _written_sentence(steps: int, judge: bool) -> str:
     """What RISE-CoT made of the reviewers' written reasonings, for the report's opening paragraph."""
     if not steps:
         return ""
+    reading = " and to reconstruct the reviewer's label from each (its judge)" if judge else ""
     return (
-        f"Before its GRPO, RISE-CoT trains {steps} steps on the reasonings the reviewer wrote, and an accepted "
-        "item's own reasoning gives way to a verified rollout in the filter. "
+        f"Before its GRPO, RISE-CoT trains {steps} steps on the reasonings the reviewer wrote{reading}, and an "
+        "accepted item's own reasoning gives way to a verified rollout in the filter. "
     )
 
 
 def markdown_report(report: dict[str, Any]) -> str:
     task = get_task(report["task"])
-    settings = report["settings"]
+    settings, bench = report["settings"], report["bench"]
     label = "accuracy" if task.metric == "accuracy" else "IoU > 0.5 rate / mean IoU (which decides promotion)"
     lines = [
         "# Feedback-loop benchmark",
@@ -419,7 +420,7 @@ def markdown_report(report: dict[str, Any]) -> str:
         f"with ground truth. A simulated reviewer gives {settings['verdicts_per_round']} verdicts per round: it "
         f"accepts right predictions and corrects wrong ones, or rejects them without a correction "
         f"{settings['reject_share']:.0%} of the time. {REASONS_SENTENCE[settings.get('reasons', 'none')]} "
-        f"{_written_sentence(report['bench'].get('written_reasoning_steps', 0))}"
+        f"{_written_sentence(bench.get('written_reasoning_steps', 0), bench.get('written_reasoning_judge', False))}"
         f"After each round the worker retrains with RISE (the human-feedback reward included) and SFT trains on "
         f"the trusted labels, both from the base model `{report['model']}` with {report['bench']['steps']} "
         f"optimiser steps. Held-out {label}, mean ± standard deviation over training seeds "
@@ -505,6 +506,14 @@ def main(argv: list[str] | None = None) -> int:
         help="steps RISE-CoT learns the reasonings reviewers wrote before its GRPO, so it writes in their form on "
         "accepted items too; an accepted item's own reasoning then gives way to a verified rollout (default 0)",
     )
+    parser.add_argument(
+        "--no-written-reasoning-judge",
+        dest="written_reasoning_judge",
+        action="store_false",
+        default=None,
+        help="those steps teach the writing only, not the judge's reading of it (reconstructing the reviewer's "
+        "label from the written reasoning)",
+    )
     args = parser.parse_args(argv)
 
     if not quiet_model_folder(args.model):
@@ -514,6 +523,7 @@ def main(argv: list[str] | None = None) -> int:
     for option, target, field in (
         ("rounds", settings, "rounds"), ("verdicts", settings, "verdicts_per_round"), ("items", settings, "items"),
         ("steps", bench, "steps"), ("written_reasoning_steps", bench, "written_reasoning_steps"),
+        ("written_reasoning_judge", bench, "written_reasoning_judge"),
     ):  # fmt: skip
         if getattr(args, option) is not None:
             setattr(target, field, getattr(args, option))

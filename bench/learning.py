@@ -122,6 +122,9 @@ class BenchSettings:
     # (`filter.prefer_accepted_cots`). 0: neither.
     written_reasoning_steps: int = 0
     written_reasoning_learning_rate: float = 2e-3
+    # Those steps also teach the judge to reconstruct the reviewer's label from the scrubbed written reasoning
+    # (`rise_cot.written_reasoning_judge`), so a rollout in their form qualifies only where its steps lead to it.
+    written_reasoning_judge: bool = True
     # What RISE-CoT's reconstruction reads (`rise_cot.reconstruction_input`): the image and the reasoning (the
     # paper), the reasoning alone, or the reasoning's gain over the image alone. Rerun with each to compare them.
     reconstruction_input: str = "image_and_cot"
@@ -218,6 +221,7 @@ def pipeline_config(model: str, data: Path, out: Path, settings: BenchSettings, 
             "reconstruction_input": settings.reconstruction_input,
             "written_reasoning_steps": settings.written_reasoning_steps,
             "written_reasoning_learning_rate": settings.written_reasoning_learning_rate,
+            "written_reasoning_judge": settings.written_reasoning_judge,
         },
         filter={
             "tau": settings.filter_tau,

@@ -31,7 +31,8 @@ def test_quick_loop_reviews_retrains_and_reports(tmp_path, tiny_model_dir):
     assert len(cots) == counts["reasoned"] and all(re.search(r"Warm \w+, cool \w+\.$", cot) for cot in cots)
     # RISE-CoT learnt those written reasonings before its GRPO
     [marker] = job.rglob("rise_cot/stage.json")
-    assert json.loads(marker.read_text())["written_reasonings"] == counts["reasoned"]
+    stage = json.loads(marker.read_text())
+    assert stage["written_reasonings"] == counts["reasoned"] and stage["judge_read_written"]
     assert "error" not in row and row["rise"]["items"] == report["held_out"] > 0  # the worker registered a version
     assert row["sft"]["items"] == report["held_out"]  # the baseline is scored on the same held-out items
     # every score is the mean over both training seeds: the worker's job is seed 0, seed 1 retrains on its snapshot
@@ -49,7 +50,7 @@ def test_quick_loop_reviews_retrains_and_reports(tmp_path, tiny_model_dir):
     assert (
         "| 1 | 4 |" in table
         and "Oracle (the ground truth of every training item, same steps; the better of SFT" in table
-        and "RISE-CoT trains 2 steps on the reasonings the reviewer wrote" in table
+        and "RISE-CoT trains 2 steps on the reasonings the reviewer wrote and to reconstruct" in table
     )
     assert (out / "feedback_loop.png").stat().st_size > 0
 

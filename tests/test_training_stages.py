@@ -190,6 +190,43 @@ class TestWrittenReasonings:
         # every weight trained: a whole model folder, not an adapter
         assert (final / "model.safetensors").is_file() and not (final / "adapter_config.json").exists()
 
+    def test_judge_rows_reconstruct_the_reviewers_answer_from_the_scrubbed_reasoning(self, sourced):
+        rows = written_reasoning_dataset(sourced, judge_rows=True)
+        assert rows["item_id"] == [0, 0]
+        (reasoning_row, judge_row) = rows
+        assert reasoning_row["prompt"] == reasoning_dataset(sourced)[0]["prompt"]
+        label = sourced.train[0]["answer"].strip('"')
+        assert judge_row["completion"][0]["content"][0]["text"] == f"<answer>{label}</answer>"
+        prompt_text = " ".join(part["text"] or "" for message in judge_row["prompt"] for part in message["content"])
+        assert self.WRITTEN in prompt_text and any(p["type"] == "image" for p in judge_row["prompt"][0]["content"])
+
+    def test_the_judge_learns_to_read_them(self, tiny_model_dir, tmp_path):
+        # Two written reasonings with different labels, no label word in either (the scrub leaves them whole).
+        written = {0: "Three corners, one pointing up.", 2: "Four equal sides, sitting level."}
+        snapshot = synthetic_snapshot(
+            tmp_path / "snap", n_train=3, n_eval=0, cots=written, sources=dict.fromkeys(written, "correct")
+        )
+        labels = {item: snapshot.train[item]["answer"].strip('"') for item in written}
+        assert len(set(labels.values())) == 2
+        rows = written_reasoning_dataset(snapshot, judge_rows=True)
+        config = RiseCoTConfig(written_reasoning_steps=30, written_reasoning_learning_rate=5e-3)
+
+        def reconstructions(model: str) -> dict[int, str]:
+            judge = PolicyReconstructor(classification_spec(), load_model_and_processor(model)[1], judge="frozen",
+                                        frozen_model=model, max_new_tokens=10)  # fmt: skip
+            judge.trainer = SimpleNamespace(accelerator=Accelerator(cpu=True), model=torch.nn.Linear(1, 1))
+            texts = judge(
+                [ReconstructionRequest(text, snapshot.train[item]["image"]) for item, text in written.items()]
+            )
+            return dict(zip(written, texts, strict=True))
+
+        def right(texts: dict[int, str]) -> list[bool]:
+            return [labels[item] in text for item, text in texts.items()]
+
+        assert not all(right(reconstructions(str(tiny_model_dir))))
+        final = imitate_written_reasonings(str(tiny_model_dir), rows, config, tmp_path / "imitation")
+        assert all(right(reconstructions(str(final))))
+
     def test_grpo_goes_on_from_the_model_that_learnt_them(self, sourced, tiny_model_dir, tmp_path):
         config = RiseCoTConfig(
             written_reasoning_steps=2,
@@ -200,7 +237,7 @@ class TestWrittenReasonings:
             reconstruction_max_new_tokens=6,
         )
         summary = train_rise_cot(str(tiny_model_dir), sourced, config, tmp_path)
-        assert summary["written_reasonings"] == 1 and summary["steps"] == 1
+        assert summary["written_reasonings"] == 1 and summary["steps"] == 1 and summary["judge_read_written"]
         # GRPO's adapter sits on the model that learnt the written reasonings
         assert summary["started_from"] == str(tmp_path / "written" / "final")
         assert (tmp_path / "final" / "adapter_config.json").is_file()

@@ -166,7 +166,7 @@ class RiseCoTConfig(TrainerSettings):
 
     > The reviewers' form
 
-    written_reasoning_steps / written_reasoning_learning_rate
+    written_reasoning_steps / written_reasoning_learning_rate / written_reasoning_judge
     """
 
     learning_rate: float = field(
@@ -215,6 +215,15 @@ class RiseCoTConfig(TrainerSettings):
     )
     written_reasoning_learning_rate: float = field(
         default=1e-5, metadata={"help": "Peak learning rate of those supervised steps (every weight trains)."}
+    )
+    written_reasoning_judge: bool = field(
+        default=True,
+        metadata={
+            "help": "Those steps also teach the judge to read the reviewers' form: the scrubbed written reasoning "
+            "(and the image) -> the reviewer's answer, so a rollout qualifies only where its steps lead to its "
+            "label. Applies with judge='base' (the model those steps train, adapter off) and a judge that sees the "
+            "image (not reconstruction_input='cot_only')."
+        },
     )
 
     def __post_init__(self) -> None:

@@ -16,8 +16,9 @@ from typing import Any
 
 from datasets import Dataset
 
+from rise.leakage import scrub_leakage
 from rise.parsing import format_answer
-from rise.prompts import reasoning_messages
+from rise.prompts import reasoning_messages, reconstruction_messages
 from rise.training.config import RiseCoTConfig
 from rise.training.reconstruction import PolicyReconstructor, Reconstruct, ReconstructionReward, RolloutLog
 from rise.training.records import WRITTEN_SOURCE, Snapshot, load_answer
@@ -55,26 +56,42 @@ def reasoning_dataset(snapshot: Snapshot) -> Dataset:
     )
 
 
-def written_reasoning_dataset(snapshot: Snapshot) -> Dataset:
+def written_reasoning_dataset(snapshot: Snapshot, *, judge_rows: bool = False) -> Dataset:
     """The RISE-CoT prompts of the items whose reasoning a reviewer wrote, each with that reasoning as the target:
-    columns `prompt`, `completion` (`<think>reasoning</think>`), `image`, `item_id`."""
+    columns `prompt`, `completion` (`<think>reasoning</think>`), `image`, `item_id`.
+
+    `judge_rows`: also one reconstruction row per item, the reasoning scrubbed as the reward scrubs it (and the
+    image) in, the reviewer's answer out, so the model that learns to write the reviewers' form learns to read it
+    too. It is the `base` judge (the policy with its adapter off), and a judge that reads the steps lets a rollout
+    qualify only where its steps lead to its label: one that never learnt the rule passes wrong steps as readily.
+    """
     written = snapshot.train.filter(
         lambda answer, source, cot: answer is not None and source == WRITTEN_SOURCE and bool((cot or "").strip()),
         input_columns=["answer", "answer_source", "cot"],
         keep_in_memory=True,
     )
-    to_prompt = _reasoning_prompt(snapshot)
+    spec, to_prompt = snapshot.spec, _reasoning_prompt(snapshot)
 
-    def to_example(answer: str, width: int, height: int, query: str | None, cot: str) -> dict[str, Any]:
-        completion = as_content_parts([{"role": "assistant", "content": f"<think>{cot.strip()}</think>"}])
-        return {"prompt": to_prompt(answer, width, height, query)["prompt"], "completion": completion}
+    def to_examples(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        rows: dict[str, list[Any]] = {"prompt": [], "completion": [], "image": [], "item_id": []}
+        for answer, width, height, query, cot, image, item_id in zip(
+            *(batch[name] for name in ("answer", "width", "height", "query", "cot", "image", "item_id")), strict=True
+        ):
+            reasoning = as_content_parts([{"role": "assistant", "content": f"<think>{cot.strip()}</think>"}])
+            pairs = [(to_prompt(answer, width, height, query)["prompt"], reasoning)]
+            if judge_rows:
+                answer_text = format_answer(load_answer(answer), spec, width, height)
+                prompt = reconstruction_messages(spec, scrub_leakage(cot.strip(), spec).text, query)
+                reconstruction = [{"role": "assistant", "content": f"<answer>{answer_text}</answer>"}]
+                pairs.append((as_content_parts(prompt), as_content_parts(reconstruction)))
+            for prompt, completion in pairs:
+                rows["prompt"].append(prompt)
+                rows["completion"].append(completion)
+                rows["image"].append(image)
+                rows["item_id"].append(item_id)
+        return rows
 
-    return written.map(
-        to_example,
-        input_columns=["answer", "width", "height", "query", "cot"],
-        remove_columns=["answer", "answer_source", "cot", "rejected_answers", "width", "height", "query"],
-        keep_in_memory=True,
-    )
+    return written.map(to_examples, batched=True, remove_columns=written.column_names, keep_in_memory=True)
 
 
 def _reasoning_prompt(snapshot: Snapshot) -> Callable[[str, int, int, str | None], dict[str, Any]]:
@@ -131,8 +148,9 @@ def train_rise_cot(
         reconstruct (`Reconstruct`, *optional*): a judge in place of the model (`PolicyReconstructor` by default).
 
     Returns:
-        `dict`: a summary (steps, time, the rollout folder, the final folder, the last logged metrics, and the model
-        GRPO started from: `model`, or the model that learnt the reviewers' written reasonings).
+        `dict`: a summary (steps, time, the rollout folder, the final folder, the last logged metrics, the model
+        GRPO started from: `model`, or the model that learnt the reviewers' written reasonings, and whether the judge
+        learnt to read them).
     """
     from trl import GRPOTrainer
 
@@ -143,10 +161,15 @@ def train_rise_cot(
             "snapshot has none. Import ground truth or review some predictions, then snapshot again."
         )
     rollouts = stage_dir / ROLLOUTS_DIR
-    start, imitated = model, 0
+    start, imitated, judge_rows = model, 0, False
     if config.written_reasoning_steps:
-        written = written_reasoning_dataset(snapshot)
-        imitated = len(written)
+        # Only the base judge is the model these steps train; a cot_only judge reads no image, and a batch of
+        # prompts with and without one is not what the trainer's collator takes.
+        judge_rows = (
+            config.written_reasoning_judge and config.judge == "base" and (config.reconstruction_input != "cot_only")
+        )
+        written = written_reasoning_dataset(snapshot, judge_rows=judge_rows)
+        imitated = len(set(written["item_id"])) if len(written) else 0  # an empty map has no columns
         if imitated:
             start = str(imitate_written_reasonings(model, written, config, stage_dir / WRITTEN_DIR))
     policy, processor = load_policy(start, config)
@@ -184,6 +207,7 @@ def train_rise_cot(
         judge.trainer = trainer  # the live policy only exists once the trainer has wrapped it
     summary, final = train_and_save(trainer, processor, callbacks, stage_dir)
     return {
-        **summary, "items": len(dataset), "written_reasonings": imitated, "started_from": start,
+        **summary, "items": len(dataset), "written_reasonings": imitated,
+        "judge_read_written": judge_rows and imitated > 0, "started_from": start,
         "rollouts": str(rollouts), "final": str(final),
     }  # fmt: skip
