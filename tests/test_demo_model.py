@@ -25,7 +25,9 @@ from rise.demo_model.examples import GROUNDING_SPEC, KINDS, make_example
 from rise.demo_model.label_lists import (
     ATTRIBUTES,
     WORDS,
+    attribute_in_list_task,
     attribute_values,
+    defined_attribute,
     defined_label_task,
     is_held_out,
     quoted_definition,
@@ -164,6 +166,15 @@ class TestExamples:
                 "there is one object." if count == 1 else f"there are {number_word(count)} objects.",
             }  # fmt: skip
             assert [label for label, meaning in lines.items() if meaning in holds] == [truth]
+
+    def test_the_attribute_a_defined_question_asks_about_is_read_back_from_its_definitions(self):
+        rng = np.random.default_rng(1)
+        for attribute in ATTRIBUTES:  # positions include "at the top" and "at the top left": whole meanings match
+            for _ in range(10):
+                _, spec, _ = defined_label_task(rng, 4, attribute=attribute)
+                assert defined_attribute(spec) == attribute
+        _, spec, _ = attribute_in_list_task(rng, 4)
+        assert defined_attribute(spec) is None  # a list without definitions
 
     def test_defined_reasoning_quotes_the_line_that_holds_right_before_the_answer(self):
         examples = [make_example("defined", seed) for seed in range(40)]
@@ -380,6 +391,9 @@ def test_training_writes_a_loadable_model_folder_with_card_and_metrics(tmp_path)
     assert set(summary["metrics"]) >= {"caption", "detection", "grounding", "classification", "label_lists"}
     assert set(summary["metrics"]["label_lists"]) >= {"attribute", "defined", "undefined", "mood", "shape"}
     assert "| label lists: accuracy when the prompt defines each label by an attribute |" in card
+    assert "| the same, labels defined by colour / shape / size / position / count |" in card
+    by_attribute = summary["metrics"]["label_lists"]["defined"]["by_attribute"]
+    assert set(by_attribute) <= set(ATTRIBUTES) and sum(a["items"] for a in by_attribute.values()) == 2
     # Both ways an answer can be decoded: from the listed labels (the app) and unaided (the model alone).
     assert summary["metrics"]["label_lists"]["constrain_labels"] is True
     assert summary["metrics"]["label_lists_unconstrained"]["constrain_labels"] is False

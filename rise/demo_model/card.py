@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from rise.demo_model.label_lists import ATTRIBUTES
+
 DEFAULT_COMMAND = "rise model build-demo assets/demo-model"
 
 
@@ -40,8 +42,10 @@ def _label_list_values(label_lists: dict[str, Any]) -> list[str]:
     attribute, defined, undefined = label_lists["attribute"], label_lists["defined"], label_lists["undefined"]
     mood, shape = label_lists["mood"], label_lists["shape"]
     in_list = (attribute["in_list"] + defined["in_list"] + undefined["in_list"]) / 3
+    by_attribute = defined.get("by_attribute", {})
+    per_attribute = " / ".join(_pct(by_attribute[a]["accuracy"]) if a in by_attribute else "–" for a in ATTRIBUTES)
     values: list[float | str] = [
-        in_list, defined["accuracy"], attribute["accuracy"], undefined["in_list"],
+        in_list, defined["accuracy"], per_attribute, attribute["accuracy"], undefined["in_list"],
         f"{_pct(mood['greedy']['in_list'])} / {_pct(mood['sampled']['in_list'])}",
         f"{_pct(mood['greedy']['top_share'])} / {_pct(mood['sampled']['top_share'])}",
         mood["greedy"]["accuracy"], shape["in_list"], shape["accuracy"],
@@ -52,6 +56,7 @@ def _label_list_values(label_lists: dict[str, Any]) -> list[str]:
 LABEL_LIST_METRICS = (
     "label lists never seen in training: answer is one of the listed labels",
     "label lists: accuracy when the prompt defines each label by an attribute",
+    f"the same, labels defined by {' / '.join(ATTRIBUTES)}",
     "label lists: accuracy when the attribute word is listed among made-up labels",
     "label lists: answer is listed when nothing decides it (made-up labels)",
     "mood (a rule it was never taught): answer is listed, greedy / sampled",

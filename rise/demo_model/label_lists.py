@@ -141,6 +141,18 @@ def quoted_definition(spec: TaskSpec, label: str) -> str | None:
     return next((line for line in template.splitlines() if line.endswith(f": {label}.")), None)
 
 
+def defined_attribute(spec: TaskSpec) -> str | None:
+    """The attribute a defined question's labels are defined by (`defined_label_task`), read off its first label's
+    definition line; None where the prompt defines no labels."""
+    line = quoted_definition(spec, spec.labels[0]) if spec.labels else None
+    meaning = line.rpartition(": ")[0] if line else None
+    return next(
+        (attribute for attribute in ATTRIBUTES for value in attribute_values(attribute)
+         if definition(attribute, value) == meaning),
+        None,
+    )  # fmt: skip
+
+
 def attribute_values(attribute: str) -> tuple[str, ...]:
     """Every value `attribute` can take, in a fixed order."""
     return {
