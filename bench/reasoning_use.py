@@ -111,6 +111,19 @@ def reasoning_use(path: Path) -> ReasoningUse:
     return use
 
 
+def working_follows_description(text: str) -> bool:
+    """Whether a reasoning writes the whole working and it follows the reasoning's own description: a step after
+    every object sentence naming its colour's family and running count, and totals that are the description's."""
+    working_at = WORKING_RE.search(text)
+    description = text[: working_at.start()] if working_at else text
+    steps = STEP_RE.findall(description)
+    return (
+        bool(steps)
+        and _steps_follow(steps)
+        and _working_counts(working_at) == colour_family_counts(_families(description))
+    )
+
+
 def _steps_follow(steps: list[tuple[str, str, str]]) -> bool:
     """Whether each (colour, family, count) step names the colour's family and that family's running count."""
     counts = {"warm": 0, "cool": 0}
