@@ -15,15 +15,15 @@ Prints a markdown table, and with `--out` writes `judge_reading.json` and `.md` 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make the project importable without installing it
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.reasoning_use import working_follows_description
+from bench.tables import publish_table
 from rise.training.reconstruction import read_rollouts
 from rise.training.rise_cot import ROLLOUTS_DIR
 
@@ -85,12 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"No rollouts at: {', '.join(missing)} (pass a pipeline output folder or its rise_cot/rollouts)")
         return 2
     readings = [judge_reading(path) for path in args.paths]
-    table = markdown_table(readings)
-    print(table, end="")
-    if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "judge_reading.json").write_text(json.dumps([asdict(r) for r in readings], indent=2))
-        (args.out / "judge_reading.md").write_text("# Judge reading\n\n" + table)
+    publish_table(markdown_table(readings), readings, args.out, "judge_reading", "Judge reading")
     return 0
 
 

@@ -37,7 +37,7 @@ import json
 import re
 import sys
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,7 @@ if __package__ in (None, ""):  # run as a script: make the project importable wi
 
 from bench.learning import BenchSettings
 from bench.learning_tasks import get_task, item_seed, task_records
+from bench.tables import publish_table
 from rise.boxes import box_iou
 from rise.synthetic import Scene, grounding_candidates
 from rise.synthetic.vocabulary import POSITION_PHRASES, number_word
@@ -221,10 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         uses.append(rollout_use(f"{folder} (RISE-CoT, box given)", list(read_rollouts(folder))))
     if not uses:
         parser.error("give at least one model folder, --predictions file or --rollouts folder")
-    table = markdown_table(uses)
-    print(table, end="")
-    (args.out / "odd_one_out_use.json").write_text(json.dumps([asdict(use) for use in uses], indent=2))
-    (args.out / "odd_one_out_use.md").write_text("# Where odd-one-out answers go wrong\n\n" + table)
+    publish_table(markdown_table(uses), uses, args.out, "odd_one_out_use", "Where odd-one-out answers go wrong")
     return 0
 
 

@@ -20,12 +20,13 @@ import argparse
 import json
 import re
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make the project importable without installing it
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.tables import publish_table
 from rise.synthetic.rules import colour_family_counts, mood_of_colour_families, mood_of_counts
 from rise.synthetic.vocabulary import FAMILY_OF_COLOUR, NUMBER_WORDS
 
@@ -163,12 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"No predictions at: {', '.join(missing)} (pass a pipeline output folder or a .jsonl file)")
         return 2
     uses = [reasoning_use(path) for path in args.paths]
-    table = markdown_table(uses)
-    print(table, end="")
-    if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "reasoning_use.json").write_text(json.dumps([asdict(use) for use in uses], indent=2))
-        (args.out / "reasoning_use.md").write_text("# Reasoning use\n\n" + table)
+    publish_table(markdown_table(uses), uses, args.out, "reasoning_use", "Reasoning use")
     return 0
 
 
