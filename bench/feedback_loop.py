@@ -422,7 +422,7 @@ def markdown_report(report: dict[str, Any]) -> str:
         f"{settings['reject_share']:.0%} of the time. {REASONS_SENTENCE[settings.get('reasons', 'none')]} "
         f"{_written_sentence(bench.get('written_reasoning_steps', 0), bench.get('written_reasoning_judge', False))}"
         f"After each round the worker retrains with RISE (the human-feedback reward included) and SFT trains on "
-        f"the trusted labels, both from the base model `{report['model']}` with {report['bench']['steps']} "
+        f"the trusted labels, both from the base model `{report['model']}` with {bench['steps']} "
         f"optimiser steps. Held-out {label}, mean ± standard deviation over training seeds "
         f"{', '.join(map(str, settings['training_seeds']))}. Made by `{report['command']}` in "
         f"{report['total_minutes']:.0f} min on {report['machine']}.",

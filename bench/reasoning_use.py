@@ -90,8 +90,7 @@ def reasoning_use(path: Path) -> ReasoningUse:
             continue
         row = json.loads(line)
         text = (row.get("raw_text") or "").split("</think>")[0]
-        working_at = WORKING_RE.search(text)
-        description = text[: working_at.start()] if working_at else text
+        description, working_at = _split_working(text)
         answer, gold = row.get("answer"), row.get("gold")
         use.items += 1
         use.right += answer == gold
@@ -112,11 +111,16 @@ def reasoning_use(path: Path) -> ReasoningUse:
     return use
 
 
+def _split_working(text: str) -> tuple[str, re.Match[str] | None]:
+    """A reasoning's description (everything before its totals) and the totals' match, `None` without them."""
+    working_at = WORKING_RE.search(text)
+    return (text[: working_at.start()] if working_at else text), working_at
+
+
 def working_follows_description(text: str) -> bool:
     """Whether a reasoning writes the whole working and it follows the reasoning's own description: a step after
     every object sentence naming its colour's family and running count, and totals that are the description's."""
-    working_at = WORKING_RE.search(text)
-    description = text[: working_at.start()] if working_at else text
+    description, working_at = _split_working(text)
     steps = STEP_RE.findall(description)
     return (
         bool(steps)
