@@ -227,6 +227,15 @@ class TestWrittenReasonings:
         final = imitate_written_reasonings(str(tiny_model_dir), rows, config, tmp_path / "imitation")
         assert all(right(reconstructions(str(final))))
 
+    def test_a_judge_that_reads_no_image_gets_no_judge_rows(self, sourced, tiny_model_dir, tmp_path):
+        # cot_only prompts carry no image, and one SFT batch cannot mix prompts with and without one
+        config = RiseCoTConfig(
+            written_reasoning_steps=1, reconstruction_input="cot_only", max_steps=1, per_device_train_batch_size=2,
+            num_generations=2, max_completion_length=8, reconstruction_max_new_tokens=6,
+        )  # fmt: skip
+        summary = train_rise_cot(str(tiny_model_dir), sourced, config, tmp_path)
+        assert summary["written_reasonings"] == 1 and not summary["judge_read_written"]
+
     def test_grpo_goes_on_from_the_model_that_learnt_them(self, sourced, tiny_model_dir, tmp_path):
         config = RiseCoTConfig(
             written_reasoning_steps=2,
