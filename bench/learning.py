@@ -8,6 +8,7 @@ optimiser-step budget, three seeds.
     .venv/bin/python bench/learning.py --tasks odd-one-out,mood --reconstruction-input cot_only --out /tmp/cot-only
     .venv/bin/python bench/learning.py --tasks mood --filter-min-selected 0 --out /tmp/verified  # verified CoTs only
     .venv/bin/python bench/learning.py --tasks mood --rise-split 1,2,3 --out /tmp/rft-heavy  # RISE's stages' shares
+    .venv/bin/python bench/learning.py --tasks mood --rise-cot-beta 0.04 --out /tmp/kl  # RISE-CoT held to its start
     .venv/bin/python bench/learning.py --quick --model DIR --out /tmp/learning   # seconds; what the tests run
 
 For each task (`bench/learning_tasks.py`; by default mood, odd-one-out and named-object, `--tasks shape` too) the
@@ -97,6 +98,8 @@ class BenchSettings:
     # RISE-CoT writes reasonings for this many items a step: with its steps it reaches every training item, as the
     # paper's rollouts over the whole training set do, so the filter can hand each one to SFT.
     rise_cot_prompts_per_step: int = 6
+    # KL coefficient of RISE-CoT's GRPO against its starting model (`rise_cot.beta`).
+    rise_cot_beta: float = 0.0
     max_completion_length: int = 80  # the caption of four objects and a box fit
     eval_max_new_tokens: int = 96
     # A worked reasoning (`LabelRule.working`) of four objects runs to 80 tokens, into RFT's soft overlong penalty
@@ -217,6 +220,7 @@ def pipeline_config(model: str, data: Path, out: Path, settings: BenchSettings, 
             **grpo,
             "per_device_train_batch_size": settings.num_generations * settings.rise_cot_prompts_per_step,
             "max_steps": cot_steps,
+            "beta": settings.rise_cot_beta,
             "reconstruction_max_new_tokens": settings.eval_max_new_tokens,
             "reconstruction_input": settings.reconstruction_input,
             "written_reasoning_steps": settings.written_reasoning_steps,
@@ -654,6 +658,7 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         help="share of RISE's SFT reasoning rows also trained with a blank image and the reasoning in the prompt",
     )
+    parser.add_argument("--rise-cot-beta", type=float, help="KL coefficient of RISE-CoT's GRPO against its start")
     args = parser.parse_args(argv)
 
     if not quiet_model_folder(args.model):
@@ -661,7 +666,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = BenchSettings.quick() if args.quick else BenchSettings()
     overridable = (
         "steps", "n_train", "n_eval", "reconstruction_input", "sft_learning_rate", "filter_min_selected", "rise_split",
-        "reading_share", "filter_consensus",
+        "reading_share", "filter_consensus", "rise_cot_beta",
     )  # fmt: skip
     for name in overridable:
         if getattr(args, name) is not None:

@@ -114,6 +114,15 @@ def test_reading_share_and_consensus_reach_rise_stages_only(tmp_path):
     assert pipeline_config("model", tmp_path / "data", tmp_path / "out", consensus, seed=0).filter.consensus
 
 
+def test_rise_cot_beta_reaches_rise_cot_only(tmp_path):
+    from bench.learning import pipeline_config
+
+    settings = BenchSettings(rise_cot_beta=0.04).for_task(get_task("mood"))
+    config = pipeline_config("model", tmp_path / "data", tmp_path / "out", settings, seed=0)
+    assert config.rise_cot.beta == 0.04
+    assert config.rft.beta == config.visual_rft.beta == 0.0  # the GRPO stages with an informative reward keep theirs
+
+
 def test_each_task_brings_its_own_sft_learning_rate_unless_one_is_given(tmp_path):
     from bench.learning import pipeline_config
 
