@@ -409,6 +409,11 @@ def _written_sentence(steps: int, judge: bool) -> str:
     )
 
 
+def _kl_sentence(beta: float) -> str:
+    """RISE-CoT's KL term, when the run set one, for the report's opening paragraph."""
+    return f"RISE-CoT's GRPO is held to its starting model by a KL term ({beta:g}). " if beta else ""
+
+
 def markdown_report(report: dict[str, Any]) -> str:
     task = get_task(report["task"])
     settings, bench = report["settings"], report["bench"]
@@ -421,6 +426,7 @@ def markdown_report(report: dict[str, Any]) -> str:
         f"accepts right predictions and corrects wrong ones, or rejects them without a correction "
         f"{settings['reject_share']:.0%} of the time. {REASONS_SENTENCE[settings.get('reasons', 'none')]} "
         f"{_written_sentence(bench.get('written_reasoning_steps', 0), bench.get('written_reasoning_judge', False))}"
+        f"{_kl_sentence(bench.get('rise_cot_beta', 0.0))}"
         f"After each round the worker retrains with RISE (the human-feedback reward included) and SFT trains on "
         f"the trusted labels, both from the base model `{report['model']}` with {bench['steps']} "
         f"optimiser steps. Held-out {label}, mean ± standard deviation over training seeds "
@@ -514,6 +520,7 @@ def main(argv: list[str] | None = None) -> int:
         help="those steps teach the writing only, not the judge's reading of it (reconstructing the reviewer's "
         "label from the written reasoning)",
     )
+    parser.add_argument("--rise-cot-beta", type=float, help="KL coefficient of RISE-CoT's GRPO against its start")
     args = parser.parse_args(argv)
 
     if not quiet_model_folder(args.model):
@@ -523,7 +530,7 @@ def main(argv: list[str] | None = None) -> int:
     for option, target, field in (
         ("rounds", settings, "rounds"), ("verdicts", settings, "verdicts_per_round"), ("items", settings, "items"),
         ("steps", bench, "steps"), ("written_reasoning_steps", bench, "written_reasoning_steps"),
-        ("written_reasoning_judge", bench, "written_reasoning_judge"),
+        ("written_reasoning_judge", bench, "written_reasoning_judge"), ("rise_cot_beta", bench, "rise_cot_beta"),
     ):  # fmt: skip
         if getattr(args, option) is not None:
             setattr(target, field, getattr(args, option))

@@ -447,7 +447,9 @@ def _rise_options(settings: dict[str, Any]) -> str:
     """The header's words for RISE's options beyond the paper, when a run used them."""
     share = settings.get("reading_share", 0.0)
     words = f"reading rows for {share:.0%} of RISE's SFT reasoning rows; " if share else ""
-    return words + ("filter ties broken by consensus; " if settings.get("filter_consensus") else "")
+    words += "filter ties broken by consensus; " if settings.get("filter_consensus") else ""
+    beta = settings.get("rise_cot_beta", 0.0)
+    return words + (f"RISE-CoT's KL coefficient {beta:g}; " if beta else "")
 
 
 def markdown_report(report: dict[str, Any]) -> str:

@@ -177,7 +177,14 @@ class RiseCoTConfig(TrainerSettings):
     num_generations: int = field(default=8, metadata={"help": "Reasonings sampled per image (a GRPO group), G."})
     max_completion_length: int = field(default=256, metadata={"help": "Longest reasoning in tokens."})
     temperature: float = field(default=1.0, metadata={"help": "Sampling temperature of the reasoning."})
-    beta: float = field(default=0.0, metadata={"help": "KL coefficient against the starting model (TRL default)."})
+    beta: float = field(
+        default=0.0,
+        metadata={
+            "help": "KL coefficient against the starting model (TRL's default 0). Under a judge that does not know "
+            "the rule the reward cannot tell a right description from a wrong one, and with 0 the reasoning can "
+            "drift from what the starting model saw; 0.04 held it (docs/design.md)."
+        },
+    )
     judge: str = field(
         default="base",
         metadata={
