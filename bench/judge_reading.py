@@ -45,6 +45,14 @@ def rollouts_folder(path: Path) -> Path:
     return path / STAGE_ROLLOUTS if (path / STAGE_ROLLOUTS).is_dir() else path
 
 
+def all_have_rollouts(paths: list[Path]) -> bool:
+    """Whether every path holds logged rollouts; prints the ones that do not."""
+    missing = [str(p) for p in paths if not any(rollouts_folder(p).glob("*.jsonl"))]
+    if missing:
+        print(f"No rollouts at: {', '.join(missing)} (pass a pipeline output folder or its rise_cot/rollouts)")
+    return not missing
+
+
 def judge_reading(path: Path) -> JudgeReading:
     reading = JudgeReading(source=str(path))
     for row in read_rollouts(rollouts_folder(path)):
@@ -80,9 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("paths", nargs="+", type=Path, help="pipeline output folders or rollouts folders")
     parser.add_argument("--out", type=Path, help="folder for judge_reading.json and .md")
     args = parser.parse_args(argv)
-    missing = [str(p) for p in args.paths if not any(rollouts_folder(p).glob("*.jsonl"))]
-    if missing:
-        print(f"No rollouts at: {', '.join(missing)} (pass a pipeline output folder or its rise_cot/rollouts)")
+    if not all_have_rollouts(args.paths):
         return 2
     readings = [judge_reading(path) for path in args.paths]
     publish_table(markdown_table(readings), readings, args.out, "judge_reading", "Judge reading")

@@ -25,7 +25,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the project importable without installing it
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.judge_reading import rollouts_folder
+from bench.judge_reading import all_have_rollouts, rollouts_folder
 from bench.reasoning_use import mood_of_reasoning
 from bench.tables import publish_table
 from rise.training.reconstruction import read_rollouts
@@ -83,9 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.block < 1:
         parser.error("--block must be at least 1")
-    missing = [str(p) for p in args.paths if not any(rollouts_folder(p).glob("*.jsonl"))]
-    if missing:
-        print(f"No rollouts at: {', '.join(missing)} (pass a pipeline output folder or its rise_cot/rollouts)")
+    if not all_have_rollouts(args.paths):
         return 2
     rows = [row for path in args.paths for row in rollout_drift(path, args.block)]
     publish_table(markdown_table(rows, args.block), rows, args.out, "rollout_drift", "RISE-CoT rollouts' drift")
