@@ -29,6 +29,7 @@ from bench.judge_reading import all_have_rollouts, rollouts_folder
 from bench.reasoning_use import mood_of_reasoning
 from bench.tables import publish_table
 from rise.training.reconstruction import read_rollouts
+from rise.training.records import load_answer
 
 
 @dataclass
@@ -43,9 +44,9 @@ class DriftBlock:
 
 
 def _trusted_label(row: dict) -> str | None:
-    """The rollout's trusted annotation: logged as its JSON text (a label is a JSON string)."""
+    """The rollout's trusted annotation, logged as the snapshot's JSON answer cell (a label is a JSON string)."""
     try:
-        label = json.loads(row.get("answer") or "null")
+        label = load_answer(row.get("answer"))
     except json.JSONDecodeError:
         return None
     return label if isinstance(label, str) else None
