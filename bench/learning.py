@@ -9,6 +9,7 @@ optimiser-step budget, three seeds.
     .venv/bin/python bench/learning.py --tasks mood --filter-min-selected 0 --out /tmp/verified  # verified CoTs only
     .venv/bin/python bench/learning.py --tasks mood --rise-split 1,2,3 --out /tmp/rft-heavy  # RISE's stages' shares
     .venv/bin/python bench/learning.py --tasks mood --rise-cot-beta 0.04 --out /tmp/kl  # RISE-CoT held to its start
+    .venv/bin/python bench/learning.py --tasks mood --rise-cot-grpo-completion reconstruction --out /tmp/reads
     .venv/bin/python bench/learning.py --quick --model DIR --out /tmp/learning   # seconds; what the tests run
 
 For each task (`bench/learning_tasks.py`; by default mood, odd-one-out and named-object, `--tasks shape` too) the
@@ -54,7 +55,7 @@ if __package__ in (None, ""):  # run as a script: make the project importable wi
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.learning_tasks import TASKS, BenchTask, get_task, write_task_snapshot
-from rise.training.config import RECONSTRUCTION_INPUTS
+from rise.training.config import GRPO_COMPLETIONS, RECONSTRUCTION_INPUTS
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL = REPO / "assets" / "demo-model"
@@ -100,6 +101,9 @@ class BenchSettings:
     rise_cot_prompts_per_step: int = 6
     # KL coefficient of RISE-CoT's GRPO against its starting model (`rise_cot.beta`).
     rise_cot_beta: float = 0.0
+    # What RISE-CoT's GRPO trains (`rise_cot.grpo_completion`): the reasoning, or the policy's reconstruction from
+    # reasonings it samples without gradient (the authors' code).
+    rise_cot_grpo_completion: str = "reasoning"
     max_completion_length: int = 80  # the caption of four objects and a box fit
     eval_max_new_tokens: int = 96
     # A worked reasoning (`LabelRule.working`) of four objects runs to 80 tokens, into RFT's soft overlong penalty
@@ -221,6 +225,7 @@ def pipeline_config(model: str, data: Path, out: Path, settings: BenchSettings, 
             "per_device_train_batch_size": settings.num_generations * settings.rise_cot_prompts_per_step,
             "max_steps": cot_steps,
             "beta": settings.rise_cot_beta,
+            "grpo_completion": settings.rise_cot_grpo_completion,
             "reconstruction_max_new_tokens": settings.eval_max_new_tokens,
             "reconstruction_input": settings.reconstruction_input,
             "written_reasoning_steps": settings.written_reasoning_steps,
@@ -449,7 +454,10 @@ def _rise_options(settings: dict[str, Any]) -> str:
     words = f"reading rows for {share:.0%} of RISE's SFT reasoning rows; " if share else ""
     words += "filter ties broken by consensus; " if settings.get("filter_consensus") else ""
     beta = settings.get("rise_cot_beta", 0.0)
-    return words + (f"RISE-CoT's KL coefficient {beta:g}; " if beta else "")
+    words += f"RISE-CoT's KL coefficient {beta:g}; " if beta else ""
+    if settings.get("rise_cot_grpo_completion", "reasoning") == "reconstruction":
+        words += "RISE-CoT's GRPO trains the reconstruction from reasonings sampled without gradient; "
+    return words
 
 
 def markdown_report(report: dict[str, Any]) -> str:
@@ -661,6 +669,11 @@ def main(argv: list[str] | None = None) -> int:
         help="share of RISE's SFT reasoning rows also trained with a blank image and the reasoning in the prompt",
     )
     parser.add_argument("--rise-cot-beta", type=float, help="KL coefficient of RISE-CoT's GRPO against its start")
+    parser.add_argument(
+        "--rise-cot-grpo-completion",
+        choices=GRPO_COMPLETIONS,
+        help="what RISE-CoT's GRPO trains: the reasoning, or the reconstruction from sampled reasonings",
+    )
     args = parser.parse_args(argv)
 
     if not quiet_model_folder(args.model):
@@ -668,7 +681,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = BenchSettings.quick() if args.quick else BenchSettings()
     overridable = (
         "steps", "n_train", "n_eval", "reconstruction_input", "sft_learning_rate", "filter_min_selected", "rise_split",
-        "reading_share", "filter_consensus", "rise_cot_beta",
+        "reading_share", "filter_consensus", "rise_cot_beta", "rise_cot_grpo_completion",
     )  # fmt: skip
     for name in overridable:
         if getattr(args, name) is not None:

@@ -4,6 +4,7 @@ tiny model scores zero); the committed results come from the full run on the dem
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -121,6 +122,16 @@ def test_rise_cot_beta_reaches_rise_cot_only(tmp_path):
     config = pipeline_config("model", tmp_path / "data", tmp_path / "out", settings, seed=0)
     assert config.rise_cot.beta == 0.04
     assert config.rft.beta == config.visual_rft.beta == 0.0  # the GRPO stages with an informative reward keep theirs
+
+
+def test_rise_cot_grpo_completion_reaches_rise_cot_and_the_header(tmp_path):
+    from bench.learning import _rise_options, pipeline_config
+
+    settings = BenchSettings(rise_cot_grpo_completion="reconstruction").for_task(get_task("mood"))
+    config = pipeline_config("model", tmp_path / "data", tmp_path / "out", settings, seed=0)
+    assert config.rise_cot.grpo_completion == "reconstruction"
+    assert "trains the reconstruction" in _rise_options(dataclasses.asdict(settings))
+    assert "reconstruction" not in _rise_options(dataclasses.asdict(BenchSettings().for_task(get_task("mood"))))
 
 
 def test_each_task_brings_its_own_sft_learning_rate_unless_one_is_given(tmp_path):

@@ -251,3 +251,45 @@ class TestWrittenReasonings:
         assert summary["started_from"] == str(tmp_path / "written" / "final")
         assert (tmp_path / "final" / "adapter_config.json").is_file()
         assert len(list(read_rollouts(tmp_path / "rollouts"))) == 2
+
+
+class TestReconstructionCompletions:
+    """`rise_cot.grpo_completion="reconstruction"`: reasonings sampled without gradient, GRPO trains the policy's
+    reconstruction of the annotation from each (the authors' code)."""
+
+    def config(self, **overrides) -> RiseCoTConfig:
+        settings = dict(
+            grpo_completion="reconstruction", max_steps=1, per_device_train_batch_size=4, num_generations=2,
+            max_completion_length=8, reconstruction_max_new_tokens=16, learning_rate=0.01,
+        )  # fmt: skip
+        return RiseCoTConfig(**{**settings, **overrides})
+
+    def test_the_completions_are_label_answers_read_from_logged_reasonings(self, snapshot, tiny_model_dir, tmp_path):
+        summary = train_rise_cot(str(tiny_model_dir), snapshot, self.config(), tmp_path)
+        assert summary["steps"] == 1 and summary["grpo_completion"] == "reconstruction"
+        rows = list(read_rollouts(tmp_path / "rollouts"))
+        assert len(rows) == 4
+        labels = set(classification_spec().labels)
+        answers = {str(json.loads(row["answer"])) for row in rows}
+        assert {row["item_id"] for row in rows} == set(snapshot.train["item_id"])
+        for row in rows:
+            # the reconstruction is GRPO's (label-constrained) completion, the reasoning the sampled one it read
+            assert row["reconstruction"].startswith("<answer>") and row["reconstructed_answer"] in labels
+            assert row["cot"] and row["completion"] != row["reconstruction"]
+            assert row["accuracy"] == float(json.dumps(row["reconstructed_answer"]) == row["answer"])
+        assert answers <= labels
+        # the policy trained (an adapter) and logged the reconstruction reward's parts
+        assert (tmp_path / "final" / "adapter_config.json").is_file()
+        assert "rise/reconstruction_accuracy" in summary["last_log"]
+
+    def test_a_reconstruction_from_the_reasoning_alone_sees_no_image(self, snapshot, tiny_model_dir, tmp_path):
+        summary = train_rise_cot(str(tiny_model_dir), snapshot, self.config(reconstruction_input="cot_only"), tmp_path)
+        assert summary["steps"] == 1
+        assert {row["reconstruction_input"] for row in read_rollouts(tmp_path / "rollouts")} == {"cot_only"}
+
+    def test_the_information_gain_is_refused_with_the_reason(self):
+        with pytest.raises(ValueError, match="information gain needs a second"):
+            self.config(reconstruction_input="information_gain")
+
+    def test_a_full_finetune_needs_no_judge(self):
+        assert self.config(use_lora=False, judge="base").judge == "base"  # the judge setting is not used

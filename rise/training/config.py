@@ -27,6 +27,7 @@ import yaml
 
 JUDGES = ("base", "policy", "frozen")
 RECONSTRUCTION_INPUTS = ("image_and_cot", "cot_only", "information_gain")
+GRPO_COMPLETIONS = ("reasoning", "reconstruction")
 RFT_STARTS = ("sft", "base")
 DEFAULT_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -154,11 +155,12 @@ def _grpo_post_init(config: Any) -> None:
 @dataclass
 class RiseCoTConfig(TrainerSettings):
     """Stage 1, RISE-CoT: GRPO where the completion is the reasoning for (image, trusted annotation) and the reward
-    reconstructs the annotation from the scrubbed reasoning (docs/design.md §1).
+    reconstructs the annotation from the scrubbed reasoning (docs/design.md §1), or, as the authors' code trains it,
+    where the completion is that reconstruction (`grpo_completion`).
 
     > Sampling the reasoning
 
-    num_generations / max_completion_length / temperature / beta
+    grpo_completion / num_generations / max_completion_length / temperature / beta / reconstruction_temperature
 
     > The reconstruction reward
 
@@ -174,6 +176,15 @@ class RiseCoTConfig(TrainerSettings):
         metadata={"help": "Peak learning rate. The authors' code uses 2e-6 for a full fine-tune; LoRA needs more."},
     )
     max_steps: int = field(default=200, metadata={"help": "GRPO steps (the authors' code: 200)."})
+    grpo_completion: str = field(
+        default="reasoning",
+        metadata={
+            "help": "What GRPO trains. 'reasoning': the reasonings are the completions and the judge scores them "
+            "without learning. 'reconstruction' (the authors' code): the reasonings are sampled without gradient "
+            "and the completion is the policy's reconstruction of the annotation from each, so the policy is the "
+            "judge and learns to read reasonings from the trusted annotations; `judge` is not used."
+        },
+    )
     num_generations: int = field(default=8, metadata={"help": "Reasonings sampled per image (a GRPO group), G."})
     max_completion_length: int = field(default=256, metadata={"help": "Longest reasoning in tokens."})
     temperature: float = field(default=1.0, metadata={"help": "Sampling temperature of the reasoning."})
@@ -183,6 +194,13 @@ class RiseCoTConfig(TrainerSettings):
             "help": "KL coefficient against the starting model (TRL's default 0). Under a judge that does not know "
             "the rule the reward cannot tell a right description from a wrong one, and with 0 the reasoning can "
             "drift from what the starting model saw; 0.04 held it (docs/design.md)."
+        },
+    )
+    reconstruction_temperature: float = field(
+        default=0.7,
+        metadata={
+            "help": "Sampling temperature of the reconstructions GRPO trains with grpo_completion='reconstruction' "
+            "(the authors' code: 0.7)."
         },
     )
     judge: str = field(
@@ -238,12 +256,22 @@ class RiseCoTConfig(TrainerSettings):
         _grpo_post_init(self)
         _check(self.judge in JUDGES, f"Unknown judge {self.judge!r}; set judge to one of {', '.join(JUDGES)}.")
         _check(
+            self.grpo_completion in GRPO_COMPLETIONS,
+            f"Unknown grpo_completion {self.grpo_completion!r}; choose one of {', '.join(GRPO_COMPLETIONS)}.",
+        )
+        _check(
+            not (self.grpo_completion == "reconstruction" and self.reconstruction_input == "information_gain"),
+            "grpo_completion='reconstruction' trains one reconstruction per reasoning; the information gain needs a "
+            "second, from an empty reasoning, that the policy does not write. Use image_and_cot or cot_only.",
+        )
+        _check(self.reconstruction_temperature > 0, "reconstruction_temperature must be positive (GRPO samples).")
+        _check(
             self.reconstruction_input in RECONSTRUCTION_INPUTS,
             f"Unknown reconstruction_input {self.reconstruction_input!r}; choose one of "
             f"{', '.join(RECONSTRUCTION_INPUTS)}.",
         )
         _check(
-            not (self.judge == "base" and not self.use_lora),
+            not (self.grpo_completion == "reasoning" and self.judge == "base" and not self.use_lora),
             "judge='base' reconstructs with the LoRA adapter disabled, but use_lora=False trains every weight. "
             "Set judge='frozen' (a frozen copy of the starting model) or use_lora=True.",
         )

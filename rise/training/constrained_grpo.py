@@ -5,8 +5,9 @@ advantages are all zero and nothing is learnt. Decoding each rollout's answer fr
 spread to learn from, and trains the policy under the same decoding it will annotate with. The loss still uses the
 policy's own, unconstrained log-probabilities, so the gradient also raises the listed labels' probability.
 
-Only the annotation-shaped stage (RFT) is constrained: RISE-CoT's completions are reasoning that must not state the
-label, and its judge restricts its own answers (`rise.training.reconstruction.PolicyReconstructor`).
+The annotation-shaped stage (RFT) is constrained, and RISE-CoT where its completions are reconstructions
+(`rise.training.reconstruction_grpo`); where RISE-CoT's completions are reasoning, which must not state the label,
+its judge restricts its own answers (`rise.training.reconstruction.PolicyReconstructor`).
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from transformers import LogitsProcessorList
 from rise.label_constraint import LabelAnswerConstraint
 
 
-def label_constrained_trainer(labels: Sequence[str] | None) -> type:
-    """TRL's `GRPOTrainer`, or a subclass whose rollouts answer from `labels` when there are any."""
+def label_constrained_trainer(labels: Sequence[str] | None, *, answer_first: bool = False) -> type:
+    """TRL's `GRPOTrainer`, or a subclass whose rollouts answer from `labels` when there are any; `answer_first`:
+    the rollouts are the answer alone (a reconstruction), constrained from their first token."""
     from trl import GRPOTrainer
 
     if not labels:
@@ -33,7 +35,10 @@ def label_constrained_trainer(labels: Sequence[str] | None) -> type:
         def _generate_single_turn(self, prompt_ids: list, *args: Any, **kwargs: Any) -> Any:
             policy = self.accelerator.unwrap_model(self.model_wrapped)
             constraint = LabelAnswerConstraint(
-                self._tokenizer, [answer_labels] * len(prompt_ids), end_ids=self.eos_token_ids
+                self._tokenizer,
+                [answer_labels] * len(prompt_ids),
+                end_ids=self.eos_token_ids,
+                answer_first=answer_first,
             )
             with _generate_with(policy, constraint):
                 return super()._generate_single_turn(prompt_ids, *args, **kwargs)

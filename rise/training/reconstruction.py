@@ -27,7 +27,13 @@ from rise.label_constraint import constrained_labels
 from rise.leakage import scrub_leakage
 from rise.parsing import extract_reasoning
 from rise.prompts import reconstruction_messages
-from rise.rewards import DEFAULT_LEAK_FACTOR, completion_text, image_sizes, score_reconstruction
+from rise.rewards import (
+    DEFAULT_LEAK_FACTOR,
+    ReconstructionScore,
+    completion_text,
+    image_sizes,
+    score_reconstruction,
+)
 from rise.tasks import TaskSpec
 from rise.training.config import JUDGES, RECONSTRUCTION_INPUTS
 
@@ -126,7 +132,7 @@ class PolicyReconstructor:
         if self.judge == "frozen":
             yield self._frozen_judge(accelerator.device)
             return
-        with self._unwrapped_policy() as policy:
+        with unwrapped_policy(self.trainer) as policy:
             if self.judge == "policy":
                 yield policy
                 return
@@ -138,19 +144,6 @@ class PolicyReconstructor:
             with policy.disable_adapter():
                 yield policy
 
-    @contextlib.contextmanager
-    def _unwrapped_policy(self) -> Iterator[Any]:
-        """The live policy, ready to generate: TRL's own helper unwraps DDP, gathers ZeRO-3 shards and pauses
-        gradient checkpointing (which would switch the KV cache off) for the duration."""
-        from trl.models import unwrap_model_for_generation
-
-        trainer = self.trainer
-        checkpointing = getattr(getattr(trainer, "args", None), "gradient_checkpointing_kwargs", None)
-        with unwrap_model_for_generation(
-            trainer.model_wrapped, trainer.accelerator, gradient_checkpointing_kwargs=checkpointing
-        ) as model:
-            yield model
-
     def _frozen_judge(self, device: Any) -> Any:
         if self._frozen is None:
             from rise.modeling import load_model_and_processor
@@ -160,6 +153,19 @@ class PolicyReconstructor:
             self._frozen, _ = load_model_and_processor(self.frozen_model, device=str(device), dtype=dtype)
             self._frozen.requires_grad_(False)
         return self._frozen
+
+
+@contextlib.contextmanager
+def unwrapped_policy(trainer: Any) -> Iterator[Any]:
+    """The trainer's live policy, ready to generate: TRL's own helper unwraps DDP, gathers ZeRO-3 shards and pauses
+    gradient checkpointing (which would switch the KV cache off) for the duration."""
+    from trl.models import unwrap_model_for_generation
+
+    checkpointing = getattr(getattr(trainer, "args", None), "gradient_checkpointing_kwargs", None)
+    with unwrap_model_for_generation(
+        trainer.model_wrapped, trainer.accelerator, gradient_checkpointing_kwargs=checkpointing
+    ) as model:
+        yield model
 
 
 class RolloutLog:
@@ -289,25 +295,12 @@ class ReconstructionReward:
                 reward = (score.accuracy - baseline) * factor + score.format
             rewards.append(reward)
             rows.append(
-                {
-                    "step": step,
-                    "item_id": item_ids[i],
-                    "completion": texts[i],
-                    "cot": cots[i],
-                    "scrubbed_cot": scrubbed[i].text,
-                    "leaked": score.leaked,
-                    "reconstruction": reconstructions[i],
-                    "reconstructed_answer": score.answer,
-                    "reconstruction_error": score.error,
-                    "accuracy": score.accuracy,
-                    "format": score.format,
-                    "empty_cot_accuracy": baseline,
-                    "reward": reward,
-                    "answer": solution[i],
-                    "reconstruction_input": self.reconstruction_input,
-                }
-            )
-        self._log(rows, kwargs.get("log_metric"))
+                rollout_row(
+                    step, item_ids[i], texts[i], cots[i], scrubbed[i].text, reconstructions[i], score, reward,
+                    solution[i], self.reconstruction_input, empty_cot_accuracy=baseline,
+                )
+            )  # fmt: skip
+        log_rollouts(rows, self.rollout_log, kwargs.get("log_metric"))
         return rewards
 
     def _empty_cot_accuracies(
@@ -338,14 +331,54 @@ class ReconstructionReward:
                 accuracy_of[key] = None
         return [accuracy_of[key] for key in keys]
 
-    def _log(self, rows: list[dict[str, Any]], log_metric: Callable[[str, float], None] | None) -> None:
-        if self.rollout_log is not None and rows:
-            self.rollout_log.write(rows)
-        if log_metric is None or not rows:
-            return
-        log_metric("rise/leak_rate", sum(r["leaked"] for r in rows) / len(rows))
-        log_metric("rise/reconstruction_accuracy", sum(r["accuracy"] for r in rows) / len(rows))
-        log_metric("rise/reconstruction_format", sum(r["format"] for r in rows) / len(rows))
-        empties = [r["empty_cot_accuracy"] for r in rows if r["empty_cot_accuracy"] is not None]
-        if empties:
-            log_metric("rise/empty_cot_accuracy", sum(empties) / len(empties))
+
+def rollout_row(
+    step: int | None,
+    item_id: Any,
+    completion: str,
+    cot: str,
+    scrubbed_cot: str,
+    reconstruction: str,
+    score: ReconstructionScore,
+    reward: float,
+    answer: Any,
+    reconstruction_input: str,
+    *,
+    empty_cot_accuracy: float | None = None,
+) -> dict[str, Any]:
+    """One rollout as the log keeps it and the filter reads it: the reasoning (`completion`, its `cot` and the
+    scrubbed text the judge read), the reconstruction and its score, the reward and the trusted `answer`."""
+    return {
+        "step": step,
+        "item_id": item_id,
+        "completion": completion,
+        "cot": cot,
+        "scrubbed_cot": scrubbed_cot,
+        "leaked": score.leaked,
+        "reconstruction": reconstruction,
+        "reconstructed_answer": score.answer,
+        "reconstruction_error": score.error,
+        "accuracy": score.accuracy,
+        "format": score.format,
+        "empty_cot_accuracy": empty_cot_accuracy,
+        "reward": reward,
+        "answer": answer,
+        "reconstruction_input": reconstruction_input,
+    }
+
+
+def log_rollouts(
+    rows: list[dict[str, Any]], rollout_log: RolloutLog | None, log_metric: Callable[[str, float], None] | None
+) -> None:
+    """Write `rows` to the rollout log and their reward parts to TRL's logs (`rise/leak_rate`,
+    `rise/reconstruction_accuracy`, `rise/reconstruction_format`, `rise/empty_cot_accuracy`)."""
+    if rollout_log is not None and rows:
+        rollout_log.write(rows)
+    if log_metric is None or not rows:
+        return
+    log_metric("rise/leak_rate", sum(r["leaked"] for r in rows) / len(rows))
+    log_metric("rise/reconstruction_accuracy", sum(r["accuracy"] for r in rows) / len(rows))
+    log_metric("rise/reconstruction_format", sum(r["format"] for r in rows) / len(rows))
+    empties = [r["empty_cot_accuracy"] for r in rows if r["empty_cot_accuracy"] is not None]
+    if empties:
+        log_metric("rise/empty_cot_accuracy", sum(empties) / len(empties))

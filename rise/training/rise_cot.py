@@ -1,5 +1,7 @@
 """Stage 1, RISE-CoT: GRPO where the completion is the reasoning for (image, trusted annotation) and the reward is
-how well the annotation can be reconstructed from the scrubbed reasoning (docs/design.md §1).
+how well the annotation can be reconstructed from the scrubbed reasoning (docs/design.md §1); or, as the authors'
+code trains it (`grpo_completion="reconstruction"`, `rise.training.reconstruction_grpo`), where the reasonings are
+sampled without gradient and the completion is the policy's own reconstruction from each.
 
     snapshot = load_snapshot("runs/x/data")
     result = train_rise_cot("Qwen/Qwen2-VL-2B-Instruct", snapshot, RiseCoTConfig(), Path("runs/x/rise_cot"))
@@ -16,11 +18,14 @@ from typing import Any
 
 from datasets import Dataset
 
+from rise.annotate import GenerationSettings
 from rise.leakage import scrub_leakage
 from rise.parsing import format_answer
 from rise.prompts import reasoning_messages, reconstruction_messages
+from rise.tasks import TaskSpec
 from rise.training.config import RiseCoTConfig
 from rise.training.reconstruction import PolicyReconstructor, Reconstruct, ReconstructionReward, RolloutLog
+from rise.training.reconstruction_grpo import ReconstructionAnswerReward, reconstructing_trainer
 from rise.training.records import WRITTEN_SOURCE, Snapshot, load_answer
 from rise.training.trainer_setup import (
     TRAINER_DIR,
@@ -152,8 +157,6 @@ def train_rise_cot(
         GRPO started from: `model`, or the model that learnt the reviewers' written reasonings, and whether the judge
         learnt to read them).
     """
-    from trl import GRPOTrainer
-
     dataset = reasoning_dataset(snapshot)
     if len(dataset) == 0:
         raise ValueError(
@@ -163,38 +166,23 @@ def train_rise_cot(
     rollouts = stage_dir / ROLLOUTS_DIR
     start, imitated, judge_rows = model, 0, False
     if config.written_reasoning_steps:
-        # Only the base judge is the model these steps train; a cot_only judge reads no image, and a batch of
-        # prompts with and without one is not what the trainer's collator takes.
-        judge_rows = (
-            config.written_reasoning_judge and config.judge == "base" and (config.reconstruction_input != "cot_only")
-        )
+        # Only the base judge, or a policy that reconstructs itself, is the model these steps train; a cot_only
+        # judge reads no image, and a batch of prompts with and without one is not what the trainer's collator takes.
+        trained_judge = config.judge == "base" or config.grpo_completion == "reconstruction"
+        judge_rows = config.written_reasoning_judge and trained_judge and config.reconstruction_input != "cot_only"
         written = written_reasoning_dataset(snapshot, judge_rows=judge_rows)
         imitated = len(set(written["item_id"])) if len(written) else 0  # an empty map has no columns
         if imitated:
             start = str(imitate_written_reasonings(model, written, config, stage_dir / WRITTEN_DIR))
     policy, processor = load_policy(start, config)
-    judge = reconstruct or PolicyReconstructor(
-        snapshot.spec,
-        processor,
-        judge=config.judge,
-        frozen_model=model if config.judge == "frozen" else None,
-        batch_size=config.reconstruction_batch_size,
-        max_new_tokens=config.reconstruction_max_new_tokens,
-    )
-    args = grpo_arguments(config, stage_dir / TRAINER_DIR)
+    args = grpo_arguments(config, stage_dir / TRAINER_DIR, **_completion_sampling(config))
     # Each process logs to its own file. A restarted stage must not mix its rollouts with a failed run's: this
     # process's old file goes here, the whole folder before the stage starts (`rise.training.pipeline`).
     log_file = rollouts / f"rank-{args.process_index:05d}.jsonl"
     log_file.unlink(missing_ok=True)
-    reward = ReconstructionReward(
-        snapshot.spec,
-        reconstruct=judge,
-        reconstruction_input=config.reconstruction_input,
-        leak_factor=config.leak_factor,
-        rollout_log=RolloutLog(log_file),
-    )
+    trainer_class, reward, judge = _trainer_and_reward(snapshot.spec, processor, config, model, log_file, reconstruct)
     callbacks = time_limit_callbacks(config)
-    trainer = GRPOTrainer(
+    trainer = trainer_class(
         model=policy,
         reward_funcs=[reward],
         args=args,
@@ -209,5 +197,60 @@ def train_rise_cot(
     return {
         **summary, "items": len(dataset), "written_reasonings": imitated,
         "judge_read_written": judge_rows and imitated > 0, "started_from": start,
-        "rollouts": str(rollouts), "final": str(final),
+        "grpo_completion": config.grpo_completion, "rollouts": str(rollouts), "final": str(final),
     }  # fmt: skip
+
+
+def _completion_sampling(config: RiseCoTConfig) -> dict[str, Any]:
+    """TRL's sampling settings where its completions are reconstructions: the reasoning's are the config's own."""
+    if config.grpo_completion == "reasoning":
+        return {}
+    return {
+        "temperature": config.reconstruction_temperature,
+        "max_completion_length": config.reconstruction_max_new_tokens,
+    }
+
+
+def _trainer_and_reward(
+    spec: TaskSpec,
+    processor: Any,
+    config: RiseCoTConfig,
+    model: str,
+    log_file: Path,
+    reconstruct: Reconstruct | None,
+) -> tuple[type, Any, Reconstruct | None]:
+    """The GRPO trainer class, its reward and the judge (None where the policy itself learns to reconstruct)."""
+    if config.grpo_completion == "reconstruction":
+        reasoning = GenerationSettings(
+            batch_size=config.reconstruction_batch_size,
+            max_new_tokens=config.max_completion_length,
+            temperature=config.temperature,
+            seed=None,
+        )
+        with_image = config.reconstruction_input != "cot_only"
+        trainer_class = reconstructing_trainer(spec, reasoning=reasoning, with_image=with_image)
+        answer_reward = ReconstructionAnswerReward(
+            spec,
+            reconstruction_input=config.reconstruction_input,
+            leak_factor=config.leak_factor,
+            rollout_log=RolloutLog(log_file),
+        )
+        return trainer_class, answer_reward, None
+    from trl import GRPOTrainer
+
+    judge = reconstruct or PolicyReconstructor(
+        spec,
+        processor,
+        judge=config.judge,
+        frozen_model=model if config.judge == "frozen" else None,
+        batch_size=config.reconstruction_batch_size,
+        max_new_tokens=config.reconstruction_max_new_tokens,
+    )
+    reward = ReconstructionReward(
+        spec,
+        reconstruct=judge,
+        reconstruction_input=config.reconstruction_input,
+        leak_factor=config.leak_factor,
+        rollout_log=RolloutLog(log_file),
+    )
+    return GRPOTrainer, reward, judge

@@ -61,19 +61,17 @@ def trl_arguments(config_cls: type, settings: TrainerSettings, output_dir: str |
 
 
 def grpo_arguments(settings: RiseCoTConfig | RFTStageConfig, output_dir: str | Path, **stage_fields: Any) -> Any:
-    """`trl_arguments` for a GRPO stage, with the group sampling settings both GRPO stages have."""
+    """`trl_arguments` for a GRPO stage, with the group sampling settings both GRPO stages have; `stage_fields`
+    override them."""
     from trl import GRPOConfig
 
-    return trl_arguments(
-        GRPOConfig,
-        settings,
-        output_dir,
-        num_generations=settings.num_generations,
-        max_completion_length=settings.max_completion_length,
-        temperature=settings.temperature,
-        beta=settings.beta,
-        **stage_fields,
-    )
+    sampling = {
+        "num_generations": settings.num_generations,
+        "max_completion_length": settings.max_completion_length,
+        "temperature": settings.temperature,
+        "beta": settings.beta,
+    }
+    return trl_arguments(GRPOConfig, settings, output_dir, **{**sampling, **stage_fields})
 
 
 def lora_config(settings: TrainerSettings) -> Any:
