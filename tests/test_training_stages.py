@@ -293,3 +293,7 @@ class TestReconstructionCompletions:
 
     def test_a_full_finetune_needs_no_judge(self):
         assert self.config(use_lora=False, judge="base").judge == "base"  # the judge setting is not used
+
+    def test_a_separate_judge_is_refused(self, snapshot, tiny_model_dir, tmp_path):
+        with pytest.raises(ValueError, match="a separate judge has no part"):
+            train_rise_cot(str(tiny_model_dir), snapshot, self.config(), tmp_path, reconstruct=lambda requests: [])

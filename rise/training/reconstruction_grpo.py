@@ -34,10 +34,11 @@ READS_IMAGE = {"image_and_cot": True, "cot_only": False}  # the reconstruction i
 def reconstructing_trainer(spec: TaskSpec, *, reasoning: GenerationSettings, with_image: bool) -> type:
     """A GRPO trainer class whose rows go in as RISE-CoT reasoning prompts and are trained as reconstructions.
 
-    Before TRL generates, each row's reasoning is sampled from the live policy (`reasoning`: its length and
-    temperature), scrubbed (`rise.leakage.scrub_leakage`), and the row's prompt replaced by the reconstruction prompt
-    (`rise.prompts.reconstruction_messages`, with the image unless `with_image` is False). The reasoning, its scrubbed
-    text and whether it leaked ride along as columns, which TRL hands to the reward (`ReconstructionAnswerReward`).
+    Before TRL generates, each row's reasoning is sampled from the live policy (`reasoning`: its batch size, length
+    and temperature), scrubbed (`rise.leakage.scrub_leakage`), and the row's prompt replaced by the reconstruction
+    prompt (`rise.prompts.reconstruction_messages`, with the image unless `with_image` is False). The reasoning, its
+    scrubbed text and whether it leaked ride along as columns, which TRL hands to the reward
+    (`ReconstructionAnswerReward`).
     A classification answer is decoded from the labels, as the annotating model's is.
     """
     base = label_constrained_trainer(constrained_labels(spec), answer_first=True)
@@ -51,10 +52,13 @@ def reconstructing_trainer(spec: TaskSpec, *, reasoning: GenerationSettings, wit
                 was_training = policy.training
                 policy.eval()
                 try:
-                    samples = generate_completions(
-                        policy, self.processing_class, [row["prompt"] for row in inputs],
-                        [row.get("image") for row in inputs], reasoning,
-                    )  # fmt: skip
+                    samples = []
+                    for start in range(0, len(inputs), reasoning.batch_size):
+                        batch = inputs[start : start + reasoning.batch_size]
+                        samples += generate_completions(
+                            policy, self.processing_class, [row["prompt"] for row in batch],
+                            [row.get("image") for row in batch], reasoning,
+                        )  # fmt: skip
                 finally:
                     if was_training:
                         policy.train()

@@ -221,6 +221,11 @@ def _trainer_and_reward(
 ) -> tuple[type, Any, Reconstruct | None]:
     """The GRPO trainer class, its reward and the judge (None where the policy itself learns to reconstruct)."""
     if config.grpo_completion == "reconstruction":
+        if reconstruct is not None:
+            raise ValueError(
+                "grpo_completion='reconstruction' trains the policy to reconstruct; a separate judge has no part in "
+                "it. Leave reconstruct unset, or use grpo_completion='reasoning'."
+            )
         reasoning = GenerationSettings(
             batch_size=config.reconstruction_batch_size,
             max_new_tokens=config.max_completion_length,
