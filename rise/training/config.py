@@ -227,7 +227,11 @@ class RiseCoTConfig(TrainerSettings):
         default=128, metadata={"help": "Longest reconstruction the judge writes (greedy)."}
     )
     reconstruction_batch_size: int = field(
-        default=16, metadata={"help": "Reconstructions per generate call inside the reward."}
+        default=16,
+        metadata={
+            "help": "Reconstructions per generate call inside the reward; with grpo_completion='reconstruction', "
+            "reasonings per sampling call."
+        },
     )
     written_reasoning_steps: int = field(
         default=0,
