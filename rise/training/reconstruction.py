@@ -22,7 +22,7 @@ from typing import Any
 
 from PIL import Image
 
-from rise.annotate import GenerationSettings, generate_completions
+from rise.annotate import Completion, GenerationSettings, generate_completions
 from rise.label_constraint import constrained_labels
 from rise.leakage import scrub_leakage
 from rise.parsing import extract_reasoning
@@ -101,26 +101,15 @@ class PolicyReconstructor:
     def __call__(self, requests: Sequence[ReconstructionRequest]) -> list[str]:
         if not requests:
             return []
+        conversations = [
+            reconstruction_messages(self.spec, r.cot, r.query, with_image=r.image is not None) for r in requests
+        ]
         with self._judge_model() as model:
-            was_training = model.training
-            model.eval()
-            try:
-                texts: list[str] = []
-                for start in range(0, len(requests), self.settings.batch_size):
-                    batch = requests[start : start + self.settings.batch_size]
-                    conversations = [
-                        reconstruction_messages(self.spec, r.cot, r.query, with_image=r.image is not None)
-                        for r in batch
-                    ]
-                    completions = generate_completions(
-                        model, self.processor, conversations, [r.image for r in batch], self.settings,
-                        [self._labels] * len(batch), answer_first=True,
-                    )  # fmt: skip
-                    texts.extend(samples[0].text for samples in completions)
-                return texts
-            finally:
-                if was_training:
-                    model.train()
+            completions = generate_in_eval_mode(
+                model, self.processor, conversations, [r.image for r in requests], self.settings,
+                [self._labels] * len(requests), answer_first=True,
+            )  # fmt: skip
+        return [samples[0].text for samples in completions]
 
     @contextlib.contextmanager
     def _judge_model(self) -> Iterator[Any]:
@@ -153,6 +142,36 @@ class PolicyReconstructor:
             self._frozen, _ = load_model_and_processor(self.frozen_model, device=str(device), dtype=dtype)
             self._frozen.requires_grad_(False)
         return self._frozen
+
+
+def generate_in_eval_mode(
+    model: Any,
+    processor: Any,
+    conversations: Sequence[list[dict]],
+    images: Sequence[Image.Image | None],
+    settings: GenerationSettings,
+    answer_labels: Sequence[Sequence[str] | None] | None = None,
+    *,
+    answer_first: bool = False,
+) -> list[list[Completion]]:
+    """`rise.annotate.generate_completions` over `settings.batch_size` conversations at a time, inside a training
+    step: TRL trains (and calls rewards) with the model in train mode, so it is switched to `eval()` for the
+    generation and back to `train()` afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        completions: list[list[Completion]] = []
+        for start in range(0, len(conversations), settings.batch_size):
+            end = start + settings.batch_size
+            labels = answer_labels[start:end] if answer_labels is not None else None
+            completions += generate_completions(
+                model, processor, conversations[start:end], images[start:end], settings, labels,
+                answer_first=answer_first,
+            )  # fmt: skip
+        return completions
+    finally:
+        if was_training:
+            model.train()
 
 
 @contextlib.contextmanager

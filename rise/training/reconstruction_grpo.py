@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from rise.annotate import GenerationSettings, generate_completions
+from rise.annotate import GenerationSettings
 from rise.label_constraint import constrained_labels
 from rise.leakage import scrub_leakage
 from rise.parsing import extract_reasoning
@@ -25,7 +25,13 @@ from rise.prompts import reconstruction_messages
 from rise.rewards import DEFAULT_LEAK_FACTOR, completion_text, image_sizes, score_reconstruction
 from rise.tasks import TaskSpec
 from rise.training.constrained_grpo import label_constrained_trainer
-from rise.training.reconstruction import RolloutLog, log_rollouts, rollout_row, unwrapped_policy
+from rise.training.reconstruction import (
+    RolloutLog,
+    generate_in_eval_mode,
+    log_rollouts,
+    rollout_row,
+    unwrapped_policy,
+)
 from rise.training.trainer_setup import as_content_parts
 
 READS_IMAGE = {"image_and_cot": True, "cot_only": False}  # the reconstruction inputs this form can train
@@ -49,19 +55,10 @@ def reconstructing_trainer(spec: TaskSpec, *, reasoning: GenerationSettings, wit
 
         def _reconstruction_rows(self, inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             with unwrapped_policy(self) as policy:
-                was_training = policy.training
-                policy.eval()
-                try:
-                    samples = []
-                    for start in range(0, len(inputs), reasoning.batch_size):
-                        batch = inputs[start : start + reasoning.batch_size]
-                        samples += generate_completions(
-                            policy, self.processing_class, [row["prompt"] for row in batch],
-                            [row.get("image") for row in batch], reasoning,
-                        )  # fmt: skip
-                finally:
-                    if was_training:
-                        policy.train()
+                samples = generate_in_eval_mode(
+                    policy, self.processing_class, [row["prompt"] for row in inputs],
+                    [row.get("image") for row in inputs], reasoning,
+                )  # fmt: skip
             rows = []
             for row, (sample,) in zip(inputs, samples, strict=True):
                 cot = extract_reasoning(sample.text)

@@ -25,7 +25,7 @@ from rise.prompts import reasoning_messages, reconstruction_messages
 from rise.tasks import TaskSpec
 from rise.training.config import RiseCoTConfig
 from rise.training.reconstruction import PolicyReconstructor, Reconstruct, ReconstructionReward, RolloutLog
-from rise.training.reconstruction_grpo import ReconstructionAnswerReward, reconstructing_trainer
+from rise.training.reconstruction_grpo import READS_IMAGE, ReconstructionAnswerReward, reconstructing_trainer
 from rise.training.records import WRITTEN_SOURCE, Snapshot, load_answer
 from rise.training.trainer_setup import (
     TRAINER_DIR,
@@ -232,7 +232,7 @@ def _trainer_and_reward(
             temperature=config.temperature,
             seed=None,
         )
-        with_image = config.reconstruction_input != "cot_only"
+        with_image = READS_IMAGE[config.reconstruction_input]
         trainer_class = reconstructing_trainer(spec, reasoning=reasoning, with_image=with_image)
         answer_reward = ReconstructionAnswerReward(
             spec,
