@@ -63,6 +63,7 @@ from bench.learning import (
     pipeline_config,
     pyplot,
     quiet_model_folder,
+    rise_options,
     write_results,
 )
 from bench.learning_tasks import BenchTask, exact_reasoning, get_task
@@ -409,9 +410,10 @@ def _written_sentence(steps: int, judge: bool) -> str:
     )
 
 
-def _kl_sentence(beta: float) -> str:
-    """RISE-CoT's KL term, when the run set one, for the report's opening paragraph."""
-    return f"RISE-CoT's GRPO is held to its starting model by a KL term ({beta:g}). " if beta else ""
+def _options_sentence(bench: dict[str, Any]) -> str:
+    """RISE's options beyond the paper, when the run used any, for the report's opening paragraph."""
+    words = rise_options(bench).rstrip("; ")
+    return f"RISE's options: {words}. " if words else ""
 
 
 def markdown_report(report: dict[str, Any]) -> str:
@@ -426,7 +428,7 @@ def markdown_report(report: dict[str, Any]) -> str:
         f"accepts right predictions and corrects wrong ones, or rejects them without a correction "
         f"{settings['reject_share']:.0%} of the time. {REASONS_SENTENCE[settings.get('reasons', 'none')]} "
         f"{_written_sentence(bench.get('written_reasoning_steps', 0), bench.get('written_reasoning_judge', False))}"
-        f"{_kl_sentence(bench.get('rise_cot_beta', 0.0))}"
+        f"{_options_sentence(bench)}"
         f"After each round the worker retrains with RISE (the human-feedback reward included) and SFT trains on "
         f"the trusted labels, both from the base model `{report['model']}` with {bench['steps']} "
         f"optimiser steps. Held-out {label}, mean ± standard deviation over training seeds "

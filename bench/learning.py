@@ -8,7 +8,7 @@ optimiser-step budget, three seeds.
     .venv/bin/python bench/learning.py --tasks odd-one-out,mood --reconstruction-input cot_only --out /tmp/cot-only
     .venv/bin/python bench/learning.py --tasks mood --filter-min-selected 0 --out /tmp/verified  # verified CoTs only
     .venv/bin/python bench/learning.py --tasks mood --rise-split 1,2,3 --out /tmp/rft-heavy  # RISE's stages' shares
-    .venv/bin/python bench/learning.py --tasks mood --rise-cot-beta 0.04 --out /tmp/kl  # RISE-CoT held to its start
+    .venv/bin/python bench/learning.py --tasks mood --rise-cot-beta 0 --out /tmp/kl  # RISE-CoT free to drift (TRL's 0)
     .venv/bin/python bench/learning.py --tasks mood --rise-cot-grpo-completion reconstruction --out /tmp/reads
     .venv/bin/python bench/learning.py --quick --model DIR --out /tmp/learning   # seconds; what the tests run
 
@@ -55,7 +55,7 @@ if __package__ in (None, ""):  # run as a script: make the project importable wi
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.learning_tasks import TASKS, BenchTask, get_task, write_task_snapshot
-from rise.training.config import GRPO_COMPLETIONS, RECONSTRUCTION_INPUTS
+from rise.training.config import GRPO_COMPLETIONS, RECONSTRUCTION_INPUTS, FilterConfig, RiseCoTConfig
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL = REPO / "assets" / "demo-model"
@@ -99,8 +99,8 @@ class BenchSettings:
     # RISE-CoT writes reasonings for this many items a step: with its steps it reaches every training item, as the
     # paper's rollouts over the whole training set do, so the filter can hand each one to SFT.
     rise_cot_prompts_per_step: int = 6
-    # KL coefficient of RISE-CoT's GRPO against its starting model (`rise_cot.beta`).
-    rise_cot_beta: float = 0.0
+    # KL coefficient of RISE-CoT's GRPO against its starting model (`rise_cot.beta`; the pipeline's default).
+    rise_cot_beta: float = RiseCoTConfig.beta
     # What RISE-CoT's GRPO trains (`rise_cot.grpo_completion`): the reasoning, or the policy's reconstruction from
     # reasonings it samples without gradient (the authors' code).
     rise_cot_grpo_completion: str = "reasoning"
@@ -117,8 +117,8 @@ class BenchSettings:
     # many unverified rationales keep RISE's SFT stage from having no data (`FilterConfig.min_selected`).
     filter_min_selected: int = 200
     # Ties among an item's best rollouts go to the one that agrees most with its other rollouts
-    # (`filter.consensus`), not the first sampled.
-    filter_consensus: bool = False
+    # (`filter.consensus`; the pipeline's default), not the first sampled.
+    filter_consensus: bool = FilterConfig.consensus
     # Share of RISE's SFT reasoning rows repeated with a blank image and the reasoning in the prompt, so the answer
     # has to be read off the reasoning (`sft.reading_share`); 0 is the paper's SFT.
     reading_share: float = 0.0
@@ -448,7 +448,7 @@ def _step_budgets(report: dict[str, Any]) -> str:
     return ", ".join(f"{name} {text}" for name, text in budgets.items())
 
 
-def _rise_options(settings: dict[str, Any]) -> str:
+def rise_options(settings: dict[str, Any]) -> str:
     """The header's words for RISE's options beyond the paper, when a run used them."""
     share = settings.get("reading_share", 0.0)
     words = f"reading rows for {share:.0%} of RISE's SFT reasoning rows; " if share else ""
@@ -470,7 +470,7 @@ def markdown_report(report: dict[str, Any]) -> str:
         f"items per task; optimiser steps per method, with RISE's split over RISE-CoT + SFT + RFT: "
         f"{_step_budgets(report)}; "
         f"reconstruction from {settings.get('reconstruction_input', 'image_and_cot')}; "
-        f"{_rise_options(settings)}seeds "
+        f"{rise_options(settings)}seeds "
         f"{', '.join(map(str, report['seeds']))}. Mean ± standard deviation over seeds; held-out, greedy. "
         f"Made by `{report['command']}` in {report['total_minutes']:.0f} min on {report['machine']}.",
         "",
@@ -659,9 +659,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--filter-consensus",
-        action="store_const",
-        const=True,
-        help="ties among an item's best rollouts go to the one that agrees most with its other rollouts",
+        action=argparse.BooleanOptionalAction,
+        help="ties among an item's best rollouts go to the one that agrees most with its other rollouts (default: "
+        "on; --no-filter-consensus keeps the first best)",
     )
     parser.add_argument(
         "--reading-share",

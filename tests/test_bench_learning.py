@@ -11,6 +11,7 @@ import pytest
 
 from bench.learning import METHODS, BenchSettings, main, markdown_report, rise_lead
 from bench.learning_tasks import TASKS, get_task, task_records
+from rise.training.config import RiseCoTConfig
 
 
 def test_quick_run_trains_every_method_and_writes_the_report(tmp_path, tiny_model_dir):
@@ -110,28 +111,29 @@ def test_reading_share_and_consensus_reach_rise_stages_only(tmp_path):
         "model", tmp_path / "data", tmp_path / "out", BenchSettings(reading_share=0.5).for_task(mood), seed=0
     )
     assert config.sft.reading_share == 0.5 and config.baseline_sft.reading_share == 0.0
-    assert not config.filter.consensus
-    consensus = BenchSettings(filter_consensus=True).for_task(mood)
-    assert pipeline_config("model", tmp_path / "data", tmp_path / "out", consensus, seed=0).filter.consensus
+    assert config.filter.consensus  # the pipeline's default
+    first_best = BenchSettings(filter_consensus=False).for_task(mood)
+    assert not pipeline_config("model", tmp_path / "data", tmp_path / "out", first_best, seed=0).filter.consensus
 
 
 def test_rise_cot_beta_reaches_rise_cot_only(tmp_path):
     from bench.learning import pipeline_config
 
-    settings = BenchSettings(rise_cot_beta=0.04).for_task(get_task("mood"))
+    assert BenchSettings().rise_cot_beta == RiseCoTConfig.beta == 0.04  # the pipeline's default, GRPO's own
+    settings = BenchSettings(rise_cot_beta=0.02).for_task(get_task("mood"))
     config = pipeline_config("model", tmp_path / "data", tmp_path / "out", settings, seed=0)
-    assert config.rise_cot.beta == 0.04
+    assert config.rise_cot.beta == 0.02
     assert config.rft.beta == config.visual_rft.beta == 0.0  # the GRPO stages with an informative reward keep theirs
 
 
 def test_rise_cot_grpo_completion_reaches_rise_cot_and_the_header(tmp_path):
-    from bench.learning import _rise_options, pipeline_config
+    from bench.learning import pipeline_config, rise_options
 
     settings = BenchSettings(rise_cot_grpo_completion="reconstruction").for_task(get_task("mood"))
     config = pipeline_config("model", tmp_path / "data", tmp_path / "out", settings, seed=0)
     assert config.rise_cot.grpo_completion == "reconstruction"
-    assert "trains the reconstruction" in _rise_options(dataclasses.asdict(settings))
-    assert "reconstruction" not in _rise_options(dataclasses.asdict(BenchSettings().for_task(get_task("mood"))))
+    assert "trains the reconstruction" in rise_options(dataclasses.asdict(settings))
+    assert "reconstruction" not in rise_options(dataclasses.asdict(BenchSettings().for_task(get_task("mood"))))
 
 
 def test_each_task_brings_its_own_sft_learning_rate_unless_one_is_given(tmp_path):

@@ -112,9 +112,9 @@ class TestSelectCots:
             rollout(0, "A large red circle. A small blue square.", 1.0, 2.0),
             rollout(0, "A large red circle on the left. A small blue square.", 0.0, 1.0),  # agrees, lower reward
         ]
-        plain = {s.item_id: s.cot for s in select_cots(snapshot, ordered, FilterConfig()).selected}
-        chosen = {s.item_id: s.cot for s in select_cots(snapshot, ordered, FilterConfig(consensus=True)).selected}
-        assert plain[0] == "A large green circle. A small blue square."
+        first = {s.item_id: s.cot for s in select_cots(snapshot, ordered, FilterConfig(consensus=False)).selected}
+        chosen = {s.item_id: s.cot for s in select_cots(snapshot, ordered, FilterConfig()).selected}  # the default
+        assert first[0] == "A large green circle. A small blue square."
         assert chosen[0] == "A large red circle. A small blue square."
 
     def test_consensus_picks_unverified_rationales_too(self, snapshot):

@@ -189,11 +189,11 @@ class RiseCoTConfig(TrainerSettings):
     max_completion_length: int = field(default=256, metadata={"help": "Longest reasoning in tokens."})
     temperature: float = field(default=1.0, metadata={"help": "Sampling temperature of the reasoning."})
     beta: float = field(
-        default=0.0,
+        default=0.04,
         metadata={
-            "help": "KL coefficient against the starting model (TRL's default 0). Under a judge that does not know "
-            "the rule the reward cannot tell a right description from a wrong one, and with 0 the reasoning can "
-            "drift from what the starting model saw; 0.04 held it (docs/design.md)."
+            "help": "KL coefficient against the starting model (0.04, GRPO's own; TRL's default is 0). Under a "
+            "judge that does not know the rule the reward cannot tell a right description from a wrong one, and "
+            "with 0 the reasoning drifts from what the starting model saw (docs/design.md)."
         },
     )
     reconstruction_temperature: float = field(
@@ -329,7 +329,7 @@ class FilterConfig:
         },
     )
     consensus: bool = field(
-        default=False,
+        default=True,
         metadata={
             "help": "Among an item's equally rewarded rollouts, keep the one that agrees most with the item's other "
             "rollouts (word overlap), not the first: a sampled reasoning's slips (a wrong colour, a missing object) "
