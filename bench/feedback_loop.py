@@ -2,7 +2,7 @@
 the human-feedback reward against SFT on the corrected labels, and how many verdicts each needs to come within 5
 points of an oracle trained on every training item's ground truth.
 
-    .venv/bin/python bench/feedback_loop.py --steps 240 --verdicts 40  # the committed run, about 65 min
+    .venv/bin/python bench/feedback_loop.py --verdicts 40  # the committed run, about 110 min
     .venv/bin/python bench/feedback_loop.py --task mood --rounds 3 --verdicts 16
     .venv/bin/python bench/feedback_loop.py --quick --model DIR --out /tmp/loop   # seconds; what the tests run
 
